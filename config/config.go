@@ -1,0 +1,211 @@
+// Package config owns Mynetwork's JSON configuration file: strict loading,
+// validation that reports every problem with its JSON path, atomic saving,
+// identity generation and the derivation of virtual addresses from peer IDs.
+// It does no networking and holds no runtime state.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multibase"
+)
+
+// DefaultListenAddresses are used when listenAddresses is absent: TCP and
+// QUIC on port 8001, IPv4 and IPv6.
+var DefaultListenAddresses = []string{
+	"/ip4/0.0.0.0/tcp/8001",
+	"/ip4/0.0.0.0/udp/8001/quic-v1",
+	"/ip6/::/tcp/8001",
+	"/ip6/::/udp/8001/quic-v1",
+}
+
+// Config is the schema of the configuration file.
+type Config struct {
+	// PrivateKey is the node's libp2p private key, marshalled and multibase-encoded.
+	PrivateKey string `json:"privateKey"`
+	// ListenAddresses are multiaddrs to listen on; absent means DefaultListenAddresses.
+	ListenAddresses []string `json:"listenAddresses,omitempty"`
+	// BootstrapPeers are DHT bootstrap multiaddrs; absent (nil) means the
+	// public IPFS bootstrap list, an empty list means no DHT bootstrap at all.
+	BootstrapPeers *[]string `json:"bootstrapPeers,omitempty"`
+	// MDNS turns local-network discovery on or off; absent means on.
+	MDNS *bool `json:"mdns,omitempty"`
+	// Peers are the VPN nodes this node exchanges packets with.
+	Peers []Peer `json:"peers"`
+}
+
+// Peer is one VPN node in the configuration.
+type Peer struct {
+	Name   string   `json:"name"`
+	ID     string   `json:"id"`
+	Routes []Route  `json:"routes,omitempty"`
+	Addrs  []string `json:"addrs,omitempty"`
+}
+
+// Route is a network reached through a peer.
+type Route struct {
+	Net string `json:"net"`
+}
+
+// Generate returns a config with a new Ed25519 identity and no peers.
+func Generate() (*Config, error) {
+	key, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		return nil, fmt.Errorf("generate Ed25519 key: %w", err)
+	}
+	raw, err := crypto.MarshalPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("marshal private key: %w", err)
+	}
+	enc, err := multibase.Encode(multibase.Base58BTC, raw)
+	if err != nil {
+		return nil, fmt.Errorf("encode private key: %w", err)
+	}
+	listen := append([]string(nil), DefaultListenAddresses...)
+	return &Config{PrivateKey: enc, ListenAddresses: listen, Peers: []Peer{}}, nil
+}
+
+// PrivKey decodes the node's private key.
+func (c *Config) PrivKey() (crypto.PrivKey, error) {
+	_, raw, err := multibase.Decode(c.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("privateKey is not multibase: %w", err)
+	}
+	key, err := crypto.UnmarshalPrivateKey(raw)
+	if err != nil {
+		return nil, fmt.Errorf("privateKey is not a libp2p private key: %w", err)
+	}
+	return key, nil
+}
+
+// ID returns the node's own peer ID.
+func (c *Config) ID() (peer.ID, error) {
+	key, err := c.PrivKey()
+	if err != nil {
+		return "", err
+	}
+	return peer.IDFromPrivateKey(key)
+}
+
+// MDNSEnabled reports whether mDNS discovery is on (the default).
+func (c *Config) MDNSEnabled() bool { return c.MDNS == nil || *c.MDNS }
+
+// Listen returns the listen addresses, with the default when absent.
+func (c *Config) Listen() []string {
+	if c.ListenAddresses == nil {
+		return DefaultListenAddresses
+	}
+	return c.ListenAddresses
+}
+
+// Load reads, strictly decodes and validates the file at path. Every problem
+// is reported, each prefixed with the file name and its JSON path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("config file %s does not exist (create it with 'mynetwork init')", path)
+		}
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, inFile(path, err)
+	}
+	return c, nil
+}
+
+// Parse strictly decodes and validates a config document.
+func Parse(data []byte) (*Config, error) {
+	var raw any
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("not valid JSON: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("not valid JSON: trailing data after the top-level object")
+	}
+	if probs := checkShape("", raw, schemaOf[Config]()); len(probs) > 0 {
+		return nil, joinProblems(probs)
+	}
+	var c Config
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// inFile prefixes every joined problem with the file name.
+func inFile(path string, err error) error {
+	var multi interface{ Unwrap() []error }
+	if errors.As(err, &multi) {
+		var out []error
+		for _, e := range multi.Unwrap() {
+			out = append(out, fmt.Errorf("%s: %w", path, e))
+		}
+		return errors.Join(out...)
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
+
+// Marshal renders the config as the file format: indented JSON, final newline.
+func (c *Config) Marshal() ([]byte, error) {
+	out, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode config: %w", err)
+	}
+	return append(out, '\n'), nil
+}
+
+// Save writes the config atomically (temporary file, then rename) with mode
+// 0600, since the file holds the private key.
+func (c *Config) Save(path string) error {
+	data, err := c.Marshal()
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(path, data, 0o600)
+}
+
+// WriteFileAtomic writes data to a temporary file beside path and renames it
+// into place, so a reader sees the old or the new file, never a torn one.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after a successful rename
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,212 @@
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multibase"
+)
+
+// testKey returns a deterministic identity for a seed string.
+func testKey(t testing.TB, seed string) (string, peer.ID) {
+	t.Helper()
+	s := sha256.Sum256([]byte(seed))
+	k, _, err := crypto.GenerateEd25519Key(bytes.NewReader(s[:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := crypto.MarshalPrivateKey(k)
+	enc, _ := multibase.Encode(multibase.Base58BTC, raw)
+	id, _ := peer.IDFromPrivateKey(k)
+	return enc, id
+}
+
+func TestAddressVectors(t *testing.T) {
+	// These pin the derivation documented in the README; another
+	// implementation must reproduce them exactly.
+	vectors := []struct{ id, v4, v6 string }{
+		{"12D3KooWRdFFg3yTbTsDq5Z1yCvCWbqznEFro9jeVivo7rkayJ4D", "100.64.233.127", "fd6d:796e:6574:0:a979:f69c:779a:bae3"},
+		{"12D3KooWGSrXQQXYp31AUbZ64eJMb3hGywN4dmzpaZW3rWW22EfF", "100.64.96.86", "fd6d:796e:6574:0:9000:2fa9:505f:c206"},
+		{"12D3KooWC7B5sWzvb142fJ4LjuB4umpgHQahwQpeduPgnQgwD4Sv", "100.64.250.134", "fd6d:796e:6574:0:54c7:5ac1:2b39:3c80"},
+		{"12D3KooWDakkm3dvfLNiTszbMbNmnQaGqVEEcSMJ5RQnhCUCYifx", "100.64.128.30", "fd6d:796e:6574:0:f1f3:3674:fc22:aa91"},
+	}
+	for _, v := range vectors {
+		id, err := peer.Decode(v.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := AddressesOf(id)
+		if a.IPv4.String() != v.v4 || a.IPv6.String() != v.v6 {
+			t.Errorf("%s: got %s %s, want %s %s", v.id, a.IPv4, a.IPv6, v.v4, v.v6)
+		}
+	}
+}
+
+func TestAddressNeverNetworkOrBroadcast(t *testing.T) {
+	for i := range 2000 {
+		_, id := testKey(t, fmt.Sprint("n", i))
+		a := AddressesOf(id).IPv4.As4()
+		if !MeshPrefix4.Contains(AddressesOf(id).IPv4) || (a[2] == 0 && a[3] == 0) || (a[2] == 255 && a[3] == 255) {
+			t.Fatalf("bad address %v", a)
+		}
+	}
+}
+
+// collidingPair finds two deterministic identities whose IPv4 addresses collide.
+func collidingPair(t *testing.T) (peer.ID, peer.ID, string) {
+	seen := map[[4]byte]peer.ID{}
+	for i := 0; ; i++ {
+		key, id := testKey(t, fmt.Sprint("c", i))
+		a := AddressesOf(id).IPv4.As4()
+		if other, ok := seen[a]; ok {
+			return other, id, key
+		}
+		seen[a] = id
+	}
+}
+
+func doc(t *testing.T, v map[string]any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestParseErrors(t *testing.T) {
+	key, self := testKey(t, "self")
+	_, p1 := testKey(t, "p1")
+	_, p2 := testKey(t, "p2")
+	c1, c2, c2key := collidingPair(t)
+
+	tests := []struct {
+		name string
+		doc  string
+		want []string // each must appear in the error
+	}{
+		{"not json", `{"privateKey": `, []string{"not valid JSON"}},
+		{"trailing", `{} {}`, []string{"trailing data"}},
+		{"unknown top-level key", `{"privateKey":"` + key + `","peers":[],"colour":"red"}`,
+			[]string{`colour: unknown key "colour" in the top level`}},
+		{"unknown peer key and wrong type at once",
+			`{"privateKey":"` + key + `","peers":[{"name":"a","id":"` + p1.String() + `","nick":"x"}],"mdns":"yes"}`,
+			[]string{`peers[0].nick: unknown key "nick" in peers[0]`, `mdns: must be true or false, not the string "yes"`}},
+		{"unknown route key", `{"privateKey":"` + key + `","peers":[{"name":"a","id":"` + p1.String() + `","routes":[{"cidr":"10.0.0.0/8"}]}]}`,
+			[]string{`peers[0].routes[0].cidr: unknown key "cidr"`}},
+		{"peers not a list", `{"privateKey":"` + key + `","peers":{}}`, []string{"peers: must be a list, not an object"}},
+		{"missing key", `{"peers":[]}`, []string{"privateKey: missing"}},
+		{"bad key", `{"privateKey":"zzzz","peers":[]}`, []string{"privateKey: privateKey is not a libp2p private key"}},
+		{"bad peer id", `{"privateKey":"` + key + `","peers":[{"name":"a","id":"QmNotAnID"}]}`,
+			[]string{`peers[0].id: "QmNotAnID" is not a peer ID`}},
+		{"missing id and name", `{"privateKey":"` + key + `","peers":[{}]}`,
+			[]string{"peers[0].name: missing", "peers[0].id: missing"}},
+		{"bad name", `{"privateKey":"` + key + `","peers":[{"name":"a b","id":"` + p1.String() + `"}]}`,
+			[]string{`peers[0].name: "a b" is not a valid name`}},
+		{"self as peer", `{"privateKey":"` + key + `","peers":[{"name":"me","id":"` + self.String() + `"}]}`,
+			[]string{`peers[0].id: "` + self.String() + `" is this node's own peer ID`}},
+		{"duplicate id and name", `{"privateKey":"` + key + `","peers":[{"name":"a","id":"` + p1.String() + `"},{"name":"a","id":"` + p1.String() + `"}]}`,
+			[]string{`peers[1].name: "a" is also the name of peers[0]`, `peers[1].id: "` + p1.String() + `" is also the ID of peers[0]`}},
+		{"colliding peers", `{"privateKey":"` + key + `","peers":[{"name":"a","id":"` + c1.String() + `"},{"name":"b","id":"` + c2.String() + `"}]}`,
+			[]string{"peers[1].id: peer " + c2.String() + " derives the address " + AddressesOf(c2).IPv4.String() + ", the same as peer " + c1.String() + " at peers[0].id"}},
+		{"peer colliding with self", `{"privateKey":"` + c2key + `","peers":[{"name":"a","id":"` + c1.String() + `"}]}`,
+			[]string{"peers[0].id: peer " + c1.String() + " derives the address", "the same as this node (" + c2.String() + ") at privateKey"}},
+		{"bad cidr", `{"privateKey":"` + key + `","peers":[{"name":"a","id":"` + p1.String() + `","routes":[{"net":"10.1.2.0/33"}]}]}`,
+			[]string{`peers[0].routes[0].net: "10.1.2.0/33" is not a CIDR`}},
+		{"host bits", `{"privateKey":"` + key + `","peers":[{"name":"a","id":"` + p1.String() + `","routes":[{"net":"10.1.2.3/24"}]}]}`,
+			[]string{`peers[0].routes[0].net: "10.1.2.3/24" has host bits set: did you mean 10.1.2.0/24?`}},
+		{"mesh overlap", `{"privateKey":"` + key + `","peers":[{"name":"a","id":"` + p1.String() + `","routes":[{"net":"100.64.0.0/10"}]}]}`,
+			[]string{`peers[0].routes[0].net: "100.64.0.0/10" overlaps the mesh's own range 100.64.0.0/16`}},
+		{"duplicate route", `{"privateKey":"` + key + `","peers":[{"name":"a","id":"` + p1.String() + `","routes":[{"net":"10.1.0.0/16"}]},{"name":"b","id":"` + p2.String() + `","routes":[{"net":"10.1.0.0/16"}]}]}`,
+			[]string{`peers[1].routes[0].net: 10.1.0.0/16 is already routed at peers[0].routes[0].net`}},
+		{"bad peer multiaddr", `{"privateKey":"` + key + `","peers":[{"name":"a","id":"` + p1.String() + `","addrs":["10.0.0.1:8001"]}]}`,
+			[]string{`peers[0].addrs[0]: "10.0.0.1:8001" is not a multiaddr`}},
+		{"bad listen address", `{"privateKey":"` + key + `","listenAddresses":["/ip4/1.2.3.4/tcpp/1"],"peers":[]}`,
+			[]string{`listenAddresses[0]: "/ip4/1.2.3.4/tcpp/1" is not a multiaddr`}},
+		{"bootstrap without p2p", `{"privateKey":"` + key + `","bootstrapPeers":["/ip4/10.0.0.1/tcp/8001"],"peers":[]}`,
+			[]string{`bootstrapPeers[0]: "/ip4/10.0.0.1/tcp/8001" is not a multiaddr ending in /p2p/<peer ID>`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.doc))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error\n%v\ndoes not contain\n%s", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadNamesFileOnEveryLine(t *testing.T) {
+	key, _ := testKey(t, "self")
+	path := filepath.Join(t.TempDir(), "ms0.json")
+	os.WriteFile(path, []byte(`{"privateKey":"`+key+`","peers":[{"name":"","id":"x"}],"x":1}`), 0o600)
+	_, err := Load(path)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	// The shape problem stops before validation; fix it and see both validation problems.
+	os.WriteFile(path, []byte(`{"privateKey":"`+key+`","peers":[{"name":"","id":"x"}]}`), 0o600)
+	_, err = Load(path)
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want 2 problems, got %q", lines)
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, path+": peers[0].") {
+			t.Errorf("line %q does not start with the file and path", l)
+		}
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "nope.json")); err == nil || !strings.Contains(err.Error(), "does not exist (create it with 'mynetwork init')") {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestGenerateSaveLoadRoundTrip(t *testing.T) {
+	c, err := Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, p1 := testKey(t, "p1")
+	c.Peers = append(c.Peers, Peer{Name: "b", ID: p1.String(), Routes: []Route{{Net: "10.9.0.0/24"}}})
+	none := []string{}
+	c.BootstrapPeers = &none
+	path := filepath.Join(t.TempDir(), "ms0.json")
+	if err := c.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(path)
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", st.Mode().Perm())
+	}
+	got, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.BootstrapPeers == nil || len(*got.BootstrapPeers) != 0 {
+		t.Errorf("empty bootstrap list must survive a round trip, got %v", got.BootstrapPeers)
+	}
+	if !got.MDNSEnabled() || len(got.Listen()) != 4 || got.Peers[0].Routes[0].Net != "10.9.0.0/24" {
+		t.Errorf("round trip lost data: %+v", got)
+	}
+	want, _ := c.ID()
+	if id, _ := got.ID(); id != want {
+		t.Errorf("identity changed")
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	if len(entries) != 1 {
+		t.Errorf("temporary files left behind: %v", entries)
+	}
+}

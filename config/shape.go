@@ -1,0 +1,132 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+)
+
+// Problem is one thing wrong in a config document, at a JSON path such as
+// peers[1].routes[0].net.
+type Problem struct {
+	Path string
+	Msg  string
+}
+
+func (p *Problem) Error() string {
+	if p.Path == "" {
+		return p.Msg
+	}
+	return p.Path + ": " + p.Msg
+}
+
+func joinProblems(probs []*Problem) error {
+	errs := make([]error, len(probs))
+	for i, p := range probs {
+		errs[i] = p
+	}
+	return errors.Join(errs...)
+}
+
+func schemaOf[T any]() reflect.Type { return reflect.TypeFor[T]() }
+
+func childPath(parent, key string) string {
+	if parent == "" {
+		return key
+	}
+	return parent + "." + key
+}
+
+// checkShape walks a generically decoded JSON value against the schema type
+// and reports unknown keys and wrong types, all of them, each with its path.
+// encoding/json's DisallowUnknownFields stops at the first and names no path.
+func checkShape(path string, v any, t reflect.Type) []*Problem {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	where := path
+	if where == "" {
+		where = "the top level"
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return []*Problem{{path, fmt.Sprintf("must be an object, not %s", jsonKind(v))}}
+		}
+		fields := map[string]reflect.Type{}
+		var names []string
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			fields[name] = f.Type
+			names = append(names, name)
+		}
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var probs []*Problem
+		for _, k := range keys {
+			ft, ok := fields[k]
+			if !ok {
+				probs = append(probs, &Problem{childPath(path, k),
+					fmt.Sprintf("unknown key %q in %s (known keys: %s)", k, where, strings.Join(names, ", "))})
+				continue
+			}
+			probs = append(probs, checkShape(childPath(path, k), obj[k], ft)...)
+		}
+		return probs
+	case reflect.Slice:
+		if v == nil {
+			return nil
+		}
+		list, ok := v.([]any)
+		if !ok {
+			return []*Problem{{path, fmt.Sprintf("must be a list, not %s", jsonKind(v))}}
+		}
+		var probs []*Problem
+		for i, e := range list {
+			probs = append(probs, checkShape(fmt.Sprintf("%s[%d]", path, i), e, t.Elem())...)
+		}
+		return probs
+	case reflect.String:
+		if _, ok := v.(string); !ok {
+			return []*Problem{{path, fmt.Sprintf("must be a string, not %s", jsonKind(v))}}
+		}
+	case reflect.Bool:
+		if _, ok := v.(bool); !ok {
+			return []*Problem{{path, fmt.Sprintf("must be true or false, not %s", jsonKind(v))}}
+		}
+	case reflect.Int, reflect.Int64, reflect.Uint16, reflect.Uint32, reflect.Int32:
+		if _, ok := v.(json.Number); !ok {
+			return []*Problem{{path, fmt.Sprintf("must be a number, not %s", jsonKind(v))}}
+		}
+	}
+	return nil
+}
+
+func jsonKind(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "a list"
+	case string:
+		return fmt.Sprintf("the string %q", x)
+	case bool:
+		return fmt.Sprintf("%v", x)
+	case json.Number:
+		return "the number " + x.String()
+	}
+	return fmt.Sprintf("%T", v)
+}

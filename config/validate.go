@@ -1,0 +1,131 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// peerName is what a peer's name may look like: it is used as a host name
+// (name.mynetwork) and on the command line.
+var peerName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+
+// Validate checks the whole config and returns every problem found, joined,
+// each naming its JSON path and the offending value.
+func (c *Config) Validate() error {
+	var probs []*Problem
+	add := func(path, format string, args ...any) {
+		probs = append(probs, &Problem{path, fmt.Sprintf(format, args...)})
+	}
+
+	var self peer.ID
+	if c.PrivateKey == "" {
+		add("privateKey", "missing (run 'mynetwork init' to create a key)")
+	} else if id, err := c.ID(); err != nil {
+		add("privateKey", "%v", err)
+	} else {
+		self = id
+	}
+	for i, a := range c.ListenAddresses {
+		if _, err := ma.NewMultiaddr(a); err != nil {
+			add(fmt.Sprintf("listenAddresses[%d]", i), "%q is not a multiaddr: %v", a, err)
+		}
+	}
+	if c.BootstrapPeers != nil {
+		for i, a := range *c.BootstrapPeers {
+			if _, err := peer.AddrInfoFromString(a); err != nil {
+				add(fmt.Sprintf("bootstrapPeers[%d]", i), "%q is not a multiaddr ending in /p2p/<peer ID>: %v", a, err)
+			}
+		}
+	}
+
+	// Address collisions are checked against self and between peers.
+	type owner struct{ what, path string }
+	v4owner := map[netip.Addr]owner{}
+	if self != "" {
+		v4owner[AddressesOf(self).IPv4] = owner{"this node (" + self.String() + ")", "privateKey"}
+	}
+	names := map[string]int{}
+	ids := map[peer.ID]int{}
+	routes := map[netip.Prefix]string{}
+	for i, p := range c.Peers {
+		at := fmt.Sprintf("peers[%d]", i)
+		switch {
+		case p.Name == "":
+			add(at+".name", "missing: every peer needs a name")
+		case !peerName.MatchString(p.Name):
+			add(at+".name", "%q is not a valid name: use letters, digits and inner dashes, at most 63", p.Name)
+		default:
+			if j, dup := names[p.Name]; dup {
+				add(at+".name", "%q is also the name of peers[%d]", p.Name, j)
+			} else {
+				names[p.Name] = i
+			}
+		}
+		id, err := peer.Decode(p.ID)
+		switch {
+		case p.ID == "":
+			add(at+".id", "missing: every peer needs its peer ID (printed by 'mynetwork init' on that node)")
+		case err != nil:
+			add(at+".id", "%q is not a peer ID: %v", p.ID, err)
+		case id == self:
+			add(at+".id", "%q is this node's own peer ID: a node is not its own peer", p.ID)
+		default:
+			if j, dup := ids[id]; dup {
+				add(at+".id", "%q is also the ID of peers[%d]", p.ID, j)
+				break
+			}
+			ids[id] = i
+			a4 := AddressesOf(id).IPv4
+			if o, clash := v4owner[a4]; clash {
+				add(at+".id", "peer %s derives the address %s, the same as %s at %s: the two cannot be in one mesh",
+					p.ID, a4, o.what, o.path)
+			} else {
+				v4owner[a4] = owner{"peer " + p.ID, at + ".id"}
+			}
+		}
+		for j, r := range p.Routes {
+			rp := fmt.Sprintf("%s.routes[%d].net", at, j)
+			pfx, err := ParseRoute(r.Net)
+			if err != nil {
+				add(rp, "%v", err)
+				continue
+			}
+			if other, dup := routes[pfx]; dup {
+				add(rp, "%s is already routed at %s", pfx, other)
+				continue
+			}
+			routes[pfx] = rp
+		}
+		for j, a := range p.Addrs {
+			if _, err := ma.NewMultiaddr(a); err != nil {
+				add(fmt.Sprintf("%s.addrs[%d]", at, j), "%q is not a multiaddr: %v", a, err)
+			}
+		}
+	}
+	if len(probs) == 0 {
+		return nil
+	}
+	return joinProblems(probs)
+}
+
+// ParseRoute parses a peer route's network: a CIDR in canonical form (no
+// host bits) that does not overlap the mesh's own address ranges.
+func ParseRoute(s string) (netip.Prefix, error) {
+	pfx, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR (like 10.1.2.0/24 or fd00:1::/64)", s)
+	}
+	if m := pfx.Masked(); m != pfx {
+		return netip.Prefix{}, fmt.Errorf("%q has host bits set: did you mean %s?", s, m)
+	}
+	for _, mesh := range []netip.Prefix{MeshPrefix4, MeshPrefix6} {
+		if pfx.Overlaps(mesh) {
+			return netip.Prefix{}, fmt.Errorf("%q overlaps the mesh's own range %s, whose addresses come from peer IDs", s, mesh)
+		}
+	}
+	return pfx, nil
+}
