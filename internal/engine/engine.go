@@ -1,0 +1,295 @@
+// Package engine is Mynetwork's packet core: it moves IP packets between a
+// Device (a kernel TUN or a userspace TCP/IP stack) and a Transport (the
+// encrypted links to peers), choosing the peer by longest-prefix route and
+// dropping packets whose source the sending peer may not use.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.zx2c4.com/wireguard/tun"
+)
+
+// Device is a source and sink of IP packets: a subset of
+// golang.zx2c4.com/wireguard/tun.Device, so the OS TUN and tuntest fakes fit
+// as they are. Packets sit at bufs[i][offset:]; Close unblocks readers.
+type Device interface {
+	Read(bufs [][]byte, sizes []int, offset int) (n int, err error)
+	Write(bufs [][]byte, offset int) (int, error)
+	MTU() (int, error)
+	BatchSize() int
+	Close() error
+}
+
+// Transport carries IP packets between this node and its peers.
+type Transport interface {
+	// Send queues copies of pkts for peer to; it never waits on the network.
+	Send(to peer.ID, pkts [][]byte) error
+	// Receive fills bufs[i][offset:] with packets and from[i] with their
+	// senders, blocking until at least one is there.
+	Receive(bufs [][]byte, sizes []int, from []peer.ID, offset int) (n int, err error)
+	Close() error
+}
+
+// Offset is the headroom reserved in front of every packet buffer: the Linux
+// TUN with offload needs 10 bytes for the virtio-net header.
+const Offset = 16
+
+// Counters are the engine's packet counts; safe for concurrent reads.
+type Counters struct {
+	TxPackets, TxBytes atomic.Uint64 // device → transport
+	RxPackets, RxBytes atomic.Uint64 // transport → device
+	DropNoRoute        atomic.Uint64 // no route covers the destination
+	DropSource         atomic.Uint64 // source not routed to the sending peer
+	DropInvalid        atomic.Uint64 // not an IPv4/IPv6 packet
+	DropSend           atomic.Uint64 // the transport refused the batch
+	DropDevice         atomic.Uint64 // the device refused or could not read
+}
+
+// Snapshot is a plain copy of Counters.
+type Snapshot struct {
+	TxPackets, TxBytes, RxPackets, RxBytes                     uint64
+	DropNoRoute, DropSource, DropInvalid, DropSend, DropDevice uint64
+}
+
+// Snapshot copies the counters.
+func (c *Counters) Snapshot() Snapshot {
+	return Snapshot{
+		TxPackets: c.TxPackets.Load(), TxBytes: c.TxBytes.Load(),
+		RxPackets: c.RxPackets.Load(), RxBytes: c.RxBytes.Load(),
+		DropNoRoute: c.DropNoRoute.Load(), DropSource: c.DropSource.Load(),
+		DropInvalid: c.DropInvalid.Load(), DropSend: c.DropSend.Load(), DropDevice: c.DropDevice.Load(),
+	}
+}
+
+// Engine pumps packets both ways between one Device and one Transport.
+type Engine struct {
+	dev   Device
+	tr    Transport
+	table atomic.Pointer[Table]
+	log   *slog.Logger
+	warn  rateLimiter
+
+	// Counters are updated on the packet path with atomics only.
+	Counters Counters
+
+	closeOnce sync.Once
+}
+
+// New returns an engine over dev and tr with the initial route table. It
+// starts nothing; Run takes ownership of dev and tr and closes them.
+func New(dev Device, tr Transport, table *Table, log *slog.Logger) (*Engine, error) {
+	if dev == nil || tr == nil || table == nil {
+		return nil, errors.New("engine: device, transport and table are required")
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	e := &Engine{dev: dev, tr: tr, log: log, warn: rateLimiter{every: 10 * time.Second}}
+	e.table.Store(table)
+	return e, nil
+}
+
+// Table returns the route table in use.
+func (e *Engine) Table() *Table { return e.table.Load() }
+
+// SetTable swaps the route table atomically; packets in flight use either.
+func (e *Engine) SetTable(t *Table) { e.table.Store(t) }
+
+// Run pumps packets until ctx ends or a side fails, then closes the device
+// and the transport and waits for both loops.
+func (e *Engine) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- e.outbound() }()
+	go func() { errc <- e.inbound() }()
+	var first error
+	got := 0
+	select {
+	case <-ctx.Done():
+	case first = <-errc:
+		got++
+	}
+	e.Close()
+	for ; got < 2; got++ {
+		if err := <-errc; first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Close closes the device and the transport, which stops Run's loops.
+func (e *Engine) Close() {
+	e.closeOnce.Do(func() {
+		e.dev.Close()
+		e.tr.Close()
+	})
+}
+
+func isClosed(err error) bool {
+	return errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed)
+}
+
+func batchOf(d Device) int {
+	if b := d.BatchSize(); b > 0 {
+		return b
+	}
+	return 1
+}
+
+// bufSize is the size of each packet buffer: headroom plus the device MTU,
+// with room for the largest IPv6 header variants.
+func bufSize(d Device) int {
+	mtu, err := d.MTU()
+	if err != nil || mtu <= 0 {
+		mtu = 1500
+	}
+	return Offset + mtu + 64
+}
+
+func makeBufs(n, size int) [][]byte {
+	bufs := make([][]byte, n)
+	for i := range bufs {
+		bufs[i] = make([]byte, size)
+	}
+	return bufs
+}
+
+// outbound reads batches from the device and sends each run of packets
+// bound for one peer as one Send.
+func (e *Engine) outbound() error {
+	n := batchOf(e.dev)
+	bufs := makeBufs(n, bufSize(e.dev))
+	sizes := make([]int, n)
+	pkts := make([][]byte, 0, n)
+	for {
+		cnt, err := e.dev.Read(bufs, sizes, Offset)
+		if err != nil && cnt == 0 {
+			if isClosed(err) {
+				return nil
+			}
+			if errors.Is(err, tun.ErrTooManySegments) {
+				e.Counters.DropDevice.Add(1)
+				continue
+			}
+			return fmt.Errorf("read device: %w", err)
+		}
+		table := e.table.Load()
+		var cur peer.ID
+		pkts = pkts[:0]
+		for i := range cnt {
+			pkt := bufs[i][Offset : Offset+sizes[i]]
+			_, dst, ok := addrs(pkt)
+			if !ok {
+				e.Counters.DropInvalid.Add(1)
+				continue
+			}
+			to, ok := table.Lookup(dst)
+			if !ok {
+				e.Counters.DropNoRoute.Add(1)
+				continue
+			}
+			if to != cur && len(pkts) > 0 {
+				e.send(cur, pkts)
+				pkts = pkts[:0]
+			}
+			cur = to
+			pkts = append(pkts, pkt)
+		}
+		if len(pkts) > 0 {
+			e.send(cur, pkts)
+		}
+	}
+}
+
+func (e *Engine) send(to peer.ID, pkts [][]byte) {
+	if err := e.tr.Send(to, pkts); err != nil {
+		e.Counters.DropSend.Add(uint64(len(pkts)))
+		if e.warn.allow() {
+			e.log.Warn("send failed", "peer", to, "err", err)
+		}
+		return
+	}
+	var bytes int
+	for _, p := range pkts {
+		bytes += len(p)
+	}
+	e.Counters.TxPackets.Add(uint64(len(pkts)))
+	e.Counters.TxBytes.Add(uint64(bytes))
+}
+
+// inbound receives batches from the transport, drops packets whose source
+// the sender may not use, and writes the rest to the device as one batch.
+func (e *Engine) inbound() error {
+	n := batchOf(e.dev)
+	size := bufSize(e.dev)
+	bufs := makeBufs(n, size)
+	sizes := make([]int, n)
+	from := make([]peer.ID, n)
+	out := make([][]byte, 0, n)
+	for {
+		cnt, err := e.tr.Receive(bufs, sizes, from, Offset)
+		if err != nil && cnt == 0 {
+			if isClosed(err) {
+				return nil
+			}
+			return fmt.Errorf("receive: %w", err)
+		}
+		table := e.table.Load()
+		out = out[:0]
+		var bytes int
+		for i := range cnt {
+			pkt := bufs[i][Offset : Offset+sizes[i]]
+			src, _, ok := addrs(pkt)
+			if !ok {
+				e.Counters.DropInvalid.Add(1)
+				continue
+			}
+			if !table.Allowed(src, from[i]) {
+				e.Counters.DropSource.Add(1)
+				if e.warn.allow() {
+					e.log.Warn("dropped packet with a source the peer may not use", "peer", from[i], "src", src)
+				}
+				continue
+			}
+			bytes += len(pkt)
+			out = append(out, bufs[i][:Offset+sizes[i]])
+		}
+		if len(out) == 0 {
+			continue
+		}
+		if _, err := e.dev.Write(out, Offset); err != nil {
+			if isClosed(err) {
+				return nil
+			}
+			e.Counters.DropDevice.Add(uint64(len(out)))
+			if e.warn.allow() {
+				e.log.Warn("device write failed", "err", err)
+			}
+			continue
+		}
+		e.Counters.RxPackets.Add(uint64(len(out)))
+		e.Counters.RxBytes.Add(uint64(bytes))
+	}
+}
+
+// rateLimiter lets one event through per interval, lock-free.
+type rateLimiter struct {
+	every time.Duration
+	next  atomic.Int64
+}
+
+func (r *rateLimiter) allow() bool {
+	now := time.Now().UnixNano()
+	next := r.next.Load()
+	return now >= next && r.next.CompareAndSwap(next, now+int64(r.every))
+}

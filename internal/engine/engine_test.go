@@ -1,0 +1,178 @@
+package engine
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/mynetwork/mynetwork/internal/engine/enginetest"
+	"go.uber.org/goleak"
+	"golang.zx2c4.com/wireguard/tun/tuntest"
+)
+
+var (
+	idA = peer.ID("node-a")
+	idB = peer.ID("node-b")
+	idC = peer.ID("node-c")
+	ipA = netip.MustParseAddr("100.64.0.1")
+	ipB = netip.MustParseAddr("100.64.0.2")
+	ipC = netip.MustParseAddr("100.64.0.3")
+)
+
+func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+func TestTableLookup(t *testing.T) {
+	tab := NewTable([]Route{
+		{pfx("100.64.0.2/32"), idB},
+		{pfx("10.0.0.0/8"), idB},
+		{pfx("10.1.0.0/16"), idC},
+		{pfx("fd00::/64"), idC},
+	})
+	tests := []struct {
+		name string
+		dst  string
+		want peer.ID
+		ok   bool
+	}{
+		{"host route", "100.64.0.2", idB, true},
+		{"longest prefix wins", "10.1.2.3", idC, true},
+		{"shorter prefix", "10.2.0.1", idB, true},
+		{"ipv6", "fd00::5", idC, true},
+		{"no route", "192.0.2.1", "", false},
+		{"other mesh address", "100.64.0.9", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := tab.Lookup(netip.MustParseAddr(tc.dst))
+			if got != tc.want || ok != tc.ok {
+				t.Errorf("Lookup(%s) = %q %v, want %q %v", tc.dst, got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+	if !tab.Allowed(netip.MustParseAddr("10.1.0.1"), idC) || tab.Allowed(netip.MustParseAddr("10.1.0.1"), idB) {
+		t.Error("Allowed must follow the longest prefix")
+	}
+	t2 := tab.With(Route{pfx("10.1.0.0/16"), idB}).Without(pfx("10.0.0.0/8"))
+	if p, _ := t2.Lookup(netip.MustParseAddr("10.1.0.1")); p != idB {
+		t.Errorf("With did not replace the route: %v", p)
+	}
+	if _, ok := t2.Lookup(netip.MustParseAddr("10.2.0.1")); ok {
+		t.Error("Without did not remove the route")
+	}
+	if _, ok := tab.Lookup(netip.MustParseAddr("10.2.0.1")); !ok {
+		t.Error("tables must be immutable")
+	}
+}
+
+type node struct {
+	tun *tuntest.ChannelTUN
+	tr  *enginetest.MemTransport
+	eng *Engine
+}
+
+func startNode(t *testing.T, ctx context.Context, mesh *enginetest.Mesh, id peer.ID, routes []Route) *node {
+	t.Helper()
+	n := &node{tun: tuntest.NewChannelTUN(), tr: mesh.Join(id)}
+	eng, err := New(n.tun.TUN(), n.tr, NewTable(routes), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.eng = eng
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	t.Cleanup(func() {
+		eng.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return n
+}
+
+func recv(t *testing.T, ch chan []byte) []byte {
+	t.Helper()
+	select {
+	case p := <-ch:
+		return p
+	case <-time.After(5 * time.Second):
+		t.Fatal("no packet")
+		return nil
+	}
+}
+
+func waitFor(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestEnginePingBothWays(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mesh := enginetest.NewMesh()
+	a := startNode(t, ctx, mesh, idA, []Route{{netip.PrefixFrom(ipB, 32), idB}})
+	b := startNode(t, ctx, mesh, idB, []Route{{netip.PrefixFrom(ipA, 32), idA}})
+
+	ping := tuntest.Ping(ipB, ipA)
+	a.tun.Outbound <- ping
+	if got := recv(t, b.tun.Inbound); string(got) != string(ping) {
+		t.Fatalf("B got %x, want %x", got, ping)
+	}
+	pong := tuntest.Ping(ipA, ipB)
+	b.tun.Outbound <- pong
+	if got := recv(t, a.tun.Inbound); string(got) != string(pong) {
+		t.Fatalf("A got %x", got)
+	}
+	if s := a.eng.Counters.Snapshot(); s.TxPackets != 1 || s.RxPackets != 1 || s.TxBytes != uint64(len(ping)) {
+		t.Errorf("A counters %+v", s)
+	}
+}
+
+func TestEngineDrops(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mesh := enginetest.NewMesh()
+	a := startNode(t, ctx, mesh, idA, []Route{{netip.PrefixFrom(ipB, 32), idB}, {pfx("10.9.0.0/16"), idB}})
+	mesh.Join(idB)
+	c := mesh.Join(idC)
+
+	t.Run("no route", func(t *testing.T) {
+		a.tun.Outbound <- tuntest.Ping(ipC, ipA)
+		waitFor(t, "DropNoRoute", func() bool { return a.eng.Counters.DropNoRoute.Load() == 1 })
+	})
+	t.Run("not a packet", func(t *testing.T) {
+		a.tun.Outbound <- []byte{0x10, 1, 2}
+		waitFor(t, "DropInvalid", func() bool { return a.eng.Counters.DropInvalid.Load() == 1 })
+	})
+	t.Run("spoofed source from a configured peer", func(t *testing.T) {
+		// B may use 100.64.0.2 and 10.9/16, nothing else.
+		a.tr.Inject(idB, tuntest.Ping(ipA, ipC))
+		waitFor(t, "DropSource", func() bool { return a.eng.Counters.DropSource.Load() == 1 })
+	})
+	t.Run("unknown peer", func(t *testing.T) {
+		_ = c
+		a.tr.Inject(idC, tuntest.Ping(ipA, ipC))
+		waitFor(t, "DropSource", func() bool { return a.eng.Counters.DropSource.Load() == 2 })
+	})
+	t.Run("routed subnet is allowed", func(t *testing.T) {
+		p := tuntest.Ping(ipA, netip.MustParseAddr("10.9.1.1"))
+		a.tr.Inject(idB, p)
+		if got := recv(t, a.tun.Inbound); string(got) != string(p) {
+			t.Fatal("routed source not delivered")
+		}
+	})
+	t.Run("route swap", func(t *testing.T) {
+		a.eng.SetTable(a.eng.Table().Without(pfx("10.9.0.0/16")))
+		a.tr.Inject(idB, tuntest.Ping(ipA, netip.MustParseAddr("10.9.1.1")))
+		waitFor(t, "DropSource", func() bool { return a.eng.Counters.DropSource.Load() == 3 })
+	})
+}
