@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mynetwork/mynetwork/internal/ratelimit"
 	"log/slog"
 	"net"
 	"os"
@@ -77,7 +78,7 @@ type Engine struct {
 	tr    Transport
 	table atomic.Pointer[Table]
 	log   *slog.Logger
-	warn  rateLimiter
+	warn  ratelimit.Every
 
 	// Counters are updated on the packet path with atomics only.
 	Counters Counters
@@ -94,7 +95,7 @@ func New(dev Device, tr Transport, table *Table, log *slog.Logger) (*Engine, err
 	if log == nil {
 		log = slog.Default()
 	}
-	e := &Engine{dev: dev, tr: tr, log: log, warn: rateLimiter{every: 10 * time.Second}}
+	e := &Engine{dev: dev, tr: tr, log: log, warn: ratelimit.Every{Interval: 10 * time.Second}}
 	e.table.Store(table)
 	return e, nil
 }
@@ -214,7 +215,7 @@ func (e *Engine) outbound() error {
 func (e *Engine) send(to peer.ID, pkts [][]byte) {
 	if err := e.tr.Send(to, pkts); err != nil {
 		e.Counters.DropSend.Add(uint64(len(pkts)))
-		if e.warn.allow() {
+		if e.warn.Allow() {
 			e.log.Warn("send failed", "peer", to, "err", err)
 		}
 		return
@@ -256,7 +257,7 @@ func (e *Engine) inbound() error {
 			}
 			if !table.Allowed(src, from[i]) {
 				e.Counters.DropSource.Add(1)
-				if e.warn.allow() {
+				if e.warn.Allow() {
 					e.log.Warn("dropped packet with a source the peer may not use", "peer", from[i], "src", src)
 				}
 				continue
@@ -272,7 +273,7 @@ func (e *Engine) inbound() error {
 				return nil
 			}
 			e.Counters.DropDevice.Add(uint64(len(out)))
-			if e.warn.allow() {
+			if e.warn.Allow() {
 				e.log.Warn("device write failed", "err", err)
 			}
 			continue
@@ -280,16 +281,4 @@ func (e *Engine) inbound() error {
 		e.Counters.RxPackets.Add(uint64(len(out)))
 		e.Counters.RxBytes.Add(uint64(bytes))
 	}
-}
-
-// rateLimiter lets one event through per interval, lock-free.
-type rateLimiter struct {
-	every time.Duration
-	next  atomic.Int64
-}
-
-func (r *rateLimiter) allow() bool {
-	now := time.Now().UnixNano()
-	next := r.next.Load()
-	return now >= next && r.next.CompareAndSwap(next, now+int64(r.every))
 }

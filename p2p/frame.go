@@ -1,0 +1,53 @@
+package p2p
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// MaxFrame is the largest packet a frame can carry: the 2-byte length limit.
+const MaxFrame = 0xFFFF
+
+// ErrEmptyFrame is returned for a frame of length zero, which no IP packet has.
+var ErrEmptyFrame = errors.New("empty frame")
+
+// WriteFrame writes one packet as a frame: 2-byte big-endian length, then
+// the packet. It buffers; the caller flushes once per batch.
+func WriteFrame(w *bufio.Writer, pkt []byte) error {
+	if len(pkt) == 0 || len(pkt) > MaxFrame {
+		return fmt.Errorf("packet of %d bytes cannot be framed (1..%d)", len(pkt), MaxFrame)
+	}
+	var hdr [2]byte
+	binary.BigEndian.PutUint16(hdr[:], uint16(len(pkt)))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err := w.Write(pkt)
+	return err
+}
+
+// ReadFrame reads one frame into buf and returns the packet's length. A frame
+// longer than buf is an error: the stream cannot be resynchronised after it.
+func ReadFrame(r *bufio.Reader, buf []byte) (int, error) {
+	var hdr [2]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, err
+	}
+	n := int(binary.BigEndian.Uint16(hdr[:]))
+	if n == 0 {
+		return 0, ErrEmptyFrame
+	}
+	if n > len(buf) {
+		return 0, fmt.Errorf("frame of %d bytes is larger than the %d-byte packet limit", n, len(buf))
+	}
+	if _, err := io.ReadFull(r, buf[:n]); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, err
+	}
+	return n, nil
+}

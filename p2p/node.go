@@ -1,0 +1,336 @@
+// Package p2p is Mynetwork's libp2p side: the host and its transports (QUIC,
+// TCP), peer discovery (configured addresses, mDNS, the Kademlia DHT), the
+// connector that keeps every configured peer connected, and the packet
+// transport that carries IP packets to those peers.
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// MDNSService is the mDNS service name VPN nodes announce themselves under.
+const MDNSService = "_mynetwork._udp"
+
+const (
+	dialTimeout   = 15 * time.Second
+	pingInterval  = 10 * time.Second
+	minBackoff    = 500 * time.Millisecond
+	maxBackoff    = 30 * time.Second
+	protectTag    = "mynetwork-vpn-peer"
+	userAgentName = "mynetwork"
+)
+
+// Peer is a configured VPN peer as the node needs it.
+type Peer struct {
+	ID    peer.ID
+	Addrs []ma.Multiaddr // known addresses from the config; may be empty
+}
+
+// Options configure a Node. Bootstrap nil and empty both mean no DHT: the
+// caller resolves "absent = public list" from the config.
+type Options struct {
+	Key       crypto.PrivKey
+	Listen    []string
+	Bootstrap []peer.AddrInfo
+	MDNS      bool
+	Peers     []Peer
+	MaxPacket int
+	Log       *slog.Logger
+}
+
+// Node is a running libp2p host with its discovery and packet transport.
+type Node struct {
+	host      host.Host
+	kad       *dht.IpfsDHT
+	mdns      mdns.Service
+	transport *Transport
+	log       *slog.Logger
+	peers     map[peer.ID]chan struct{} // kick a peer's connector; fixed at New
+	bootstrap []peer.AddrInfo
+
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New creates the host, listening on opts.Listen, and the packet transport.
+// It starts no background work; Start does.
+func New(opts Options) (_ *Node, err error) {
+	if opts.Key == nil {
+		return nil, errors.New("p2p: a private key is required")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	h, err := libp2p.New(
+		libp2p.Identity(opts.Key),
+		libp2p.ListenAddrStrings(opts.Listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(libp2pquic.NewTransport),
+		libp2p.UserAgent(userAgentName),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("start libp2p host on %s: %w", strings.Join(opts.Listen, ", "), err)
+	}
+	n := &Node{host: h, log: opts.Log, peers: make(map[peer.ID]chan struct{}), bootstrap: opts.Bootstrap}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	ids := make([]peer.ID, 0, len(opts.Peers))
+	for _, p := range opts.Peers {
+		ids = append(ids, p.ID)
+		n.peers[p.ID] = make(chan struct{}, 1)
+		h.Peerstore().AddAddrs(p.ID, p.Addrs, peerstore.PermanentAddrTTL)
+		h.ConnManager().Protect(p.ID, protectTag)
+	}
+	if n.transport, err = NewTransport(h, ids, opts.MaxPacket, opts.Log); err != nil {
+		return nil, err
+	}
+	if len(opts.Bootstrap) > 0 {
+		n.kad, err = dht.New(h, dht.Mode(dht.ModeAuto), dht.BootstrapPeers(opts.Bootstrap...))
+		if err != nil {
+			return nil, fmt.Errorf("start DHT: %w", err)
+		}
+	}
+	if opts.MDNS {
+		n.mdns = mdns.NewMdnsService(h, MDNSService, mdnsNotifee{n})
+	}
+	return n, nil
+}
+
+// Host returns the libp2p host.
+func (n *Node) Host() host.Host { return n.host }
+
+// Transport returns the packet transport.
+func (n *Node) Transport() *Transport { return n.transport }
+
+// Start begins discovery and the connector for every configured peer.
+func (n *Node) Start(ctx context.Context) error {
+	ctx, n.cancel = context.WithCancel(ctx)
+	n.host.Network().Notify(&network.NotifyBundle{
+		ConnectedF:    func(_ network.Network, c network.Conn) { n.connChanged(c.RemotePeer()) },
+		DisconnectedF: func(_ network.Network, c network.Conn) { n.connChanged(c.RemotePeer()) },
+	})
+	if n.mdns != nil {
+		if err := n.mdns.Start(); err != nil {
+			return fmt.Errorf("start mDNS: %w", err)
+		}
+	}
+	if n.kad != nil {
+		n.wg.Add(1)
+		go n.joinDHT(ctx)
+	}
+	for p, kick := range n.peers {
+		n.wg.Add(1)
+		go n.keepConnected(ctx, p, kick)
+	}
+	return nil
+}
+
+func (n *Node) connChanged(p peer.ID) {
+	kick, ok := n.peers[p]
+	if !ok {
+		return
+	}
+	n.transport.ResetPeer(p)
+	select {
+	case kick <- struct{}{}:
+	default:
+	}
+}
+
+type mdnsNotifee struct{ n *Node }
+
+func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
+	if _, ok := m.n.peers[ai.ID]; !ok {
+		return
+	}
+	m.n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
+	m.n.connChanged(ai.ID)
+}
+
+// joinDHT connects to the bootstrap peers and bootstraps the routing table,
+// retrying while none is reachable.
+func (n *Node) joinDHT(ctx context.Context) {
+	defer n.wg.Done()
+	backoff := minBackoff
+	for {
+		ok := 0
+		for _, ai := range n.bootstrap {
+			dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			if err := n.host.Connect(dctx, ai); err == nil {
+				ok++
+			} else {
+				n.log.Debug("bootstrap peer unreachable", "peer", ai.ID, "err", err)
+			}
+			cancel()
+		}
+		if ok > 0 {
+			if err := n.kad.Bootstrap(ctx); err != nil {
+				n.log.Warn("DHT bootstrap", "err", err)
+			}
+			return
+		}
+		if !sleep(ctx, backoff) {
+			return
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+// keepConnected dials a configured peer until connected, redials with
+// backoff when it goes away, and measures its RTT while connected.
+func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{}) {
+	defer n.wg.Done()
+	backoff := minBackoff
+	for {
+		wait := pingInterval
+		if n.host.Network().Connectedness(p) == network.Connected {
+			backoff = minBackoff
+			n.measureRTT(ctx, p)
+		} else if err := n.connect(ctx, p); err != nil {
+			n.log.Debug("peer not reachable yet", "peer", p, "err", err, "retry", backoff)
+			wait = backoff
+			backoff = min(backoff*2, maxBackoff)
+		} else {
+			n.log.Info("connected to peer", "peer", p)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-kick:
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (n *Node) connect(ctx context.Context, p peer.ID) error {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	ai := n.host.Peerstore().PeerInfo(p)
+	if len(ai.Addrs) == 0 && n.kad != nil {
+		found, err := n.kad.FindPeer(ctx, p)
+		if err != nil {
+			return fmt.Errorf("find %s in the DHT: %w", p, err)
+		}
+		ai = found
+	}
+	if len(ai.Addrs) == 0 {
+		return fmt.Errorf("no known address for %s", p)
+	}
+	// Our own backoff paces redials; the swarm's would hold a restarted
+	// peer off for minutes.
+	if sw, ok := n.host.Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(p)
+	}
+	return n.host.Connect(network.WithAllowLimitedConn(ctx, "mynetwork"), ai)
+}
+
+func (n *Node) measureRTT(ctx context.Context, p peer.ID) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	select {
+	case <-ping.Ping(ctx, n.host, p): // records the RTT in the peerstore
+	case <-ctx.Done():
+	}
+}
+
+// PeerState is what the node knows of one configured peer right now.
+type PeerState struct {
+	Connected bool
+	Addr      ma.Multiaddr // remote address of the connection in use
+	Relayed   bool
+	RTT       time.Duration
+	TxPackets uint64
+	RxPackets uint64
+	Dropped   uint64
+}
+
+// State reports a configured peer's connection, preferring a direct one.
+func (n *Node) State(p peer.ID) PeerState {
+	var st PeerState
+	conns := n.host.Network().ConnsToPeer(p)
+	slices.SortStableFunc(conns, func(a, b network.Conn) int { return boolCmp(isRelayed(a), isRelayed(b)) })
+	if len(conns) > 0 {
+		st.Connected = true
+		st.Addr = conns[0].RemoteMultiaddr()
+		st.Relayed = isRelayed(conns[0])
+		st.RTT = n.host.Peerstore().LatencyEWMA(p)
+	}
+	if c := n.transport.Stats(p); c != nil {
+		st.TxPackets, st.RxPackets = c.TxPackets.Load(), c.RxPackets.Load()
+		st.Dropped = c.DropQueue.Load() + c.DropNoLink.Load()
+	}
+	return st
+}
+
+func isRelayed(c network.Conn) bool {
+	_, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
+}
+
+func boolCmp(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	}
+	return 1
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// Close stops discovery and the connectors, closes the packet transport and
+// the host, in reverse start order.
+func (n *Node) Close() error {
+	var err error
+	n.closeOnce.Do(func() {
+		if n.cancel != nil {
+			n.cancel()
+		}
+		if n.mdns != nil {
+			n.mdns.Close()
+		}
+		n.wg.Wait()
+		if n.kad != nil {
+			n.kad.Close()
+		}
+		if n.transport != nil {
+			n.transport.Close()
+		}
+		err = n.host.Close()
+	})
+	return err
+}

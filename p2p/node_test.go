@@ -1,0 +1,133 @@
+package p2p
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+func newKey(t *testing.T) (crypto.PrivKey, peer.ID) {
+	t.Helper()
+	k, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := peer.IDFromPrivateKey(k)
+	return k, id
+}
+
+// pair starts two nodes on loopback that know each other's address.
+func pair(t *testing.T, listen string) (*Node, *Node) {
+	t.Helper()
+	ka, ida := newKey(t)
+	kb, idb := newKey(t)
+	b, err := New(Options{Key: kb, Listen: []string{listen}, Peers: []Peer{{ID: ida}}, MaxPacket: 1500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	a, err := New(Options{Key: ka, Listen: []string{listen}, Peers: []Peer{{ID: idb, Addrs: b.Host().Addrs()}}, MaxPacket: 1500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
+func eventually(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestPacketsBothWays(t *testing.T) {
+	for _, listen := range []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"} {
+		t.Run(listen, func(t *testing.T) {
+			a, b := pair(t, listen)
+			ida, idb := a.Host().ID(), b.Host().ID()
+			eventually(t, "connection", func() bool { return a.State(idb).Connected && b.State(ida).Connected })
+
+			bufs := [][]byte{make([]byte, 1600), make([]byte, 1600)}
+			sizes, from := make([]int, 2), make([]peer.ID, 2)
+			for i, c := range []struct {
+				src, dst *Node
+			}{{a, b}, {b, a}} {
+				want := bytes.Repeat([]byte{byte(0x45 + i)}, 1400)
+				got := 0
+				// The first packets may be dropped while the stream opens.
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					n, err := c.dst.Transport().Receive(bufs, sizes, from, 16)
+					if err != nil || n < 1 {
+						t.Errorf("receive: %v", err)
+						return
+					}
+					if !bytes.Equal(bufs[0][16:16+sizes[0]], want) || from[0] != c.src.Host().ID() {
+						t.Errorf("wrong packet or sender %s", from[0])
+					}
+					got = n
+				}()
+				for sent := false; !sent; {
+					c.src.Transport().Send(c.dst.Host().ID(), [][]byte{want})
+					select {
+					case <-done:
+						sent = true
+					case <-time.After(100 * time.Millisecond):
+					}
+				}
+				if got == 0 {
+					t.Fatal("nothing received")
+				}
+			}
+			if st := a.State(idb); st.Addr == nil || st.Relayed || st.TxPackets == 0 {
+				t.Errorf("state %+v", st)
+			}
+		})
+	}
+}
+
+func TestStrangerIsRefused(t *testing.T) {
+	a, _ := pair(t, "/ip4/127.0.0.1/tcp/0")
+	k, _ := newKey(t)
+	h, err := libp2p.New(libp2p.Identity(k), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Connect(ctx, peer.AddrInfo{ID: a.Host().ID(), Addrs: a.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := h.NewStream(ctx, a.Host().ID(), PacketProtocol)
+	if err == nil {
+		var hdr = []byte{0, 20}
+		s.Write(append(hdr, make([]byte, 20)...))
+		buf := make([]byte, 1)
+		s.Read(buf) // the reset arrives here
+		s.Close()
+	}
+	eventually(t, "refusal counted", func() bool { return a.Transport().Refused.Load() == 1 })
+	if err := a.Transport().Send(h.ID(), [][]byte{{0x45}}); err == nil {
+		t.Error("sending to a stranger must fail")
+	}
+}

@@ -1,0 +1,321 @@
+package p2p
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"github.com/mynetwork/mynetwork/internal/ratelimit"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// PacketProtocol is the stream protocol that carries IP packets as frames.
+const PacketProtocol protocol.ID = "/mynetwork/packets/1.0.0"
+
+const (
+	queueLen      = 512      // packets waiting per peer before Send drops
+	inboxLen      = 1024     // received packets waiting for the engine
+	ioBufSize     = 64 << 10 // bufio size on each stream: many frames per syscall
+	openTimeout   = 10 * time.Second
+	reopenBackoff = 500 * time.Millisecond
+)
+
+// PeerCounters count one peer's traffic on the packet transport.
+type PeerCounters struct {
+	TxPackets, RxPackets atomic.Uint64
+	DropQueue            atomic.Uint64 // Send found the peer's queue full
+	DropNoLink           atomic.Uint64 // no connection or stream to the peer
+}
+
+type packet struct {
+	buf  []byte
+	n    int
+	from peer.ID
+}
+
+type peerSender struct {
+	id    peer.ID
+	queue chan *packet
+	stats PeerCounters
+	reset atomic.Bool // set by ResetPeer, read by sendLoop
+}
+
+// Transport is the engine's Transport over libp2p streams: one long-lived
+// outgoing stream per peer, bounded per-peer queues, and a shared inbox fed
+// by one reader per incoming stream. Only configured peers may send.
+type Transport struct {
+	h         host.Host
+	log       *slog.Logger
+	maxPacket int
+	peers     map[peer.ID]*peerSender // fixed at New: read without locks
+	inbox     chan *packet
+	pool      sync.Pool
+
+	// Refused counts packet streams from peers not in the config.
+	Refused atomic.Uint64
+	warn    ratelimit.Every
+
+	mu        sync.Mutex
+	streams   map[network.Stream]struct{}
+	closed    chan struct{}
+	isClosed  bool
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// NewTransport registers the packet protocol on h for the given peers.
+// maxPacket is the largest packet carried (at most MaxFrame).
+func NewTransport(h host.Host, peers []peer.ID, maxPacket int, log *slog.Logger) (*Transport, error) {
+	if maxPacket <= 0 || maxPacket > MaxFrame {
+		return nil, fmt.Errorf("packet transport: max packet %d outside 1..%d", maxPacket, MaxFrame)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	t := &Transport{
+		h: h, log: log, maxPacket: maxPacket,
+		peers:   make(map[peer.ID]*peerSender, len(peers)),
+		inbox:   make(chan *packet, inboxLen),
+		streams: make(map[network.Stream]struct{}),
+		closed:  make(chan struct{}),
+		warn:    ratelimit.Every{Interval: 10 * time.Second},
+	}
+	t.pool.New = func() any { return &packet{buf: make([]byte, maxPacket)} }
+	for _, p := range peers {
+		t.peers[p] = &peerSender{id: p, queue: make(chan *packet, queueLen)}
+	}
+	for _, ps := range t.peers {
+		t.wg.Add(1)
+		go t.sendLoop(ps)
+	}
+	h.SetStreamHandler(PacketProtocol, t.handleStream)
+	return t, nil
+}
+
+// Stats returns the counters of a configured peer, or nil.
+func (t *Transport) Stats(p peer.ID) *PeerCounters {
+	if ps := t.peers[p]; ps != nil {
+		return &ps.stats
+	}
+	return nil
+}
+
+// Send copies pkts into the peer's queue, dropping what does not fit.
+func (t *Transport) Send(to peer.ID, pkts [][]byte) error {
+	ps := t.peers[to]
+	if ps == nil {
+		return fmt.Errorf("send to %s: not a configured peer", to)
+	}
+	for _, p := range pkts {
+		if len(p) > t.maxPacket {
+			ps.stats.DropQueue.Add(1)
+			continue
+		}
+		pk := t.pool.Get().(*packet)
+		pk.n = copy(pk.buf, p)
+		select {
+		case ps.queue <- pk:
+		default:
+			ps.stats.DropQueue.Add(1)
+			t.pool.Put(pk)
+		}
+	}
+	return nil
+}
+
+// Receive blocks for one packet and takes whatever else is already there.
+func (t *Transport) Receive(bufs [][]byte, sizes []int, from []peer.ID, offset int) (int, error) {
+	var pk *packet
+	select {
+	case pk = <-t.inbox:
+	case <-t.closed:
+		return 0, net.ErrClosed
+	}
+	n := 0
+	for {
+		sizes[n] = copy(bufs[n][offset:], pk.buf[:pk.n])
+		from[n] = pk.from
+		t.pool.Put(pk)
+		n++
+		if n == len(bufs) {
+			return n, nil
+		}
+		select {
+		case pk = <-t.inbox:
+		default:
+			return n, nil
+		}
+	}
+}
+
+// sendLoop owns the outgoing stream to one peer: it opens it on demand,
+// writes queued frames and flushes once the queue is empty.
+func (t *Transport) sendLoop(ps *peerSender) {
+	defer t.wg.Done()
+	var (
+		s         network.Stream
+		w         = bufio.NewWriterSize(nil, ioBufSize)
+		nextOpen  time.Time
+		closeConn = func() {
+			if s != nil {
+				s.Reset()
+				s = nil
+			}
+		}
+	)
+	defer closeConn()
+	for {
+		var pk *packet
+		select {
+		case <-t.closed:
+			return
+		case pk = <-ps.queue:
+		}
+		if ps.reset.Swap(false) {
+			closeConn()
+			nextOpen = time.Time{}
+		}
+		if s == nil && time.Now().After(nextOpen) {
+			var err error
+			s, err = t.open(ps.id)
+			if err != nil {
+				nextOpen = time.Now().Add(reopenBackoff)
+				if t.warn.Allow() {
+					t.log.Debug("no packet stream to peer", "peer", ps.id, "err", err)
+				}
+			} else {
+				w.Reset(s)
+			}
+		}
+		if s == nil {
+			ps.stats.DropNoLink.Add(1)
+			t.pool.Put(pk)
+			continue
+		}
+		err := t.write(w, ps, pk)
+		for err == nil {
+			select {
+			case pk = <-ps.queue:
+				err = t.write(w, ps, pk)
+				continue
+			default:
+			}
+			break
+		}
+		if err == nil {
+			err = w.Flush()
+		}
+		if err != nil {
+			t.log.Debug("packet stream failed; reopening", "peer", ps.id, "err", err)
+			closeConn()
+		}
+	}
+}
+
+func (t *Transport) write(w *bufio.Writer, ps *peerSender, pk *packet) error {
+	err := WriteFrame(w, pk.buf[:pk.n])
+	t.pool.Put(pk)
+	if err == nil {
+		ps.stats.TxPackets.Add(1)
+	}
+	return err
+}
+
+// open opens the packet stream on an existing connection; dialing is the
+// connector's job, so a packet never waits for a dial.
+func (t *Transport) open(p peer.ID) (network.Stream, error) {
+	if t.h.Network().Connectedness(p) != network.Connected {
+		return nil, errors.New("not connected")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
+	defer cancel()
+	ctx = network.WithNoDial(network.WithAllowLimitedConn(ctx, "mynetwork packets"), "packets ride existing connections")
+	s, err := t.h.NewStream(ctx, p, PacketProtocol)
+	if err != nil {
+		return nil, fmt.Errorf("open packet stream to %s: %w", p, err)
+	}
+	s.CloseRead() // outgoing streams only carry our packets
+	return s, nil
+}
+
+// ResetPeer makes the peer's outgoing stream be reopened at its next packet,
+// so that it moves to the best connection. Called when connections change.
+func (t *Transport) ResetPeer(p peer.ID) {
+	if ps := t.peers[p]; ps != nil {
+		ps.reset.Store(true)
+	}
+}
+
+func (t *Transport) handleStream(s network.Stream) {
+	from := s.Conn().RemotePeer()
+	ps := t.peers[from]
+	if ps == nil {
+		t.Refused.Add(1)
+		if t.warn.Allow() {
+			t.log.Warn("refused packet stream from a peer not in the config", "peer", from)
+		}
+		s.Reset()
+		return
+	}
+	t.mu.Lock()
+	if t.isClosed {
+		t.mu.Unlock()
+		s.Reset()
+		return
+	}
+	t.streams[s] = struct{}{}
+	t.wg.Add(1)
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		delete(t.streams, s)
+		t.mu.Unlock()
+		t.wg.Done()
+	}()
+
+	s.CloseWrite()
+	r := bufio.NewReaderSize(s, ioBufSize)
+	for {
+		pk := t.pool.Get().(*packet)
+		n, err := ReadFrame(r, pk.buf)
+		if err != nil {
+			t.pool.Put(pk)
+			s.Reset()
+			return
+		}
+		pk.n, pk.from = n, from
+		ps.stats.RxPackets.Add(1)
+		select {
+		case t.inbox <- pk: // blocking here pushes back on the sender's stream
+		case <-t.closed:
+			t.pool.Put(pk)
+			s.Reset()
+			return
+		}
+	}
+}
+
+// Close stops all loops, resets every packet stream and waits.
+func (t *Transport) Close() error {
+	t.closeOnce.Do(func() {
+		t.h.RemoveStreamHandler(PacketProtocol)
+		t.mu.Lock()
+		t.isClosed = true
+		close(t.closed)
+		for s := range t.streams {
+			s.Reset()
+		}
+		t.mu.Unlock()
+		t.wg.Wait()
+	})
+	return nil
+}
