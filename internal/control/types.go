@@ -1,0 +1,82 @@
+// Package control is the daemon's local API: JSON types shared by daemon and
+// CLI, an http.Handler over a Backend, and a client that reaches the daemon
+// over its Unix socket. The daemon returns data; the CLI renders it.
+package control
+
+import "context"
+
+// Status is the answer to GET /v1/status.
+type Status struct {
+	PeerID     string       `json:"peerID"`
+	Interface  string       `json:"interface"`
+	Mode       string       `json:"mode"` // "kernel" or "userspace"
+	IPv4       string       `json:"ipv4"`
+	IPv6       string       `json:"ipv6"`
+	SwarmPeers int          `json:"swarmPeers"`
+	Peers      []PeerStatus `json:"peers"`
+	Addresses  []string     `json:"addresses"`
+	Counters   Counters     `json:"counters"`
+}
+
+// PeerStatus is one configured VPN peer.
+type PeerStatus struct {
+	Name      string  `json:"name"`
+	ID        string  `json:"id"`
+	IPv4      string  `json:"ipv4"`
+	IPv6      string  `json:"ipv6"`
+	Connected bool    `json:"connected"`
+	Addr      string  `json:"addr,omitempty"` // remote multiaddr of the connection in use
+	Relayed   bool    `json:"relayed"`
+	RTTMillis float64 `json:"rttMs,omitempty"`
+	TxPackets uint64  `json:"txPackets"`
+	RxPackets uint64  `json:"rxPackets"`
+	Dropped   uint64  `json:"dropped"`
+}
+
+// Counters are the packet engine's totals.
+type Counters struct {
+	TxPackets   uint64 `json:"txPackets"`
+	TxBytes     uint64 `json:"txBytes"`
+	RxPackets   uint64 `json:"rxPackets"`
+	RxBytes     uint64 `json:"rxBytes"`
+	DropNoRoute uint64 `json:"dropNoRoute"`
+	DropSource  uint64 `json:"dropSource"`
+	DropInvalid uint64 `json:"dropInvalid"`
+	DropSend    uint64 `json:"dropSend"`
+	DropDevice  uint64 `json:"dropDevice"`
+	Refused     uint64 `json:"refusedStreams"`
+}
+
+// SwarmPeer is one connected libp2p peer, VPN peer or not.
+type SwarmPeer struct {
+	ID    string   `json:"id"`
+	Name  string   `json:"name,omitempty"` // set for VPN peers
+	VPN   bool     `json:"vpn"`
+	Addrs []string `json:"addrs"`
+}
+
+// Route is one entry of the route table.
+type Route struct {
+	Net       string `json:"net"`
+	PeerName  string `json:"peerName"`
+	PeerID    string `json:"peerID"`
+	Connected bool   `json:"connected"`
+	// Own is true for a peer's own mesh address, which cannot be deleted.
+	Own bool `json:"own"`
+}
+
+// RouteRequest asks to add or delete a route.
+type RouteRequest struct {
+	Net     string `json:"net"`
+	Peer    string `json:"peer,omitempty"` // name or peer ID; for add
+	Persist bool   `json:"persist"`
+}
+
+// Backend is what the daemon offers the API.
+type Backend interface {
+	Status(ctx context.Context) (Status, error)
+	Peers(ctx context.Context) ([]SwarmPeer, error)
+	Routes(ctx context.Context) ([]Route, error)
+	AddRoute(ctx context.Context, r RouteRequest) (Route, error)
+	DelRoute(ctx context.Context, r RouteRequest) error
+}
