@@ -210,3 +210,11 @@ func TestGenerateSaveLoadRoundTrip(t *testing.T) {
 		t.Errorf("temporary files left behind: %v", entries)
 	}
 }
+
+func TestSuggestName(t *testing.T) {
+	for in, want := range map[string]string{"pi": "pi", "my_laptop.local": "my-laptop", "": "node", "..": "node", "-x-": "x"} {
+		if got := SuggestName(in); got != want || !peerName.MatchString(got) {
+			t.Errorf("SuggestName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -128,4 +129,24 @@ func ParseRoute(s string) (netip.Prefix, error) {
 		}
 	}
 	return pfx, nil
+}
+
+// SuggestName turns a host name into a valid peer name: the first label,
+// with anything else than letters, digits and dashes replaced by dashes.
+func SuggestName(host string) string {
+	host, _, _ = strings.Cut(host, ".")
+	b := []byte(host)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			b[i] = '-'
+		}
+	}
+	name := strings.Trim(string(b), "-")
+	if len(name) > 63 {
+		name = strings.TrimRight(name[:63], "-")
+	}
+	if name == "" {
+		return "node"
+	}
+	return name
 }

@@ -89,6 +89,8 @@ func New(opts Options) (_ *Node, err error) {
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(libp2pquic.NewTransport),
 		libp2p.UserAgent(userAgentName),
+		libp2p.AddrsFactory(withoutMesh),
+		libp2p.ConnectionGater(meshGater{}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("start libp2p host on %s: %w", strings.Join(opts.Listen, ", "), err)

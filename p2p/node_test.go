@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 func newKey(t *testing.T) (crypto.PrivKey, peer.ID) {
@@ -129,5 +130,29 @@ func TestStrangerIsRefused(t *testing.T) {
 	eventually(t, "refusal counted", func() bool { return a.Transport().Refused.Load() == 1 })
 	if err := a.Transport().Send(h.ID(), [][]byte{{0x45}}); err == nil {
 		t.Error("sending to a stranger must fail")
+	}
+}
+
+func TestMeshAddressesNeverAnnouncedOrDialed(t *testing.T) {
+	for _, c := range []struct {
+		addr string
+		mesh bool
+	}{
+		{"/ip4/100.64.3.4/tcp/8001", true},
+		{"/ip6/fd6d:796e:6574:0:1:2:3:4/udp/8001/quic-v1", true},
+		{"/ip4/100.65.0.1/tcp/8001", false},
+		{"/ip4/10.0.0.1/tcp/8001", false},
+		{"/dns4/example.invalid/tcp/8001", false},
+	} {
+		a, err := ma.NewMultiaddr(c.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inMesh(a) != c.mesh || (len(withoutMesh([]ma.Multiaddr{a})) == 0) != c.mesh {
+			t.Errorf("%s: inMesh=%v, want %v", c.addr, inMesh(a), c.mesh)
+		}
+		if (meshGater{}).InterceptAddrDial("", a) == c.mesh {
+			t.Errorf("%s: gater allows dial = %v", c.addr, !c.mesh)
+		}
 	}
 }

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+func newStatusCmd(opts *rootOptions) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "status",
+		Aliases: []string{"s"},
+		Short:   "Show this node, its VPN peers and its addresses",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := opts.client().Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return writeJSON(out, st)
+			}
+			connected := 0
+			for _, p := range st.Peers {
+				if p.Connected {
+					connected++
+				}
+			}
+			fmt.Fprintf(out, "PeerID: %s\n", st.PeerID)
+			fmt.Fprintf(out, "Interface: %s (%s mode)\n", st.Interface, st.Mode)
+			fmt.Fprintf(out, "Mesh addresses: %s, %s\n", st.IPv4, st.IPv6)
+			fmt.Fprintf(out, "Swarm peers: %d\n", st.SwarmPeers)
+			fmt.Fprintf(out, "Connected VPN nodes: %d/%d\n", connected, len(st.Peers))
+			for _, p := range st.Peers {
+				if p.Connected {
+					via := ""
+					if p.Relayed {
+						via = " (relayed)"
+					}
+					fmt.Fprintf(out, "    @%s (%s) %s%s\n", p.Name, rtt(p.RTTMillis), p.Addr, via)
+				}
+			}
+			for _, p := range st.Peers {
+				if !p.Connected {
+					fmt.Fprintf(out, "    @%s not connected (%s)\n", p.Name, p.IPv4)
+				}
+			}
+			fmt.Fprintln(out, "Addresses:")
+			for _, a := range st.Addresses {
+				fmt.Fprintf(out, "    %s\n", a)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

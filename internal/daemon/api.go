@@ -1,0 +1,202 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/mynetwork/mynetwork/config"
+	"github.com/mynetwork/mynetwork/internal/control"
+	"github.com/mynetwork/mynetwork/internal/engine"
+)
+
+var _ control.Backend = (*Daemon)(nil)
+
+// Status reports the node, its peers and its counters.
+func (d *Daemon) Status(context.Context) (control.Status, error) {
+	h := d.node.Host()
+	st := control.Status{
+		PeerID: d.self.String(), Interface: d.dev.Name(), Mode: "kernel",
+		IPv4: d.addrs.IPv4.String(), IPv6: d.addrs.IPv6.String(),
+		SwarmPeers: len(h.Network().Peers()),
+	}
+	for _, a := range h.Addrs() {
+		st.Addresses = append(st.Addresses, a.String())
+	}
+	for _, p := range d.peers {
+		ps := d.node.State(p.id)
+		s := control.PeerStatus{
+			Name: p.name, ID: p.id.String(), IPv4: p.addrs.IPv4.String(), IPv6: p.addrs.IPv6.String(),
+			Connected: ps.Connected, Relayed: ps.Relayed,
+			RTTMillis: float64(ps.RTT.Microseconds()) / 1000,
+			TxPackets: ps.TxPackets, RxPackets: ps.RxPackets, Dropped: ps.Dropped,
+		}
+		if ps.Addr != nil {
+			s.Addr = ps.Addr.String()
+		}
+		st.Peers = append(st.Peers, s)
+	}
+	c := d.eng.Counters.Snapshot()
+	st.Counters = control.Counters{
+		TxPackets: c.TxPackets, TxBytes: c.TxBytes, RxPackets: c.RxPackets, RxBytes: c.RxBytes,
+		DropNoRoute: c.DropNoRoute, DropSource: c.DropSource, DropInvalid: c.DropInvalid,
+		DropSend: c.DropSend, DropDevice: c.DropDevice, Refused: d.node.Transport().Refused.Load(),
+	}
+	return st, nil
+}
+
+// Peers lists connected libp2p peers, VPN peers first, in config order.
+func (d *Daemon) Peers(context.Context) ([]control.SwarmPeer, error) {
+	h := d.node.Host()
+	var vpn, others []control.SwarmPeer
+	connected := h.Network().Peers()
+	for _, p := range d.peers {
+		if slices.Contains(connected, p.id) {
+			vpn = append(vpn, control.SwarmPeer{ID: p.id.String(), Name: p.name, VPN: true, Addrs: connAddrs(d, p.id)})
+		}
+	}
+	for _, id := range connected {
+		if d.peerIndex(id) < 0 {
+			others = append(others, control.SwarmPeer{ID: id.String(), Addrs: connAddrs(d, id)})
+		}
+	}
+	slices.SortFunc(others, func(a, b control.SwarmPeer) int { return strings.Compare(a.ID, b.ID) })
+	return append(vpn, others...), nil
+}
+
+func connAddrs(d *Daemon, id peer.ID) []string {
+	var out []string
+	for _, c := range d.node.Host().Network().ConnsToPeer(id) {
+		out = append(out, c.RemoteMultiaddr().String())
+	}
+	return out
+}
+
+func (d *Daemon) peerIndex(id peer.ID) int {
+	return slices.IndexFunc(d.peers, func(p peerInfo) bool { return p.id == id })
+}
+
+// findPeer resolves a peer name or peer ID among the configured peers.
+func (d *Daemon) findPeer(s string) (int, error) {
+	for i, p := range d.peers {
+		if p.name == s || p.id.String() == s {
+			return i, nil
+		}
+	}
+	return -1, fmt.Errorf("no configured peer is named or has the ID %q", s)
+}
+
+// Routes lists the route table.
+func (d *Daemon) Routes(context.Context) ([]control.Route, error) {
+	var out []control.Route
+	for _, r := range d.eng.Table().Routes() {
+		out = append(out, d.routeView(r))
+	}
+	return out, nil
+}
+
+func (d *Daemon) routeView(r engine.Route) control.Route {
+	i := d.peerIndex(r.Peer)
+	p := d.peers[i]
+	return control.Route{
+		Net: r.Prefix.String(), PeerName: p.name, PeerID: p.id.String(),
+		Connected: d.node.State(p.id).Connected,
+		Own:       slices.Contains(p.addrs.Prefixes(), r.Prefix),
+	}
+}
+
+// AddRoute routes a network to a configured peer: the OS route, then the
+// engine's table, then (with Persist) the config file.
+func (d *Daemon) AddRoute(_ context.Context, req control.RouteRequest) (control.Route, error) {
+	pfx, err := config.ParseRoute(req.Net)
+	if err != nil {
+		return control.Route{}, err
+	}
+	i, err := d.findPeer(req.Peer)
+	if err != nil {
+		return control.Route{}, err
+	}
+	d.routeMu.Lock()
+	defer d.routeMu.Unlock()
+	table := d.eng.Table()
+	if owner, ok := table.Has(pfx); ok {
+		return control.Route{}, fmt.Errorf("%s is already routed to %s: delete it first with 'mynetwork route del %s'", pfx, d.peers[d.peerIndex(owner)].name, pfx)
+	}
+	if err := d.dev.AddRoute(pfx); err != nil {
+		return control.Route{}, err
+	}
+	if req.Persist {
+		if err := d.editConfig(func(c *config.Config) { c.Peers[i].Routes = append(c.Peers[i].Routes, config.Route{Net: pfx.String()}) }); err != nil {
+			d.dev.DelRoute(pfx) // all or nothing
+			return control.Route{}, err
+		}
+	}
+	r := engine.Route{Prefix: pfx, Peer: d.peers[i].id}
+	d.eng.SetTable(table.With(r))
+	d.log.Info("route added", "net", pfx, "peer", d.peers[i].name, "persist", req.Persist)
+	return d.routeView(r), nil
+}
+
+// DelRoute removes a network route added by config or AddRoute.
+func (d *Daemon) DelRoute(_ context.Context, req control.RouteRequest) error {
+	pfx, err := netip.ParsePrefix(req.Net)
+	if err != nil {
+		return fmt.Errorf("%q is not a CIDR", req.Net)
+	}
+	d.routeMu.Lock()
+	defer d.routeMu.Unlock()
+	table := d.eng.Table()
+	owner, ok := table.Has(pfx)
+	if !ok {
+		return fmt.Errorf("no route for %s", pfx)
+	}
+	i := d.peerIndex(owner)
+	if slices.Contains(d.peers[i].addrs.Prefixes(), pfx.Masked()) {
+		return fmt.Errorf("%s is the mesh address of peer %s and cannot be deleted", pfx, d.peers[i].name)
+	}
+	if err := d.dev.DelRoute(pfx.Masked()); err != nil {
+		return err
+	}
+	if req.Persist {
+		err := d.editConfig(func(c *config.Config) {
+			c.Peers[i].Routes = slices.DeleteFunc(c.Peers[i].Routes, func(r config.Route) bool {
+				p, err := netip.ParsePrefix(r.Net)
+				return err == nil && p.Masked() == pfx.Masked()
+			})
+		})
+		if err != nil {
+			d.dev.AddRoute(pfx.Masked()) // all or nothing
+			return err
+		}
+	}
+	d.eng.SetTable(table.Without(pfx))
+	d.log.Info("route deleted", "net", pfx, "peer", d.peers[i].name, "persist", req.Persist)
+	return nil
+}
+
+// editConfig re-reads the config file, applies f, validates and saves it
+// atomically, so edits made to the file since start are kept. The file
+// must still list the same peers in the same order.
+func (d *Daemon) editConfig(f func(*config.Config)) error {
+	c, err := config.Load(d.opts.ConfigPath)
+	if err != nil {
+		return fmt.Errorf("persist: %w", err)
+	}
+	if len(c.Peers) != len(d.peers) {
+		return fmt.Errorf("persist: %s changed its peers since 'up'; restart to use them", d.opts.ConfigPath)
+	}
+	for i, p := range c.Peers {
+		if p.ID != d.peers[i].id.String() {
+			return fmt.Errorf("persist: %s changed its peers since 'up'; restart to use them", d.opts.ConfigPath)
+		}
+	}
+	f(c)
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("persist: %w", err)
+	}
+	return c.Save(d.opts.ConfigPath)
+}

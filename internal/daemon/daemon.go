@@ -1,0 +1,237 @@
+// Package daemon is the composition root: it turns a config into a running
+// node (control socket, backend device, libp2p node, packet engine, control
+// API), starting them in order and shutting them down in reverse.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/mynetwork/mynetwork/config"
+	kerneltun "github.com/mynetwork/mynetwork/kernel-tun"
+	"github.com/mynetwork/mynetwork/internal/control"
+	"github.com/mynetwork/mynetwork/internal/engine"
+	"github.com/mynetwork/mynetwork/p2p"
+)
+
+// Options choose what the daemon runs.
+type Options struct {
+	ConfigPath string
+	Interface  string
+	SocketPath string // empty: control.SocketPath(Interface)
+	Log        *slog.Logger
+}
+
+// peerInfo is a configured peer with everything parsed.
+type peerInfo struct {
+	name  string
+	id    peer.ID
+	addrs config.Addresses
+}
+
+// Daemon is one node. Create it with New, run it with Run.
+type Daemon struct {
+	opts  Options
+	cfg   *config.Config
+	self  peer.ID
+	addrs config.Addresses
+	peers []peerInfo
+	log   *slog.Logger
+
+	// Set while running.
+	dev  *kerneltun.Device
+	node *p2p.Node
+	eng  *engine.Engine
+
+	routeMu sync.Mutex // serialises route changes (OS, table and file)
+}
+
+// New loads and validates the config. It changes nothing on the system.
+func New(opts Options) (*Daemon, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.SocketPath == "" {
+		opts.SocketPath = control.SocketPath(opts.Interface)
+	}
+	cfg, err := config.Load(opts.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	self, err := cfg.ID()
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{opts: opts, cfg: cfg, self: self, addrs: config.AddressesOf(self), log: opts.Log}
+	for _, p := range cfg.Peers {
+		id, _ := peer.Decode(p.ID) // validated by Load
+		d.peers = append(d.peers, peerInfo{name: p.Name, id: id, addrs: config.AddressesOf(id)})
+	}
+	return d, nil
+}
+
+// initialTable routes each peer's own addresses and its configured networks.
+func (d *Daemon) initialTable() *engine.Table {
+	var routes []engine.Route
+	for i, p := range d.peers {
+		for _, pfx := range p.addrs.Prefixes() {
+			routes = append(routes, engine.Route{Prefix: pfx, Peer: p.id})
+		}
+		for _, r := range d.cfg.Peers[i].Routes {
+			pfx, _ := config.ParseRoute(r.Net) // validated by Load
+			routes = append(routes, engine.Route{Prefix: pfx, Peer: p.id})
+		}
+	}
+	return engine.NewTable(routes)
+}
+
+func (d *Daemon) p2pOptions() (p2p.Options, error) {
+	key, err := d.cfg.PrivKey()
+	if err != nil {
+		return p2p.Options{}, err
+	}
+	var peers []p2p.Peer
+	for i, p := range d.peers {
+		var addrs []ma.Multiaddr
+		for _, s := range d.cfg.Peers[i].Addrs {
+			a, _ := ma.NewMultiaddr(s) // validated by Load
+			addrs = append(addrs, a)
+		}
+		peers = append(peers, p2p.Peer{ID: p.id, Addrs: addrs})
+	}
+	var boot []peer.AddrInfo
+	if d.cfg.BootstrapPeers == nil {
+		boot = dht.GetDefaultBootstrapPeerAddrInfos()
+	} else {
+		for _, s := range *d.cfg.BootstrapPeers {
+			ai, _ := peer.AddrInfoFromString(s) // validated by Load
+			boot = append(boot, *ai)
+		}
+	}
+	return p2p.Options{
+		Key: key, Listen: d.cfg.Listen(), Bootstrap: boot, MDNS: d.cfg.MDNSEnabled(),
+		Peers: peers, MaxPacket: kerneltun.DefaultMTU + 64, Log: d.log,
+	}, nil
+}
+
+// Run starts the node and blocks until ctx ends; then it shuts everything
+// down in reverse order. On a start error, what was started is undone.
+func (d *Daemon) Run(ctx context.Context) (err error) {
+	var undo []func()
+	defer func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}()
+
+	// 1. The control socket doubles as the per-interface lock.
+	ln, err := control.Listen(d.opts.SocketPath)
+	if err != nil {
+		if errors.Is(err, control.ErrRunning) {
+			return fmt.Errorf("interface %s: %w", d.opts.Interface, err)
+		}
+		return err
+	}
+	undo = append(undo, func() { ln.Close() })
+
+	// 2. The device, its addresses and the peers' routes.
+	d.dev, err = kerneltun.Create(kerneltun.Config{
+		Name: d.opts.Interface,
+		IPv4: netip.PrefixFrom(d.addrs.IPv4, config.MeshPrefix4.Bits()),
+		IPv6: netip.PrefixFrom(d.addrs.IPv6, config.MeshPrefix6.Bits()),
+	})
+	if err != nil {
+		return err
+	}
+	devClosed := false
+	undo = append(undo, func() {
+		if !devClosed {
+			d.dev.Close()
+		}
+	})
+	table := d.initialTable()
+	for _, r := range table.Routes() {
+		if !r.Prefix.IsSingleIP() {
+			if err := d.dev.AddRoute(r.Prefix); err != nil {
+				return err
+			}
+		}
+	}
+
+	// 3. The libp2p node.
+	popts, err := d.p2pOptions()
+	if err != nil {
+		return err
+	}
+	d.node, err = p2p.New(popts)
+	if err != nil {
+		return err
+	}
+	undo = append(undo, func() { d.node.Close() })
+
+	// 4. The engine, which from here on owns device and transport.
+	d.eng, err = engine.New(d.dev, d.node.Transport(), table, d.log)
+	if err != nil {
+		return err
+	}
+	if err := d.node.Start(ctx); err != nil {
+		return err
+	}
+	engDone := make(chan error, 1)
+	runCtx, stopEngine := context.WithCancel(ctx)
+	go func() { engDone <- d.eng.Run(runCtx) }()
+	undo = append(undo, func() {
+		stopEngine()
+		if err := <-engDone; err != nil {
+			d.log.Error("packet engine", "err", err)
+		}
+		devClosed = true
+	})
+
+	// 5. The control API.
+	srv := control.NewServer(d)
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Serve(ln) }()
+	undo = append(undo, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		<-srvDone
+	})
+
+	d.log.Info("mynetwork is up", "interface", d.dev.Name(), "peerID", d.self,
+		"ipv4", d.addrs.IPv4, "ipv6", d.addrs.IPv6, "peers", len(d.peers))
+	select {
+	case <-ctx.Done():
+		d.log.Info("shutting down", "interface", d.dev.Name())
+		return nil
+	case err := <-engDone:
+		engDone <- err // for the undo step
+		return fmt.Errorf("packet engine stopped: %w", err)
+	case err := <-srvDone:
+		srvDone <- err
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("control API stopped: %w", err)
+	}
+}
+
+// WarnIfExposed warns when the config file, which holds the private key, is
+// readable by others.
+func WarnIfExposed(path string, log *slog.Logger) {
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
+		log.Warn("config file holds the private key but others can read it; run chmod 600", "file", path, "mode", st.Mode().Perm())
+	}
+}

@@ -1,0 +1,51 @@
+package p2p
+
+import (
+	"net/netip"
+
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/mynetwork/mynetwork/config"
+)
+
+// inMesh reports whether a multiaddr points into the VPN's own ranges. Such
+// an address is only reachable through the tunnel, so libp2p must never
+// announce or dial it: the tunnel would then carry itself.
+func inMesh(a ma.Multiaddr) bool {
+	ip, err := manet.ToIP(a)
+	if err != nil {
+		return false
+	}
+	addr, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return false
+	}
+	addr = addr.Unmap()
+	return config.MeshPrefix4.Contains(addr) || config.MeshPrefix6.Contains(addr)
+}
+
+// withoutMesh is the host's address factory: it drops mesh addresses.
+func withoutMesh(addrs []ma.Multiaddr) []ma.Multiaddr {
+	out := addrs[:0:0]
+	for _, a := range addrs {
+		if !inMesh(a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// meshGater refuses dials to mesh addresses, whoever learned them.
+type meshGater struct{}
+
+func (meshGater) InterceptPeerDial(peer.ID) bool                   { return true }
+func (meshGater) InterceptAddrDial(_ peer.ID, a ma.Multiaddr) bool { return !inMesh(a) }
+func (meshGater) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
+func (meshGater) InterceptSecured(network.Direction, peer.ID, network.ConnMultiaddrs) bool {
+	return true
+}
+func (meshGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
