@@ -15,8 +15,10 @@ type fakeBackend struct{ routes []Route }
 func (f *fakeBackend) Status(context.Context) (Status, error) {
 	return Status{PeerID: "12D3Koo", Interface: "ms0", Mode: "kernel", Peers: []PeerStatus{{Name: "b", Connected: true}}}, nil
 }
-func (f *fakeBackend) Peers(context.Context) ([]SwarmPeer, error) { return []SwarmPeer{{ID: "x", VPN: true}}, nil }
-func (f *fakeBackend) Routes(context.Context) ([]Route, error)    { return f.routes, nil }
+func (f *fakeBackend) Peers(context.Context) ([]SwarmPeer, error) {
+	return []SwarmPeer{{ID: "x", VPN: true}}, nil
+}
+func (f *fakeBackend) Routes(context.Context) ([]Route, error) { return f.routes, nil }
 func (f *fakeBackend) AddRoute(_ context.Context, r RouteRequest) (Route, error) {
 	if r.Peer == "nobody" {
 		return Route{}, errors.New(`no configured peer is named or has the ID "nobody"`)

@@ -19,9 +19,9 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/mynetwork/mynetwork/config"
-	kerneltun "github.com/mynetwork/mynetwork/kernel-tun"
 	"github.com/mynetwork/mynetwork/internal/control"
 	"github.com/mynetwork/mynetwork/internal/engine"
+	kerneltun "github.com/mynetwork/mynetwork/kernel-tun"
 	"github.com/mynetwork/mynetwork/p2p"
 )
 
