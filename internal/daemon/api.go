@@ -130,7 +130,11 @@ func (d *Daemon) AddRoute(_ context.Context, req control.RouteRequest) (control.
 		return control.Route{}, err
 	}
 	if req.Persist {
-		if err := d.editConfig(func(c *config.Config) { c.Peers[i].Routes = append(c.Peers[i].Routes, config.Route{Net: pfx.String()}) }); err != nil {
+		err := d.editConfig(func(c *config.Config) {
+			c.Peers[i].Routes = slices.DeleteFunc(c.Peers[i].Routes, func(r config.Route) bool { return sameNet(r.Net, pfx) })
+			c.Peers[i].Routes = append(c.Peers[i].Routes, config.Route{Net: pfx.String()})
+		})
+		if err != nil {
 			d.dev.DelRoute(pfx) // all or nothing
 			return control.Route{}, err
 		}
@@ -163,10 +167,7 @@ func (d *Daemon) DelRoute(_ context.Context, req control.RouteRequest) error {
 	}
 	if req.Persist {
 		err := d.editConfig(func(c *config.Config) {
-			c.Peers[i].Routes = slices.DeleteFunc(c.Peers[i].Routes, func(r config.Route) bool {
-				p, err := netip.ParsePrefix(r.Net)
-				return err == nil && p.Masked() == pfx.Masked()
-			})
+			c.Peers[i].Routes = slices.DeleteFunc(c.Peers[i].Routes, func(r config.Route) bool { return sameNet(r.Net, pfx) })
 		})
 		if err != nil {
 			d.dev.AddRoute(pfx.Masked()) // all or nothing
@@ -199,4 +200,10 @@ func (d *Daemon) editConfig(f func(*config.Config)) error {
 		return fmt.Errorf("persist: %w", err)
 	}
 	return c.Save(d.opts.ConfigPath)
+}
+
+// sameNet reports whether a config route's net is prefix p.
+func sameNet(net string, p netip.Prefix) bool {
+	q, err := netip.ParsePrefix(net)
+	return err == nil && q.Masked() == p.Masked()
 }

@@ -1,0 +1,40 @@
+# Mynetwork: `make demo` runs a real mesh, `make test` runs every test.
+GO      ?= go
+BIN     := bin/mynetwork
+RACE_PKGS := ./config/... ./internal/... ./p2p/... ./kernel-tun/...
+
+.PHONY: build test unit e2e lint cross bench demo demo-kernel clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/mynetwork
+
+# Unit tests (race detector on), then the end-to-end tests on network
+# namespaces, which need root (MYNETWORK_E2E=1 makes a skip a failure).
+test: lint cross unit e2e
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+cross:
+	GOOS=darwin  $(GO) build -o /dev/null ./cmd/mynetwork
+	GOOS=windows $(GO) build -o /dev/null ./cmd/mynetwork
+
+unit:
+	$(GO) test -count=1 -race $(RACE_PKGS)
+	$(GO) test -count=1 ./cmd/...
+
+e2e:
+	$(GO) test -count=1 -v -timeout 30m ./e2e/
+
+bench: build
+	MYNETWORK_BIN=$(BIN) ./scripts/bench.sh
+
+demo: demo-kernel
+
+demo-kernel: build
+	MYNETWORK_BIN=$(BIN) ./scripts/demo-kernel.sh
+
+clean:
+	rm -rf bin
