@@ -40,6 +40,37 @@ type Config struct {
 	MDNS *bool `json:"mdns,omitempty"`
 	// Peers are the VPN nodes this node exchanges packets with.
 	Peers []Peer `json:"peers"`
+	// Userspace configures 'up --userspace': the SOCKS5 proxy, forwards and exposes.
+	Userspace *Userspace `json:"userspace,omitempty"`
+}
+
+// DefaultSOCKS5 is where the userspace node's SOCKS5 proxy listens by default.
+const DefaultSOCKS5 = "127.0.0.1:1080"
+
+// Userspace is the userspace mode's section.
+type Userspace struct {
+	// SOCKS5 is the proxy's listen address; absent means DefaultSOCKS5 and
+	// "off" disables the proxy.
+	SOCKS5 string `json:"socks5,omitempty"`
+	// SOCKS5Username and SOCKS5Password, when set, are required of clients.
+	SOCKS5Username string    `json:"socks5Username,omitempty"`
+	SOCKS5Password string    `json:"socks5Password,omitempty"`
+	Forwards       []Forward `json:"forwards,omitempty"`
+	Exposes        []Expose  `json:"exposes,omitempty"`
+}
+
+// Forward listens on a local address and connects through the mesh.
+type Forward struct {
+	Proto  string `json:"proto,omitempty"` // "tcp" (default) or "udp"
+	Listen string `json:"listen"`          // local IP:port
+	To     string `json:"to"`              // peer name or mesh IP, and port
+}
+
+// Expose sends connections to this node's mesh address on Port to a local service.
+type Expose struct {
+	Proto string `json:"proto,omitempty"` // "tcp" (default) or "udp"
+	Port  uint16 `json:"port"`
+	To    string `json:"to"` // local host:port
 }
 
 // Peer is one VPN node in the configuration.

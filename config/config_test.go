@@ -133,6 +133,19 @@ func TestParseErrors(t *testing.T) {
 			[]string{`listenAddresses[0]: "/ip4/1.2.3.4/tcpp/1" is not a multiaddr`}},
 		{"bootstrap without p2p", `{"privateKey":"` + key + `","bootstrapPeers":["/ip4/10.0.0.1/tcp/8001"],"peers":[]}`,
 			[]string{`bootstrapPeers[0]: "/ip4/10.0.0.1/tcp/8001" is not a multiaddr ending in /p2p/<peer ID>`}},
+		{"userspace problems", `{"privateKey":"` + key + `","peers":[{"name":"ms1","id":"` + p1.String() + `"}],"userspace":{"socks5":"localhost","socks5Username":"u",` +
+			`"forwards":[{"listen":"127.0.0.1:2222","to":"ms1.mynetwork:22"},{"proto":"sctp","listen":"x","to":"ms9:22"},{"listen":"127.0.0.1:1","to":"ms1:0"}],` +
+			`"exposes":[{"port":22,"to":"127.0.0.1:22"},{"to":"127.0.0.1"}]}}`,
+			[]string{`userspace.socks5: "localhost" is not an IP:port (or "off")`,
+				"userspace.socks5Password: socks5Username and socks5Password must be set together",
+				`userspace.forwards[1].proto: "sctp" is not "tcp" or "udp"`,
+				`userspace.forwards[1].listen: "x" is not a local IP:port`,
+				`userspace.forwards[1].to: "ms9" names no configured peer`,
+				`userspace.forwards[2].to: "ms1:0" is not HOST:PORT`,
+				"userspace.exposes[1].port: missing",
+				`userspace.exposes[1].to: "127.0.0.1" is not a local HOST:PORT`}},
+		{"expose port not a number", `{"privateKey":"` + key + `","peers":[],"userspace":{"exposes":[{"port":"22","to":"127.0.0.1:22"}]}}`,
+			[]string{`userspace.exposes[0].port: must be a number, not the string "22"`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -216,5 +229,20 @@ func TestSuggestName(t *testing.T) {
 		if got := SuggestName(in); got != want || !peerName.MatchString(got) {
 			t.Errorf("SuggestName(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestUserspaceSectionValid(t *testing.T) {
+	key, _ := testKey(t, "self")
+	_, p1 := testKey(t, "p1")
+	doc := `{"privateKey":"` + key + `","peers":[{"name":"ms1","id":"` + p1.String() + `"}],"userspace":{"socks5":"off",` +
+		`"forwards":[{"listen":"127.0.0.1:2222","to":"ms1.mynetwork:22"},{"proto":"udp","listen":"[::1]:5353","to":"100.64.1.2:53"}],` +
+		`"exposes":[{"port":22,"to":"127.0.0.1:22"},{"proto":"udp","port":53,"to":"localhost:53"}]}}`
+	c, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Userspace.Exposes[1].Port != 53 || c.Userspace.Forwards[1].Proto != "udp" {
+		t.Errorf("decoded %+v", c.Userspace)
 	}
 }

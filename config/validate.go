@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -107,10 +109,55 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if u := c.Userspace; u != nil {
+		if u.SOCKS5 != "" && u.SOCKS5 != "off" {
+			if _, err := netip.ParseAddrPort(u.SOCKS5); err != nil {
+				add("userspace.socks5", "%q is not an IP:port (or \"off\")", u.SOCKS5)
+			}
+		}
+		if (u.SOCKS5Username == "") != (u.SOCKS5Password == "") {
+			add("userspace.socks5Password", "socks5Username and socks5Password must be set together")
+		}
+		for i, f := range u.Forwards {
+			at := fmt.Sprintf("userspace.forwards[%d]", i)
+			checkProto(add, at, f.Proto)
+			if _, err := netip.ParseAddrPort(f.Listen); err != nil {
+				add(at+".listen", "%q is not a local IP:port", f.Listen)
+			}
+			if host, port, err := net.SplitHostPort(f.To); err != nil || !validPort(port) {
+				add(at+".to", "%q is not HOST:PORT (a peer name or mesh IP, and a port)", f.To)
+			} else if _, known := names[strings.TrimSuffix(host, ".mynetwork")]; !known {
+				if _, err := netip.ParseAddr(host); err != nil {
+					add(at+".to", "%q names no configured peer", host)
+				}
+			}
+		}
+		for i, e := range u.Exposes {
+			at := fmt.Sprintf("userspace.exposes[%d]", i)
+			checkProto(add, at, e.Proto)
+			if e.Port == 0 {
+				add(at+".port", "missing: the port on this node's mesh address (1-65535)")
+			}
+			if _, port, err := net.SplitHostPort(e.To); err != nil || !validPort(port) {
+				add(at+".to", "%q is not a local HOST:PORT", e.To)
+			}
+		}
+	}
 	if len(probs) == 0 {
 		return nil
 	}
 	return joinProblems(probs)
+}
+
+func checkProto(add func(string, string, ...any), at, proto string) {
+	if proto != "" && proto != "tcp" && proto != "udp" {
+		add(at+".proto", "%q is not \"tcp\" or \"udp\"", proto)
+	}
+}
+
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n > 0 && n < 65536
 }
 
 // ParseRoute parses a peer route's network: a CIDR in canonical form (no
