@@ -82,7 +82,16 @@ func TestKernelMesh(t *testing.T) {
 	})
 
 	t.Run("ssh to a real sshd on the other host", func(t *testing.T) {
-		sshSession(t, nsA, nsB, b.v4)
+		sshSession(t, nsA, nsB, b.v4, b.v4)
+	})
+
+	t.Run("ssh with ProxyCommand mynetwork nc, by peer name", func(t *testing.T) {
+		proxy := fmt.Sprintf("ProxyCommand=%s -i %s nc %%h %%p", binary, a.iface)
+		sshSession(t, nsA, nsB, b.v4, "b", "-o", proxy)
+		out, err := a.cli("nc", "nobody", "22")
+		if err == nil || !strings.Contains(out, `"nobody" is neither a configured peer's name nor an IP address`) {
+			t.Errorf("nc to an unknown name: %v %s", err, out)
+		}
 	})
 
 	t.Run("peer route reaches the network behind B", func(t *testing.T) {
@@ -202,9 +211,9 @@ func TestBadConfigChangesNothing(t *testing.T) {
 	}
 }
 
-// sshSession logs in to a real sshd in ns (listening on addr) from client
-// and runs a command there.
-func sshSession(t *testing.T, client, server *netns, addr string) {
+// sshSession logs in to a real sshd in server (listening on addr) from
+// client, as root@target with extra ssh options, and runs a command there.
+func sshSession(t *testing.T, client, server *netns, addr, target string, opts ...string) {
 	t.Helper()
 	dir := t.TempDir()
 	sh(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "host"))
@@ -228,9 +237,10 @@ PidFile none
 	defer srv.stop(syscall.SIGTERM)
 	var out string
 	eventually(t, 20*time.Second, "ssh login", func() (err error) {
-		out, err = client.try("ssh", "-i", filepath.Join(dir, "user"), "-p", "2222",
+		args := append([]string{"ssh", "-i", filepath.Join(dir, "user"), "-p", "2222",
 			"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
-			"-o", "ConnectTimeout=3", "root@"+addr, "echo over-the-mesh; cat /proc/sys/kernel/hostname >/dev/null")
+			"-o", "ConnectTimeout=3"}, opts...)
+		out, err = client.try(append(args, "root@"+target, "echo over-the-mesh")...)
 		return err
 	})
 	if !strings.Contains(out, "over-the-mesh") {

@@ -44,6 +44,7 @@ func newRootCmd() *cobra.Command {
 		newStatusCmd(opts),
 		newPeersCmd(opts),
 		newRouteCmd(opts),
+		newNcCmd(opts),
 	)
 	root.SetHelpCommand(&cobra.Command{
 		Use:     "help [command]",

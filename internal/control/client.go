@@ -46,26 +46,35 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-			return fmt.Errorf("%w on interface %s (no socket at %s; start one with 'mynetwork up -i %s')", ErrNoDaemon, c.iface, c.path, c.iface)
-		}
-		if errors.Is(err, syscall.EACCES) {
-			return fmt.Errorf("cannot reach the daemon of %s at %s: permission denied (run as the user who started it, or with sudo)", c.iface, c.path)
-		}
-		return fmt.Errorf("reach the daemon of %s: %w", c.iface, err)
+		return c.reachError(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		var e apiError
-		if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error != "" {
-			return errors.New(e.Error)
-		}
-		return fmt.Errorf("daemon answered %s", resp.Status)
+		return errorFrom(resp)
 	}
 	if out == nil {
 		return nil
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func (c *Client) reachError(err error) error {
+	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("%w on interface %s (no socket at %s; start one with 'mynetwork up -i %s')", ErrNoDaemon, c.iface, c.path, c.iface)
+	}
+	if errors.Is(err, syscall.EACCES) {
+		return fmt.Errorf("cannot reach the daemon of %s at %s: permission denied (run as the user who started it, or with sudo)", c.iface, c.path)
+	}
+	return fmt.Errorf("reach the daemon of %s: %w", c.iface, err)
+}
+
+// errorFrom turns a failed answer into the daemon's error message.
+func errorFrom(resp *http.Response) error {
+	var e apiError
+	if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error != "" {
+		return errors.New(e.Error)
+	}
+	return fmt.Errorf("daemon answered %s", resp.Status)
 }
 
 // Status fetches the daemon's status.

@@ -3,6 +3,8 @@ package control
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -10,7 +12,18 @@ import (
 	"testing"
 )
 
-type fakeBackend struct{ routes []Route }
+type fakeBackend struct {
+	routes   []Route
+	echoAddr string
+}
+
+func (f *fakeBackend) Dial(ctx context.Context, host string, port uint16) (net.Conn, error) {
+	if host != "echo" {
+		return nil, fmt.Errorf("dial %s:%d: no such peer", host, port)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", f.echoAddr)
+}
 
 func (f *fakeBackend) Status(context.Context) (Status, error) {
 	return Status{PeerID: "12D3Koo", Interface: "ms0", Mode: "kernel", Peers: []PeerStatus{{Name: "b", Connected: true}}}, nil
@@ -35,13 +48,17 @@ func (f *fakeBackend) DelRoute(_ context.Context, r RouteRequest) error {
 	return nil
 }
 
-func serve(t *testing.T, path string) {
+func serve(t *testing.T, path string, b ...*fakeBackend) {
 	t.Helper()
 	ln, err := Listen(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewServer(&fakeBackend{})
+	fb := &fakeBackend{}
+	if len(b) > 0 {
+		fb = b[0]
+	}
+	srv := NewServer(fb)
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
 }
@@ -106,5 +123,42 @@ func TestNoDaemon(t *testing.T) {
 	_, err := NewClient("ms9", path).Status(context.Background())
 	if !errors.Is(err, ErrNoDaemon) || !strings.Contains(err.Error(), "no mynetwork daemon is running on interface ms9") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestDialPipesBytesWithHalfClose(t *testing.T) {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	path := filepath.Join(t.TempDir(), "ms0.sock")
+	serve(t, path, &fakeBackend{echoAddr: echo.Addr().String()})
+	c := NewClient("ms0", path)
+	conn, err := c.Dial(context.Background(), "echo", 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msg := strings.Repeat("over the mesh ", 10000)
+	go func() {
+		io.WriteString(conn, msg)
+		conn.(interface{ CloseWrite() error }).CloseWrite()
+	}()
+	got, err := io.ReadAll(conn)
+	if err != nil || string(got) != msg {
+		t.Fatalf("echo returned %d bytes, want %d (%v)", len(got), len(msg), err)
+	}
+	if _, err := c.Dial(context.Background(), "ms9", 22); err == nil || err.Error() != "dial ms9:22: no such peer" {
+		t.Fatalf("failed dial: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -18,8 +19,12 @@ type apiError struct {
 }
 
 // Handler serves the API over b.
-func Handler(b Backend) http.Handler {
+func Handler(b Backend) http.Handler { return NewServer(b).srv.Handler }
+
+func (s *Server) handler() http.Handler {
+	b := s.backend
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/dial", s.handleDial)
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		v, err := b.Status(r.Context())
 		reply(w, v, err)
@@ -111,16 +116,35 @@ func Listen(path string) (net.Listener, error) {
 
 // Server serves the API on a listener until Shutdown.
 type Server struct {
-	srv *http.Server
+	srv     *http.Server
+	backend Backend
+
+	mu      sync.Mutex
+	tunnels map[net.Conn]struct{} // connections switched by /v1/dial
+	closing bool
+	wg      sync.WaitGroup
 }
 
 // NewServer returns a server for b.
 func NewServer(b Backend) *Server {
-	return &Server{srv: &http.Server{Handler: Handler(b), ReadHeaderTimeout: 5 * time.Second}}
+	s := &Server{backend: b, tunnels: make(map[net.Conn]struct{})}
+	s.srv = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 5 * time.Second}
+	return s
 }
 
 // Serve serves ln until Shutdown; it returns http.ErrServerClosed then.
 func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
 
-// Shutdown stops the server, closing its listener (which removes the socket).
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+// Shutdown stops the server, closing its listener (which removes the
+// socket) and every connection switched by /v1/dial.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	s.mu.Lock()
+	s.closing = true
+	for c := range s.tunnels {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return err
+}

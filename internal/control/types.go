@@ -3,7 +3,10 @@
 // over its Unix socket. The daemon returns data; the CLI renders it.
 package control
 
-import "context"
+import (
+	"context"
+	"net"
+)
 
 // Status is the answer to GET /v1/status.
 type Status struct {
@@ -79,4 +82,7 @@ type Backend interface {
 	Routes(ctx context.Context) ([]Route, error)
 	AddRoute(ctx context.Context, r RouteRequest) (Route, error)
 	DelRoute(ctx context.Context, r RouteRequest) error
+	// Dial opens a TCP connection to host:port on the mesh; host is a peer
+	// name, name.mynetwork, or an IP.
+	Dial(ctx context.Context, host string, port uint16) (net.Conn, error)
 }

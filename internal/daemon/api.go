@@ -20,7 +20,7 @@ var _ control.Backend = (*Daemon)(nil)
 func (d *Daemon) Status(context.Context) (control.Status, error) {
 	h := d.node.Host()
 	st := control.Status{
-		PeerID: d.self.String(), Interface: d.dev.Name(), Mode: "kernel",
+		PeerID: d.self.String(), Interface: d.dev.Name(), Mode: d.dev.Mode(),
 		IPv4: d.addrs.IPv4.String(), IPv6: d.addrs.IPv6.String(),
 		SwarmPeers: len(h.Network().Peers()),
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -50,7 +49,7 @@ type Daemon struct {
 	log   *slog.Logger
 
 	// Set while running.
-	dev  *kerneltun.Device
+	dev  backend
 	node *p2p.Node
 	eng  *engine.Engine
 
@@ -146,11 +145,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	undo = append(undo, func() { ln.Close() })
 
 	// 2. The device, its addresses and the peers' routes.
-	d.dev, err = kerneltun.Create(kerneltun.Config{
-		Name: d.opts.Interface,
-		IPv4: netip.PrefixFrom(d.addrs.IPv4, config.MeshPrefix4.Bits()),
-		IPv6: netip.PrefixFrom(d.addrs.IPv6, config.MeshPrefix6.Bits()),
-	})
+	d.dev, err = newKernelBackend(d.opts.Interface, d.addrs)
 	if err != nil {
 		return err
 	}

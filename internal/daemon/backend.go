@@ -1,0 +1,46 @@
+package daemon
+
+import (
+	"context"
+	"net"
+	"net/netip"
+
+	"github.com/mynetwork/mynetwork/config"
+	kerneltun "github.com/mynetwork/mynetwork/kernel-tun"
+	"github.com/mynetwork/mynetwork/internal/engine"
+)
+
+// backend is the device side of a mode: the kernel TUN or the userspace
+// stack. The engine sees only its engine.Device half.
+type backend interface {
+	engine.Device
+	Name() string
+	Mode() string
+	AddRoute(netip.Prefix) error
+	DelRoute(netip.Prefix) error
+	dial(ctx context.Context, network, address string) (net.Conn, error)
+}
+
+// kernelBackend is the TUN interface; the OS routes dials into it.
+type kernelBackend struct {
+	*kerneltun.Device
+}
+
+func newKernelBackend(iface string, a config.Addresses) (*kernelBackend, error) {
+	dev, err := kerneltun.Create(kerneltun.Config{
+		Name: iface,
+		IPv4: netip.PrefixFrom(a.IPv4, config.MeshPrefix4.Bits()),
+		IPv6: netip.PrefixFrom(a.IPv6, config.MeshPrefix6.Bits()),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &kernelBackend{dev}, nil
+}
+
+func (kernelBackend) Mode() string { return "kernel" }
+
+func (kernelBackend) dial(ctx context.Context, network, address string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, network, address)
+}

@@ -1,0 +1,40 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// resolve maps a host to a mesh address: a configured peer's name (also as
+// name.mynetwork) gives its IPv4 address; an IP literal is taken as is.
+func (d *Daemon) resolve(host string) (netip.Addr, bool) {
+	name := strings.TrimSuffix(strings.TrimSuffix(host, "."), ".mynetwork")
+	for _, p := range d.peers {
+		if strings.EqualFold(p.name, name) {
+			return p.addrs.IPv4, true
+		}
+	}
+	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		return a.Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+// Dial opens a TCP connection to host:port through the mesh: in kernel mode
+// through the OS (which routes mesh addresses to the TUN), in userspace mode
+// through the in-process stack.
+func (d *Daemon) Dial(ctx context.Context, host string, port uint16) (net.Conn, error) {
+	addr, ok := d.resolve(host)
+	if !ok {
+		return nil, fmt.Errorf("dial %s:%d: %q is neither a configured peer's name nor an IP address", host, port, host)
+	}
+	target := net.JoinHostPort(addr.String(), strconv.Itoa(int(port)))
+	if _, routed := d.eng.Table().Lookup(addr); !routed && addr != d.addrs.IPv4 && addr != d.addrs.IPv6 {
+		return nil, fmt.Errorf("dial %s: %s is not on the mesh (no peer or route covers it)", target, addr)
+	}
+	return d.dev.dial(ctx, "tcp", target)
+}
