@@ -13,9 +13,14 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 )
 
-// DefaultMTU leaves room under a 1500-byte underlay for the transport's
-// encryption and framing overhead.
-const DefaultMTU = 1420
+// DefaultMTU is large on purpose: packets travel on a reliable, encrypted
+// libp2p stream that segments them itself, so the TUN need not fit the
+// underlay's 1500 bytes. Whole 60 KB TCP segments cost one read, one frame
+// and one write each instead of forty. Measured with make bench (one run,
+// iperf3 1 stream over QUIC, tunnel/raw veth): MTU 1420 0.05, 16000 0.10,
+// 60000 0.21. TCP's MSS negotiation and path-MTU discovery keep smaller
+// links behind a peer working.
+const DefaultMTU = 60000
 
 // Config is what the device is created with.
 type Config struct {

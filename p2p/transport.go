@@ -22,8 +22,8 @@ import (
 const PacketProtocol protocol.ID = "/mynetwork/packets/1.0.0"
 
 const (
-	queueLen      = 512      // packets waiting per peer before Send drops
-	inboxLen      = 1024     // received packets waiting for the engine
+	queueBytes    = 4 << 20  // bytes waiting per peer before Send drops: bounds memory and bufferbloat
+	inboxBytes    = 4 << 20  // bytes received and waiting for the engine
 	ioBufSize     = 64 << 10 // bufio size on each stream: many frames per syscall
 	openTimeout   = 10 * time.Second
 	reopenBackoff = 500 * time.Millisecond
@@ -84,14 +84,15 @@ func NewTransport(h host.Host, peers []peer.ID, maxPacket int, log *slog.Logger)
 	t := &Transport{
 		h: h, log: log, maxPacket: maxPacket,
 		peers:   make(map[peer.ID]*peerSender, len(peers)),
-		inbox:   make(chan *packet, inboxLen),
+		inbox:   make(chan *packet, max(64, inboxBytes/maxPacket)),
 		streams: make(map[network.Stream]struct{}),
 		closed:  make(chan struct{}),
 		warn:    ratelimit.Every{Interval: 10 * time.Second},
 	}
 	t.pool.New = func() any { return &packet{buf: make([]byte, maxPacket)} }
+	qlen := max(64, queueBytes/maxPacket)
 	for _, p := range peers {
-		t.peers[p] = &peerSender{id: p, queue: make(chan *packet, queueLen)}
+		t.peers[p] = &peerSender{id: p, queue: make(chan *packet, qlen)}
 	}
 	for _, ps := range t.peers {
 		t.wg.Add(1)

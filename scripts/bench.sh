@@ -29,10 +29,12 @@ for ns in "$a" "$b"; do ip -n "$ns" link set lo up; ip -n "$ns" link set eth0 up
 out_a=$("$bin" init -i mba -c "$work/a.json"); out_b=$("$bin" init -i mbb -c "$work/b.json")
 id() { grep -o '12D3Koo[1-9A-HJ-NP-Za-km-z]*' <<<"$1"; }
 ip_b=$(grep -o 'mesh addresses: [0-9.]*' <<<"$out_b" | cut -d' ' -f3)
-sed -i "s|\"peers\": \[\]|\"bootstrapPeers\": [], \"mdns\": false, \"peers\": [{\"name\": \"b\", \"id\": \"$(id "$out_b")\", \"addrs\": [\"/ip4/10.124.0.2/udp/8001/quic-v1\", \"/ip4/10.124.0.2/tcp/8001\"]}]|" "$work/a.json"
+sed -i "s|\"peers\": \[\]|\"bootstrapPeers\": [], \"mdns\": false, \"peers\": [{\"name\": \"b\", \"id\": \"$(id "$out_b")\", \"addrs\": [${BENCH_ADDRS:-\"/ip4/10.124.0.2/udp/8001/quic-v1\", \"/ip4/10.124.0.2/tcp/8001\"}]}]|" "$work/a.json"
 sed -i "s|\"peers\": \[\]|\"bootstrapPeers\": [], \"mdns\": false, \"peers\": [{\"name\": \"a\", \"id\": \"$(id "$out_a")\"}]|" "$work/b.json"
-ip netns exec "$a" "$bin" up -i mba -c "$work/a.json" 2>"$work/a.log" & pids+=($!)
-ip netns exec "$b" "$bin" up -i mbb -c "$work/b.json" 2>"$work/b.log" & pids+=($!)
+prof_a=() prof_b=()
+if [ -n "${BENCH_PROFILE:-}" ]; then prof_a=(--cpuprofile "$BENCH_PROFILE.a"); prof_b=(--cpuprofile "$BENCH_PROFILE.b"); fi
+ip netns exec "$a" "$bin" up -i mba -c "$work/a.json" "${prof_a[@]}" 2>"$work/a.log" & pids+=($!)
+ip netns exec "$b" "$bin" up -i mbb -c "$work/b.json" "${prof_b[@]}" 2>"$work/b.log" & pids+=($!)
 for _ in $(seq 100); do
   ip netns exec "$a" ping -c1 -W1 "$ip_b" >/dev/null 2>&1 && break
   sleep 0.2

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -13,6 +14,7 @@ import (
 
 func newUpCmd(opts *rootOptions) *cobra.Command {
 	var verbose bool
+	var cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Bring the node up and run it until interrupted",
@@ -30,11 +32,24 @@ func newUpCmd(opts *rootOptions) *cobra.Command {
 				return err
 			}
 			daemon.WarnIfExposed(opts.configPath(), log)
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return d.Run(ctx)
 		},
 	}
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log debug details")
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the daemon's whole run to this file")
+	cmd.Flags().MarkHidden("cpuprofile")
 	return cmd
 }
