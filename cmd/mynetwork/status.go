@@ -47,6 +47,15 @@ func newStatusCmd(opts *rootOptions) *cobra.Command {
 					fmt.Fprintf(out, "    @%s not connected (%s)\n", p.Name, p.IPv4)
 				}
 			}
+			if u := st.Userspace; u != nil {
+				fmt.Fprintf(out, "SOCKS5: %s\n", u.SOCKS5)
+				for _, f := range u.Forwards {
+					fmt.Fprintf(out, "Forward: %s\n", f)
+				}
+				for _, e := range u.Exposes {
+					fmt.Fprintf(out, "Expose: %s\n", e)
+				}
+			}
 			fmt.Fprintln(out, "Addresses:")
 			for _, a := range st.Addresses {
 				fmt.Fprintf(out, "    %s\n", a)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -13,21 +14,31 @@ import (
 )
 
 func newUpCmd(opts *rootOptions) *cobra.Command {
-	var verbose bool
-	var cpuProfile string
+	var (
+		verbose    bool
+		cpuProfile string
+		dopts      daemon.Options
+	)
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Bring the node up and run it until interrupted",
 		Long: "Creates the TUN interface (needs root), connects to the configured peers\n" +
-			"and carries packets until SIGINT or SIGTERM, then removes everything it added.",
+			"and carries packets until SIGINT or SIGTERM, then removes everything it added.\n\n" +
+			"With --userspace no root and no TUN are needed: a TCP/IP stack inside the\n" +
+			"process holds the node's mesh addresses, reached through a SOCKS5 proxy\n" +
+			"(default 127.0.0.1:1080), port forwards, exposes and 'mynetwork nc'.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			level := slog.LevelInfo
 			if verbose {
 				level = slog.LevelDebug
 			}
+			if !dopts.Userspace && (dopts.SOCKS5 != "" || len(dopts.Forwards)+len(dopts.Exposes) > 0) {
+				return errors.New("--socks5, --forward and --expose need --userspace")
+			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-			d, err := daemon.New(daemon.Options{ConfigPath: opts.configPath(), Interface: opts.iface, Log: log})
+			dopts.ConfigPath, dopts.Interface, dopts.Log = opts.configPath(), opts.iface, log
+			d, err := daemon.New(dopts)
 			if err != nil {
 				return err
 			}
@@ -49,6 +60,10 @@ func newUpCmd(opts *rootOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log debug details")
+	cmd.Flags().BoolVar(&dopts.Userspace, "userspace", false, "run without root or TUN: an in-process TCP/IP stack, SOCKS5, forwards")
+	cmd.Flags().StringVar(&dopts.SOCKS5, "socks5", "", "userspace: SOCKS5 listen address, or off (default 127.0.0.1:1080)")
+	cmd.Flags().StringArrayVar(&dopts.Forwards, "forward", nil, "userspace: [tcp:|udp:]LISTEN=HOST:PORT, e.g. 127.0.0.1:2222=ms1:22 (repeatable)")
+	cmd.Flags().StringArrayVar(&dopts.Exposes, "expose", nil, "userspace: [tcp:|udp:]PORT=LOCAL:PORT, e.g. 22=127.0.0.1:22 (repeatable)")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the daemon's whole run to this file")
 	cmd.Flags().MarkHidden("cpuprofile")
 	return cmd

@@ -19,6 +19,14 @@ type Status struct {
 	Peers      []PeerStatus `json:"peers"`
 	Addresses  []string     `json:"addresses"`
 	Counters   Counters     `json:"counters"`
+	Userspace  *Userspace   `json:"userspace,omitempty"` // userspace mode only
+}
+
+// Userspace is what a userspace-mode node offers local programs.
+type Userspace struct {
+	SOCKS5   string   `json:"socks5"` // listen address, or "off"
+	Forwards []string `json:"forwards,omitempty"`
+	Exposes  []string `json:"exposes,omitempty"`
 }
 
 // PeerStatus is one configured VPN peer.

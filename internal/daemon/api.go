@@ -23,6 +23,7 @@ func (d *Daemon) Status(context.Context) (control.Status, error) {
 		PeerID: d.self.String(), Interface: d.dev.Name(), Mode: d.dev.Mode(),
 		IPv4: d.addrs.IPv4.String(), IPv6: d.addrs.IPv6.String(),
 		SwarmPeers: len(h.Network().Peers()),
+		Userspace:  d.userspace,
 	}
 	for _, a := range h.Addrs() {
 		st.Addresses = append(st.Addresses, a.String())

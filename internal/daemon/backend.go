@@ -6,8 +6,8 @@ import (
 	"net/netip"
 
 	"github.com/mynetwork/mynetwork/config"
-	kerneltun "github.com/mynetwork/mynetwork/kernel-tun"
 	"github.com/mynetwork/mynetwork/internal/engine"
+	kerneltun "github.com/mynetwork/mynetwork/kernel-tun"
 )
 
 // backend is the device side of a mode: the kernel TUN or the userspace

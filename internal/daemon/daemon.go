@@ -30,6 +30,12 @@ type Options struct {
 	Interface  string
 	SocketPath string // empty: control.SocketPath(Interface)
 	Log        *slog.Logger
+
+	// Userspace runs the gVisor stack instead of a TUN: no root needed.
+	Userspace bool
+	SOCKS5    string   // --socks5: replaces the config's address; "off" disables
+	Forwards  []string // --forward rules, added to the config's
+	Exposes   []string // --expose rules, added to the config's
 }
 
 // peerInfo is a configured peer with everything parsed.
@@ -49,9 +55,10 @@ type Daemon struct {
 	log   *slog.Logger
 
 	// Set while running.
-	dev  backend
-	node *p2p.Node
-	eng  *engine.Engine
+	dev       backend
+	node      *p2p.Node
+	eng       *engine.Engine
+	userspace *control.Userspace // what status shows in userspace mode
 
 	routeMu sync.Mutex // serialises route changes (OS, table and file)
 }
@@ -145,7 +152,17 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	undo = append(undo, func() { ln.Close() })
 
 	// 2. The device, its addresses and the peers' routes.
-	d.dev, err = newKernelBackend(d.opts.Interface, d.addrs)
+	var us *userspaceBackend
+	var uset userspaceSettings
+	if d.opts.Userspace {
+		if uset, err = d.userspaceSettings(); err != nil {
+			return err
+		}
+		us, err = newUserspaceBackend(d.opts.Interface, d.addrs)
+		d.dev = us
+	} else {
+		d.dev, err = newKernelBackend(d.opts.Interface, d.addrs)
+	}
 	if err != nil {
 		return err
 	}
@@ -194,7 +211,17 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		devClosed = true
 	})
 
-	// 5. The control API.
+	// 5. Userspace mode's proxy, forwards and exposes.
+	if us != nil {
+		stopUserspace, err := d.startUserspace(us, uset)
+		if err != nil {
+			return err
+		}
+		undo = append(undo, stopUserspace)
+		d.userspace = uset.status()
+	}
+
+	// 6. The control API.
 	srv := control.NewServer(d)
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()
@@ -205,7 +232,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		<-srvDone
 	})
 
-	d.log.Info("mynetwork is up", "interface", d.dev.Name(), "peerID", d.self,
+	d.log.Info("mynetwork is up", "interface", d.dev.Name(), "mode", d.dev.Mode(), "peerID", d.self,
 		"ipv4", d.addrs.IPv4, "ipv6", d.addrs.IPv6, "peers", len(d.peers))
 	select {
 	case <-ctx.Done():
