@@ -31,7 +31,8 @@ e2e:
 bench: build
 	MYNETWORK_BIN=$(BIN) ./scripts/bench.sh
 
-demo: demo-kernel
+demo: build
+	MYNETWORK_BIN=$(BIN) ./scripts/demo.sh
 
 demo-kernel: build
 	MYNETWORK_BIN=$(BIN) ./scripts/demo-kernel.sh
