@@ -253,18 +253,7 @@ func (n *node) cli(args ...string) (string, error) {
 	return n.ns.try(append([]string{binary, "-i", n.iface, "-c", n.config}, args...)...)
 }
 
-func (n *node) up(t *testing.T) {
-	t.Helper()
-	n.daemon = n.ns.start(t, n.iface, binary, "up", "-i", n.iface, "-c", n.config, "-v")
-	eventually(t, 20*time.Second, n.iface+" control socket", func() error {
-		if n.daemon.exited() {
-			out, _ := os.ReadFile(n.daemon.log)
-			t.Fatalf("%s exited early: %v\n%s", n.iface, n.daemon.err, out)
-		}
-		_, err := n.cli("status")
-		return err
-	})
-}
+func (n *node) up(t *testing.T) { t.Helper(); n.upArgs(t) }
 
 type peerStatus struct {
 	Name      string `json:"name"`

@@ -82,12 +82,12 @@ func TestKernelMesh(t *testing.T) {
 	})
 
 	t.Run("ssh to a real sshd on the other host", func(t *testing.T) {
-		sshSession(t, nsA, nsB, b.v4, b.v4)
+		sshSessionVia(t, nsA, nsB, b.v4, b.v4)
 	})
 
 	t.Run("ssh with ProxyCommand mynetwork nc, by peer name", func(t *testing.T) {
 		proxy := fmt.Sprintf("ProxyCommand=%s -i %s nc %%h %%p", binary, a.iface)
-		sshSession(t, nsA, nsB, b.v4, "b", "-o", proxy)
+		sshSessionVia(t, nsA, nsB, b.v4, "b", "-o", proxy)
 		out, err := a.cli("nc", "nobody", "22")
 		if err == nil || !strings.Contains(out, `"nobody" is neither a configured peer's name nor an IP address`) {
 			t.Errorf("nc to an unknown name: %v %s", err, out)
@@ -211,9 +211,9 @@ func TestBadConfigChangesNothing(t *testing.T) {
 	}
 }
 
-// sshSession logs in to a real sshd in server (listening on addr) from
-// client, as root@target with extra ssh options, and runs a command there.
-func sshSession(t *testing.T, client, server *netns, addr, target string, opts ...string) {
+// sshSessionVia starts a real sshd in server on listen:2222, logs in to it
+// from client as root@target (with extra ssh options) and runs a command.
+func sshSessionVia(t *testing.T, client, server *netns, listen, target string, opts ...string) {
 	t.Helper()
 	dir := t.TempDir()
 	sh(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "host"))
@@ -229,7 +229,7 @@ KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
 PidFile none
-`, addr, dir, dir)
+`, listen, dir, dir)
 	os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(conf), 0o600)
 	os.MkdirAll("/run/sshd", 0o755) // privilege separation folder
 	sshd, _ := execLook("sshd")
