@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Benchmark: tunnel vs raw veth between two network namespaces, measured in
-# one run, reported as ratios (these machines are shared and noisy). Needs
-# root, iperf3 and ping. Set BENCH_JSON=path to also write JSON.
+# Benchmark: every figure is the tunnel against the raw underlay measured in
+# the same run, reported as a ratio (these machines are shared and noisy).
+# Two namespaces joined by a veth pair; no route out. Needs root, iperf3,
+# ping, curl and python3. BENCH_JSON=path also writes JSON; BENCH_SECONDS
+# sets each iperf3 run's length; BENCH_ADDRS picks B's address(es) for A
+# (default QUIC then TCP); BENCH_PROFILE=prefix writes CPU profiles.
 set -euo pipefail
 
 bin=${MYNETWORK_BIN:-bin/mynetwork}
@@ -26,43 +29,85 @@ ip link add eth0 netns "$a" type veth peer name eth0 netns "$b"
 ip -n "$a" addr add 10.124.0.1/24 dev eth0; ip -n "$b" addr add 10.124.0.2/24 dev eth0
 for ns in "$a" "$b"; do ip -n "$ns" link set lo up; ip -n "$ns" link set eth0 up; done
 
+peerid() { grep -o '12D3Koo[1-9A-HJ-NP-Za-km-z]*' <<<"$1"; }
+meship() { grep -o 'mesh addresses: [0-9.]*' <<<"$1" | cut -d' ' -f3; }
 out_a=$("$bin" init -i mba -c "$work/a.json"); out_b=$("$bin" init -i mbb -c "$work/b.json")
-id() { grep -o '12D3Koo[1-9A-HJ-NP-Za-km-z]*' <<<"$1"; }
-ip_b=$(grep -o 'mesh addresses: [0-9.]*' <<<"$out_b" | cut -d' ' -f3)
-sed -i "s|\"peers\": \[\]|\"bootstrapPeers\": [], \"mdns\": false, \"peers\": [{\"name\": \"b\", \"id\": \"$(id "$out_b")\", \"addrs\": [${BENCH_ADDRS:-\"/ip4/10.124.0.2/udp/8001/quic-v1\", \"/ip4/10.124.0.2/tcp/8001\"}]}]|" "$work/a.json"
-sed -i "s|\"peers\": \[\]|\"bootstrapPeers\": [], \"mdns\": false, \"peers\": [{\"name\": \"a\", \"id\": \"$(id "$out_a")\"}]|" "$work/b.json"
-prof_a=() prof_b=()
-if [ -n "${BENCH_PROFILE:-}" ]; then prof_a=(--cpuprofile "$BENCH_PROFILE.a"); prof_b=(--cpuprofile "$BENCH_PROFILE.b"); fi
-ip netns exec "$a" "$bin" up -i mba -c "$work/a.json" "${prof_a[@]}" 2>"$work/a.log" & pids+=($!)
-ip netns exec "$b" "$bin" up -i mbb -c "$work/b.json" "${prof_b[@]}" 2>"$work/b.log" & pids+=($!)
-for _ in $(seq 100); do
-  ip netns exec "$a" ping -c1 -W1 "$ip_b" >/dev/null 2>&1 && break
-  sleep 0.2
-done
-ip netns exec "$b" iperf3 -s -D --pidfile "$work/iperf.pid" >/dev/null
-sleep 0.3
-pids+=($(cat "$work/iperf.pid"))
+ip_b=$(meship "$out_b")
+addrs=${BENCH_ADDRS:-'"/ip4/10.124.0.2/udp/8001/quic-v1", "/ip4/10.124.0.2/tcp/8001"'}
+sed -i "s|\"peers\": \[\]|\"bootstrapPeers\": [], \"mdns\": false, \"peers\": [{\"name\": \"b\", \"id\": \"$(peerid "$out_b")\", \"addrs\": [$addrs]}]|" "$work/a.json"
+sed -i "s|\"peers\": \[\]|\"bootstrapPeers\": [], \"mdns\": false, \"peers\": [{\"name\": \"a\", \"id\": \"$(peerid "$out_a")\"}]|" "$work/b.json"
 
-rtt() { ip netns exec "$a" ping -q -c 50 -i 0.02 "$1" | awk -F/ '/^rtt/ {print $5}'; }
-tput() { # Mbit/s received, streams
-  ip netns exec "$a" iperf3 -c "$1" -t "$secs" -P "$2" -f m | awk '/receiver/ {v=$(NF-2)} END {print v}'
+# start NS NAME ARGS...: a daemon in a namespace; its PID goes to $started.
+start() {
+  local ns=$1 name=$2; shift 2
+  local prof=()
+  [ -n "${BENCH_PROFILE:-}" ] && prof=(--cpuprofile "$BENCH_PROFILE.$name")
+  ip netns exec "$ns" "$bin" up "$@" "${prof[@]}" 2>"$work/$name.log" & started=$!
+  pids+=("$started")
 }
+stop() { kill -TERM "$1"; wait "$1" 2>/dev/null || true; }
+wait_ping() {
+  for _ in $(seq 100); do ip netns exec "$a" ping -c1 -W1 "$1" >/dev/null 2>&1 && return; sleep 0.2; done
+  echo "no ping to $1" >&2; exit 1
+}
+rtt() { ip netns exec "$1" ping -q -c 50 -i 0.02 "$2" | awk -F/ '/^rtt/ {print $5}'; }
+tput() { # NS HOST PORT STREAMS: Mbit/s received
+  ip netns exec "$1" iperf3 -c "$2" -p "$3" -t "$secs" -P "$4" -f m | awk '/receiver/ {v=$(NF-2)} END {print v}'
+}
+rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
 rows=()
-row() { # name raw tunnel higher-is-better(1|0)
+row() { # name raw tunnel
   local ratio
-  ratio=$(awk -v r="$2" -v t="$3" 'BEGIN { if (r > 0) printf "%.2f", t / r; else print "n/a" }')
+  ratio=$(awk -v r="$2" -v t="$3" 'BEGIN { if (r > 0 && t != "") printf "%.2f", t / r; else print "n/a" }')
   rows+=("$1|$2|$3|$ratio")
 }
-row "ping RTT avg (ms)" "$(rtt 10.124.0.2)" "$(rtt "$ip_b")"
-row "TCP 1 stream (Mbit/s)" "$(tput 10.124.0.2 1)" "$(tput "$ip_b" 1)"
-row "TCP 4 streams (Mbit/s)" "$(tput 10.124.0.2 4)" "$(tput "$ip_b" 4)"
 
-printf '\n%-26s %12s %12s %8s\n' scenario raw tunnel ratio
-for r in "${rows[@]}"; do IFS='|' read -r n raw tun ratio <<<"$r"; printf '%-26s %12s %12s %8s\n' "$n" "$raw" "$tun" "$ratio"; done
+ip netns exec "$b" iperf3 -s -D -p 5201 --pidfile "$work/iperf-b.pid" >/dev/null
+sleep 0.3; pids+=("$(cat "$work/iperf-b.pid")")
+
+# 1. Kernel mode on both hosts.
+start "$a" a -i mba -c "$work/a.json"; pid_a=$started
+start "$b" b -i mbb -c "$work/b.json"; pid_b=$started
+wait_ping "$ip_b"
+sleep 1
+idle_rss=$(rss_mib "$pid_a")
+row "ping RTT avg (ms)" "$(rtt "$a" 10.124.0.2)" "$(rtt "$a" "$ip_b")"
+row "kernel TCP 1 stream (Mbit/s)" "$(tput "$a" 10.124.0.2 5201 1)" "$(tput "$a" "$ip_b" 5201 1)"
+row "kernel TCP 4 streams (Mbit/s)" "$(tput "$a" 10.124.0.2 5201 4)" "$(tput "$a" "$ip_b" 5201 4)"
+kernel1=${rows[1]#*|*|}; kernel1=${kernel1%%|*}
+
+# 2. Kernel node A to userspace node B (B exposes its iperf3 server).
+stop "$pid_b"
+ip netns exec "$b" iperf3 -s -D -p 5202 -B 127.0.0.1 --pidfile "$work/iperf-b2.pid" >/dev/null
+sleep 0.3; pids+=("$(cat "$work/iperf-b2.pid")")
+start "$b" bu -i mbb -c "$work/b.json" --userspace --socks5 off --expose 5202=127.0.0.1:5202; pid_b=$started
+wait_ping "$ip_b"
+row "kernel→userspace 1 stream (Mbit/s)" "$(tput "$a" 10.124.0.2 5201 1)" "$(tput "$a" "$ip_b" 5202 1)"
+
+# 3. Userspace on both: A forwards a local port to B's exposed iperf3, and
+# curl fetches a file through A's SOCKS5. Raw: the same on B's loopback.
+stop "$pid_a"
+start "$a" au -i mba -c "$work/a.json" --userspace --socks5 127.0.0.1:1080 --forward 127.0.0.1:5301=b:5202; pid_a=$started
+mkdir -p "$work/www"; head -c 500M /dev/zero > "$work/www/big"
+ip netns exec "$b" python3 -m http.server --bind 127.0.0.1 --directory "$work/www" 8080 >/dev/null 2>&1 & pids+=($!)
+# B needs the expose for HTTP too: restart B with both exposes.
+stop "$pid_b"
+start "$b" bu2 -i mbb -c "$work/b.json" --userspace --socks5 off --expose 5202=127.0.0.1:5202 --expose 8080=127.0.0.1:8080; pid_b=$started
+for _ in $(seq 100); do ip netns exec "$a" "$bin" -i mba status 2>/dev/null | grep -q 'nodes: 1/1' && break; sleep 0.2; done
+sleep 1
+user1=$(tput "$a" 127.0.0.1 5301 1)
+row "userspace 1 stream, forward (Mbit/s)" "$(tput "$b" 127.0.0.1 5202 1)" "$user1"
+curl_mbit() { ip netns exec "$1" curl -s -o /dev/null -w '%{speed_download}' "${@:2}" | awk '{printf "%.0f", $1*8/1e6}'; }
+row "userspace SOCKS5 curl 500MB (Mbit/s)" "$(curl_mbit "$b" http://127.0.0.1:8080/big)" "$(curl_mbit "$a" --socks5-hostname 127.0.0.1:1080 http://b:8080/big)"
+row "userspace vs kernel, 1 stream (Mbit/s)" "$kernel1" "$user1"
+
+printf '\n%-40s %12s %12s %8s\n' scenario raw tunnel ratio
+for r in "${rows[@]}"; do IFS='|' read -r n raw tun ratio <<<"$r"; printf '%-40s %12s %12s %8s\n' "$n" "$raw" "$tun" "$ratio"; done
+printf '%-40s %12s\n' "daemon RSS after up, idle (MiB)" "$idle_rss"
 if [ -n "${BENCH_JSON:-}" ]; then
-  { echo '['; sep=''
+  { echo '{"rows": ['; sep=''
     for r in "${rows[@]}"; do IFS='|' read -r n raw tun ratio <<<"$r"
-      printf '%s{"scenario": "%s", "raw": %s, "tunnel": %s, "ratio": %s}\n' "$sep" "$n" "$raw" "$tun" "$ratio"; sep=','
-    done; echo ']'; } > "$BENCH_JSON"
+      printf '%s{"scenario": "%s", "raw": %s, "tunnel": %s, "ratio": %s}\n' "$sep" "$n" "${raw:-null}" "${tun:-null}" "$ratio"; sep=','
+    done; printf '], "idleRSSMiB": %s}\n' "$idle_rss"; } > "$BENCH_JSON"
 fi
