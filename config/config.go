@@ -38,6 +38,13 @@ type Config struct {
 	BootstrapPeers *[]string `json:"bootstrapPeers,omitempty"`
 	// MDNS turns local-network discovery on or off; absent means on.
 	MDNS *bool `json:"mdns,omitempty"`
+	// Relays are extra circuit-relay nodes (multiaddrs with /p2p/<id>),
+	// tried besides the configured peers when no direct path exists.
+	Relays []string `json:"relays,omitempty"`
+	// Reachability is "auto" (absent: AutoNAT finds out), "public" for a
+	// node others can dial (it then relays for its peers and serves the
+	// DHT at once) or "private" for a node behind NAT.
+	Reachability string `json:"reachability,omitempty"`
 	// Peers are the VPN nodes this node exchanges packets with.
 	Peers []Peer `json:"peers"`
 	// Userspace configures 'up --userspace': the SOCKS5 proxy, forwards and exposes.

@@ -144,6 +144,9 @@ func TestParseErrors(t *testing.T) {
 				`userspace.forwards[2].to: "ms1:0" is not HOST:PORT`,
 				"userspace.exposes[1].port: missing",
 				`userspace.exposes[1].to: "127.0.0.1" is not a local HOST:PORT`}},
+		{"bad relay and reachability", `{"privateKey":"` + key + `","peers":[],"relays":["/ip4/10.0.0.1/tcp/1"],"reachability":"maybe"}`,
+			[]string{`relays[0]: "/ip4/10.0.0.1/tcp/1" is not a multiaddr ending in /p2p/<peer ID>`,
+				`reachability: "maybe" is not "auto", "public" or "private"`}},
 		{"expose port not a number", `{"privateKey":"` + key + `","peers":[],"userspace":{"exposes":[{"port":"22","to":"127.0.0.1:22"}]}}`,
 			[]string{`userspace.exposes[0].port: must be a number, not the string "22"`}},
 	}

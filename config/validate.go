@@ -45,6 +45,17 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	for i, a := range c.Relays {
+		if _, err := peer.AddrInfoFromString(a); err != nil {
+			add(fmt.Sprintf("relays[%d]", i), "%q is not a multiaddr ending in /p2p/<peer ID>: %v", a, err)
+		}
+	}
+	switch c.Reachability {
+	case "", "auto", "public", "private":
+	default:
+		add("reachability", "%q is not \"auto\", \"public\" or \"private\"", c.Reachability)
+	}
+
 	// Address collisions are checked against self and between peers.
 	type owner struct{ what, path string }
 	v4owner := map[netip.Addr]owner{}

@@ -9,13 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p-kad-dht/dual"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -24,8 +24,6 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
-	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -34,6 +32,9 @@ const MDNSService = "_mynetwork._udp"
 
 const (
 	dialTimeout   = 15 * time.Second
+	directRetry   = 30 * time.Second
+	findTimeout   = 10 * time.Second // FindPeer can hang to its deadline on relay-only peers
+	maxRepunch    = 5
 	pingInterval  = 10 * time.Second
 	minBackoff    = 500 * time.Millisecond
 	maxBackoff    = 30 * time.Second
@@ -55,6 +56,13 @@ type Options struct {
 	Bootstrap []peer.AddrInfo
 	MDNS      bool
 	Peers     []Peer
+	// Relays are extra relays besides the configured peers.
+	Relays []peer.AddrInfo
+	// Reachability is "public", "private", or "" / "auto" for AutoNAT.
+	Reachability string
+	// AddrBook is a file that remembers peers' addresses across restarts;
+	// empty means none.
+	AddrBook  string
 	MaxPacket int
 	Log       *slog.Logger
 }
@@ -62,12 +70,19 @@ type Options struct {
 // Node is a running libp2p host with its discovery and packet transport.
 type Node struct {
 	host      host.Host
-	kad       *dht.IpfsDHT
+	kad       *dual.DHT
 	mdns      mdns.Service
 	transport *Transport
 	log       *slog.Logger
 	peers     map[peer.ID]chan struct{} // kick a peer's connector; fixed at New
 	bootstrap []peer.AddrInfo
+	relays    []peer.AddrInfo
+	addrBook  string
+
+	holePunchAttempts map[peer.ID]int // touched only by that peer's connector
+	bookMu            sync.Mutex
+	whyMu             sync.Mutex
+	why               map[peer.ID]string // why a peer is not connected
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -83,19 +98,17 @@ func New(opts Options) (_ *Node, err error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	h, err := libp2p.New(
-		libp2p.Identity(opts.Key),
-		libp2p.ListenAddrStrings(opts.Listen...),
-		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.Transport(libp2pquic.NewTransport),
-		libp2p.UserAgent(userAgentName),
-		libp2p.AddrsFactory(withoutMesh),
-		libp2p.ConnectionGater(meshGater{}),
-	)
+	n := &Node{log: opts.Log, peers: make(map[peer.ID]chan struct{}), bootstrap: opts.Bootstrap,
+		relays: opts.Relays, addrBook: opts.AddrBook,
+		holePunchAttempts: make(map[peer.ID]int), why: make(map[peer.ID]string)}
+	for _, p := range opts.Peers {
+		n.peers[p.ID] = make(chan struct{}, 1)
+	}
+	h, err := libp2p.New(n.hostOptions(opts)...)
 	if err != nil {
 		return nil, fmt.Errorf("start libp2p host on %s: %w", strings.Join(opts.Listen, ", "), err)
 	}
-	n := &Node{host: h, log: opts.Log, peers: make(map[peer.ID]chan struct{}), bootstrap: opts.Bootstrap}
+	n.host = h
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -104,15 +117,26 @@ func New(opts Options) (_ *Node, err error) {
 	ids := make([]peer.ID, 0, len(opts.Peers))
 	for _, p := range opts.Peers {
 		ids = append(ids, p.ID)
-		n.peers[p.ID] = make(chan struct{}, 1)
 		h.Peerstore().AddAddrs(p.ID, p.Addrs, peerstore.PermanentAddrTTL)
 		h.ConnManager().Protect(p.ID, protectTag)
 	}
+	for _, r := range opts.Relays {
+		h.Peerstore().AddAddrs(r.ID, r.Addrs, peerstore.PermanentAddrTTL)
+		h.ConnManager().Protect(r.ID, protectTag)
+	}
+	n.loadAddrBook()
+	h.SetStreamHandler(AddrsProtocol, n.handleAddrs)
 	if n.transport, err = NewTransport(h, ids, opts.MaxPacket, opts.Log); err != nil {
 		return nil, err
 	}
 	if len(opts.Bootstrap) > 0 {
-		n.kad, err = dht.New(h, dht.Mode(dht.ModeAuto), dht.BootstrapPeers(opts.Bootstrap...))
+		mode := dht.ModeAuto
+		if opts.Reachability == "public" {
+			mode = dht.ModeServer
+		}
+		// The dual DHT keeps a LAN table that accepts private addresses, so a
+		// mesh whose bootstrap node sits on a home or lab network works too.
+		n.kad, err = dual.New(h, dual.DHTOption(dht.Mode(mode), dht.BootstrapPeers(opts.Bootstrap...)))
 		if err != nil {
 			return nil, fmt.Errorf("start DHT: %w", err)
 		}
@@ -204,21 +228,36 @@ func (n *Node) joinDHT(ctx context.Context) {
 }
 
 // keepConnected dials a configured peer until connected, redials with
-// backoff when it goes away, and measures its RTT while connected.
+// backoff when it goes away, moves to better paths as they appear, and
+// measures its RTT while connected. A relayed peer is retried for a direct
+// path every directRetry: DCUtR tries once per relayed connection only.
 func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{}) {
 	defer n.wg.Done()
 	backoff := minBackoff
+	var told network.Conn // the connection our addresses were last sent on
+	var nextDirect time.Time
 	for {
 		wait := pingInterval
-		if n.host.Network().Connectedness(p) == network.Connected {
+		if best := n.bestConn(p); best != nil {
 			backoff = minBackoff
+			n.prune(p)
+			if best != told {
+				told = best
+				n.sendAddrs(ctx, p)
+			}
+			if pathOf(best) == PathRelay && time.Now().After(nextDirect) {
+				nextDirect = time.Now().Add(directRetry)
+				n.tryDirect(ctx, p, best)
+				continue
+			}
 			n.measureRTT(ctx, p)
 		} else if err := n.connect(ctx, p); err != nil {
-			n.log.Debug("peer not reachable yet", "peer", p, "err", err, "retry", backoff)
+			n.noteUnreachable(p, err)
 			wait = backoff
 			backoff = min(backoff*2, maxBackoff)
 		} else {
-			n.log.Info("connected to peer", "peer", p)
+			n.log.Info("connected to peer", "peer", p, "path", n.State(p).Path)
+			n.saveAddrBook()
 			continue
 		}
 		select {
@@ -230,19 +269,54 @@ func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{})
 	}
 }
 
+// tryDirect looks for a direct path to a peer reached only through a relay:
+// first by dialing its known direct addresses, then, if that fails, by
+// closing the relayed connection so that the next one through the relay
+// starts a new hole punch.
+func (n *Node) tryDirect(ctx context.Context, p peer.ID, relayed network.Conn) {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	var direct []ma.Multiaddr
+	for _, a := range n.host.Peerstore().Addrs(p) {
+		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err != nil {
+			direct = append(direct, a)
+		}
+	}
+	if len(direct) > 0 {
+		if sw, ok := n.host.Network().(*swarm.Swarm); ok {
+			sw.Backoff().Clear(p)
+		}
+		err := n.host.Connect(network.WithForceDirectDial(ctx, "mynetwork direct"), peer.AddrInfo{ID: p, Addrs: direct})
+		if err == nil && n.State(p).Path != PathRelay {
+			n.log.Info("direct path found", "peer", p, "path", n.State(p).Path)
+			return
+		}
+	}
+	if n.holePunchAttempts[p] < maxRepunch {
+		n.holePunchAttempts[p]++
+		n.log.Debug("no direct path yet; reconnecting through the relay to punch again", "peer", p)
+		relayed.Close()
+	}
+}
+
 func (n *Node) connect(ctx context.Context, p peer.ID) error {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	ai := n.host.Peerstore().PeerInfo(p)
 	if len(ai.Addrs) == 0 && n.kad != nil {
-		found, err := n.kad.FindPeer(ctx, p)
+		fctx, fcancel := context.WithTimeout(ctx, findTimeout)
+		found, err := n.kad.FindPeer(fctx, p)
+		fcancel()
 		if err != nil {
-			return fmt.Errorf("find %s in the DHT: %w", p, err)
+			return fmt.Errorf("not found in the DHT yet: %w", err)
 		}
 		ai = found
 	}
 	if len(ai.Addrs) == 0 {
-		return fmt.Errorf("no known address for %s", p)
+		if n.kad == nil {
+			return errors.New("no known address, and no DHT: give its addrs in the config, or bootstrapPeers")
+		}
+		return errors.New("no known address")
 	}
 	// Our own backoff paces redials; the swarm's would hold a restarted
 	// peer off for minutes.
@@ -265,7 +339,9 @@ func (n *Node) measureRTT(ctx context.Context, p peer.ID) {
 type PeerState struct {
 	Connected bool
 	Addr      ma.Multiaddr // remote address of the connection in use
-	Relayed   bool
+	Path      string       // PathLAN, PathDirect or PathRelay when connected
+	Relay     peer.ID      // the relay, on PathRelay
+	Why       string       // when not connected: why, if known
 	RTT       time.Duration
 	TxPackets uint64
 	RxPackets uint64
@@ -275,13 +351,18 @@ type PeerState struct {
 // State reports a configured peer's connection, preferring a direct one.
 func (n *Node) State(p peer.ID) PeerState {
 	var st PeerState
-	conns := n.host.Network().ConnsToPeer(p)
-	slices.SortStableFunc(conns, func(a, b network.Conn) int { return boolCmp(isRelayed(a), isRelayed(b)) })
-	if len(conns) > 0 {
+	if c := n.bestConn(p); c != nil {
 		st.Connected = true
-		st.Addr = conns[0].RemoteMultiaddr()
-		st.Relayed = isRelayed(conns[0])
+		st.Addr = c.RemoteMultiaddr()
+		st.Path = pathOf(c)
+		if st.Path == PathRelay {
+			st.Relay = relayOf(c)
+		}
 		st.RTT = n.host.Peerstore().LatencyEWMA(p)
+	} else {
+		n.whyMu.Lock()
+		st.Why = n.why[p]
+		n.whyMu.Unlock()
 	}
 	if c := n.transport.Stats(p); c != nil {
 		st.TxPackets, st.RxPackets = c.TxPackets.Load(), c.RxPackets.Load()
@@ -293,16 +374,6 @@ func (n *Node) State(p peer.ID) PeerState {
 func isRelayed(c network.Conn) bool {
 	_, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT)
 	return err == nil
-}
-
-func boolCmp(a, b bool) int {
-	switch {
-	case a == b:
-		return 0
-	case !a:
-		return -1
-	}
-	return 1
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -326,6 +397,7 @@ func (n *Node) Close() error {
 			n.mdns.Close()
 		}
 		n.wg.Wait()
+		n.saveAddrBook()
 		if n.kad != nil {
 			n.kad.Close()
 		}

@@ -99,7 +99,7 @@ func TestPacketsBothWays(t *testing.T) {
 					t.Fatal("nothing received")
 				}
 			}
-			if st := a.State(idb); st.Addr == nil || st.Relayed || st.TxPackets == 0 {
+			if st := a.State(idb); st.Addr == nil || st.Path == PathRelay || st.TxPackets == 0 {
 				t.Errorf("state %+v", st)
 			}
 		})

@@ -35,16 +35,20 @@ func newStatusCmd(opts *rootOptions) *cobra.Command {
 			fmt.Fprintf(out, "Connected VPN nodes: %d/%d\n", connected, len(st.Peers))
 			for _, p := range st.Peers {
 				if p.Connected {
-					via := ""
-					if p.Relayed {
-						via = " (relayed)"
+					path := p.Path
+					if p.Path == "relay" {
+						path = "relay via " + p.Relay
 					}
-					fmt.Fprintf(out, "    @%s (%s) %s%s\n", p.Name, rtt(p.RTTMillis), p.Addr, via)
+					fmt.Fprintf(out, "    @%s (%s) %s [%s]\n", p.Name, rtt(p.RTTMillis), p.Addr, path)
 				}
 			}
 			for _, p := range st.Peers {
 				if !p.Connected {
-					fmt.Fprintf(out, "    @%s not connected (%s)\n", p.Name, p.IPv4)
+					why := ""
+					if p.Why != "" {
+						why = ": " + p.Why
+					}
+					fmt.Fprintf(out, "    @%s (%s) not connected%s\n", p.Name, p.IPv4, why)
 				}
 			}
 			if u := st.Userspace; u != nil {

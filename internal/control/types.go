@@ -37,7 +37,9 @@ type PeerStatus struct {
 	IPv6      string  `json:"ipv6"`
 	Connected bool    `json:"connected"`
 	Addr      string  `json:"addr,omitempty"` // remote multiaddr of the connection in use
-	Relayed   bool    `json:"relayed"`
+	Path      string  `json:"path,omitempty"`  // "lan", "direct" or "relay"
+	Relay     string  `json:"relay,omitempty"` // on "relay": the relay's name or peer ID
+	Why       string  `json:"why,omitempty"`   // when not connected: why, if known
 	RTTMillis float64 `json:"rttMs,omitempty"`
 	TxPackets uint64  `json:"txPackets"`
 	RxPackets uint64  `json:"rxPackets"`

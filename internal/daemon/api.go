@@ -32,12 +32,18 @@ func (d *Daemon) Status(context.Context) (control.Status, error) {
 		ps := d.node.State(p.id)
 		s := control.PeerStatus{
 			Name: p.name, ID: p.id.String(), IPv4: p.addrs.IPv4.String(), IPv6: p.addrs.IPv6.String(),
-			Connected: ps.Connected, Relayed: ps.Relayed,
+			Connected: ps.Connected, Path: ps.Path, Why: ps.Why,
 			RTTMillis: float64(ps.RTT.Microseconds()) / 1000,
 			TxPackets: ps.TxPackets, RxPackets: ps.RxPackets, Dropped: ps.Dropped,
 		}
 		if ps.Addr != nil {
 			s.Addr = ps.Addr.String()
+		}
+		if ps.Relay != "" {
+			s.Relay = ps.Relay.String()
+			if i := d.peerIndex(ps.Relay); i >= 0 {
+				s.Relay = d.peers[i].name
+			}
 		}
 		st.Peers = append(st.Peers, s)
 	}

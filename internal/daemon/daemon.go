@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,9 +126,16 @@ func (d *Daemon) p2pOptions() (p2p.Options, error) {
 			boot = append(boot, *ai)
 		}
 	}
+	var relays []peer.AddrInfo
+	for _, s := range d.cfg.Relays {
+		ai, _ := peer.AddrInfoFromString(s) // validated by Load
+		relays = append(relays, *ai)
+	}
 	return p2p.Options{
 		Key: key, Listen: d.cfg.Listen(), Bootstrap: boot, MDNS: d.cfg.MDNSEnabled(),
-		Peers: peers, MaxPacket: kerneltun.DefaultMTU + 64, Log: d.log,
+		Peers: peers, Relays: relays, Reachability: d.cfg.Reachability,
+		AddrBook:  strings.TrimSuffix(d.opts.ConfigPath, ".json") + ".addrs.json",
+		MaxPacket: kerneltun.DefaultMTU + 64, Log: d.log,
 	}, nil
 }
 

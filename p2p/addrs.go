@@ -1,0 +1,81 @@
+package p2p
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+)
+
+// AddrsProtocol lets VPN peers tell each other all their listen addresses,
+// private ones included. libp2p's identify drops private addresses on
+// connections it considers public (a relayed one, say), so two nodes behind
+// the same NAT would never learn each other's LAN addresses without mDNS.
+const AddrsProtocol protocol.ID = "/mynetwork/addrs/1.0.0"
+
+const (
+	maxAddrsMsg = 16 << 10
+	lanAddrTTL  = time.Hour
+)
+
+// localAddrs are this node's dialable listen addresses: every interface
+// address but loopback and the mesh's own.
+func (n *Node) localAddrs() []string {
+	addrs, err := n.host.Network().InterfaceListenAddresses()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, a := range addrs {
+		if manet.IsIPLoopback(a) || inMesh(a) {
+			continue
+		}
+		out = append(out, a.String())
+	}
+	return out
+}
+
+// sendAddrs tells peer p our addresses, on any connection (relayed too).
+func (n *Node) sendAddrs(ctx context.Context, p peer.ID) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s, err := n.host.NewStream(network.WithNoDial(network.WithAllowLimitedConn(ctx, "addrs"), "addrs"), p, AddrsProtocol)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(10 * time.Second))
+	json.NewEncoder(s).Encode(n.localAddrs())
+}
+
+func (n *Node) handleAddrs(s network.Stream) {
+	defer s.Close()
+	from := s.Conn().RemotePeer()
+	if _, ok := n.peers[from]; !ok {
+		s.Reset()
+		return
+	}
+	s.SetDeadline(time.Now().Add(10 * time.Second))
+	var list []string
+	if err := json.NewDecoder(io.LimitReader(s, maxAddrsMsg)).Decode(&list); err != nil {
+		s.Reset()
+		return
+	}
+	var addrs []ma.Multiaddr
+	for _, str := range list {
+		if a, err := ma.NewMultiaddr(str); err == nil && !inMesh(a) {
+			addrs = append(addrs, a)
+		}
+	}
+	n.host.Peerstore().AddAddrs(from, addrs, lanAddrTTL)
+	if n.State(from).Path != PathLAN {
+		n.connChanged(from) // a direct path may now be possible
+	}
+}
+

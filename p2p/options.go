@@ -1,0 +1,78 @@
+package p2p
+
+import (
+	"context"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// hostOptions are the libp2p settings of a VPN node.
+func (n *Node) hostOptions(opts Options) []libp2p.Option {
+	o := []libp2p.Option{
+		libp2p.Identity(opts.Key),
+		libp2p.ListenAddrStrings(opts.Listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(libp2pquic.NewTransport),
+		libp2p.UserAgent(userAgentName),
+		libp2p.AddrsFactory(withoutMesh),
+		libp2p.ConnectionGater(meshGater{}),
+		// Hole punching (DCUtR) upgrades a relayed connection to a direct one.
+		libp2p.EnableHolePunching(),
+		// Every node can relay for its configured peers, and only for them,
+		// without the public relay limits (2 min / 128 KiB per circuit): a
+		// VPN's fallback path must carry bulk traffic. libp2p runs the relay
+		// service only while this node is publicly reachable.
+		libp2p.EnableRelayService(relayv2.WithInfiniteLimits(), relayv2.WithACL(vpnOnly{n})),
+		// When this node is private, reserve a slot on a peer or relay so
+		// others can reach it; candidates are the configured peers and relays.
+		libp2p.EnableAutoRelayWithPeerSource(n.relayCandidates,
+			autorelay.WithMinCandidates(1), autorelay.WithBootDelay(0), autorelay.WithNumRelays(2)),
+	}
+	switch opts.Reachability {
+	case "public":
+		o = append(o, libp2p.ForceReachabilityPublic())
+	case "private":
+		o = append(o, libp2p.ForceReachabilityPrivate())
+	}
+	return o
+}
+
+// relayCandidates offers autorelay the configured relays and peers.
+func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
+	out := make(chan peer.AddrInfo, len(n.relays)+len(n.peers))
+	for _, r := range n.relays {
+		out <- r
+	}
+	if n.host != nil {
+		for p := range n.peers {
+			if ai := n.host.Peerstore().PeerInfo(p); len(ai.Addrs) > 0 {
+				out <- ai
+			}
+		}
+	}
+	close(out)
+	return out
+}
+
+// vpnOnly is the relay's access list: reservations and circuits only for
+// configured peers.
+type vpnOnly struct{ n *Node }
+
+func (a vpnOnly) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
+	_, ok := a.n.peers[p]
+	return ok
+}
+
+func (a vpnOnly) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
+	_, s := a.n.peers[src]
+	_, d := a.n.peers[dest]
+	return s && d
+}
+
+var _ relayv2.ACLFilter = vpnOnly{}
