@@ -78,4 +78,3 @@ func (n *Node) handleAddrs(s network.Stream) {
 		n.connChanged(from) // a direct path may now be possible
 	}
 }
-

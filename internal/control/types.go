@@ -36,7 +36,7 @@ type PeerStatus struct {
 	IPv4      string  `json:"ipv4"`
 	IPv6      string  `json:"ipv6"`
 	Connected bool    `json:"connected"`
-	Addr      string  `json:"addr,omitempty"` // remote multiaddr of the connection in use
+	Addr      string  `json:"addr,omitempty"`  // remote multiaddr of the connection in use
 	Path      string  `json:"path,omitempty"`  // "lan", "direct" or "relay"
 	Relay     string  `json:"relay,omitempty"` // on "relay": the relay's name or peer ID
 	Why       string  `json:"why,omitempty"`   // when not connected: why, if known
