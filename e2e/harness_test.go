@@ -20,7 +20,10 @@ import (
 	"time"
 )
 
-var binary string // the mynetwork binary, built once by TestMain
+var (
+	binary    string // the mynetwork binary, built once by TestMain
+	natBinary string // the same built with -tags nattest: TEST-NET ranges count as public
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "mynetwork-e2e-bin")
@@ -29,11 +32,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "mynetwork")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/mynetwork")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build mynetwork:", err)
-		os.Exit(1)
+	natBinary = filepath.Join(dir, "mynetwork-nattest")
+	for _, b := range [][]string{{"-o", binary}, {"-tags", "nattest", "-o", natBinary}} {
+		build := exec.Command("go", append(append([]string{"build"}, b...), "../cmd/mynetwork")...)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build mynetwork:", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -191,6 +197,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 
 // node is one Mynetwork node in a namespace.
 type node struct {
+	bin    string // binary, or natBinary
 	ns     *netns
 	iface  string
 	config string
@@ -205,7 +212,7 @@ var addrRe = regexp.MustCompile(`mesh addresses: (\S+) and (\S+)`)
 // initNode runs 'mynetwork init' and reads the peer ID and addresses it prints.
 func initNode(t *testing.T, ns *netns, iface string) *node {
 	t.Helper()
-	n := &node{ns: ns, iface: iface, config: filepath.Join(t.TempDir(), iface+".json")}
+	n := &node{bin: binary, ns: ns, iface: iface, config: filepath.Join(t.TempDir(), iface+".json")}
 	out := ns.run(t, binary, "init", "-i", iface, "-c", n.config)
 	m := idRe.FindStringSubmatch(out)
 	a := addrRe.FindStringSubmatch(out)
@@ -250,7 +257,7 @@ func (n *node) addPeer(t *testing.T, name string, other *node, extra map[string]
 }
 
 func (n *node) cli(args ...string) (string, error) {
-	return n.ns.try(append([]string{binary, "-i", n.iface, "-c", n.config}, args...)...)
+	return n.ns.try(append([]string{n.bin, "-i", n.iface, "-c", n.config}, args...)...)
 }
 
 func (n *node) up(t *testing.T) { t.Helper(); n.upArgs(t) }
@@ -259,6 +266,9 @@ type peerStatus struct {
 	Name      string `json:"name"`
 	Connected bool   `json:"connected"`
 	Addr      string `json:"addr"`
+	Path      string `json:"path"`
+	Relay     string `json:"relay"`
+	Why       string `json:"why"`
 }
 
 type status struct {
@@ -323,4 +333,10 @@ func execLook(name string) (string, error) {
 		}
 	}
 	return exec.LookPath(name)
+}
+
+// logged reports whether the node's daemon log contains s.
+func (n *node) logged(s string) bool {
+	out, _ := os.ReadFile(n.daemon.log)
+	return strings.Contains(string(out), s)
 }

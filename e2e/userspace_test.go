@@ -80,7 +80,7 @@ func TestKernelAndUserspace(t *testing.T) {
 // upArgs starts the daemon with extra flags.
 func (n *node) upArgs(t *testing.T, extra ...string) {
 	t.Helper()
-	args := append([]string{binary, "up", "-i", n.iface, "-c", n.config, "-v"}, extra...)
+	args := append([]string{n.bin, "up", "-i", n.iface, "-c", n.config, "-v"}, extra...)
 	n.daemon = n.ns.start(t, n.iface, args...)
 	eventually(t, 20*time.Second, n.iface+" control socket", func() error {
 		if n.daemon.exited() {

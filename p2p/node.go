@@ -129,7 +129,9 @@ func New(opts Options) (_ *Node, err error) {
 	if n.transport, err = NewTransport(h, ids, opts.MaxPacket, opts.Log); err != nil {
 		return nil, err
 	}
-	if len(opts.Bootstrap) > 0 {
+	// A node joins the DHT through its bootstrap peers; a public node with
+	// none is itself a bootstrap node and serves the DHT to the others.
+	if len(opts.Bootstrap) > 0 || opts.Reachability == "public" {
 		mode := dht.ModeAuto
 		if opts.Reachability == "public" {
 			mode = dht.ModeServer
@@ -157,7 +159,12 @@ func (n *Node) Transport() *Transport { return n.transport }
 func (n *Node) Start(ctx context.Context) error {
 	ctx, n.cancel = context.WithCancel(ctx)
 	n.host.Network().Notify(&network.NotifyBundle{
-		ConnectedF:    func(_ network.Network, c network.Conn) { n.connChanged(c.RemotePeer()) },
+		ConnectedF: func(_ network.Network, c network.Conn) {
+			if _, ok := n.peers[c.RemotePeer()]; ok {
+				n.log.Info("connection to peer", "peer", c.RemotePeer(), "path", pathOf(c), "addr", c.RemoteMultiaddr())
+			}
+			n.connChanged(c.RemotePeer())
+		},
 		DisconnectedF: func(_ network.Network, c network.Conn) { n.connChanged(c.RemotePeer()) },
 	})
 	if n.mdns != nil {
@@ -165,7 +172,7 @@ func (n *Node) Start(ctx context.Context) error {
 			return fmt.Errorf("start mDNS: %w", err)
 		}
 	}
-	if n.kad != nil {
+	if n.kad != nil && len(n.bootstrap) > 0 {
 		n.wg.Add(1)
 		go n.joinDHT(ctx)
 	}
