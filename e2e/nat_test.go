@@ -259,20 +259,24 @@ func iperf(t *testing.T, client, server *netns, addr string, args ...string) {
 	t.Helper()
 	srv := server.start(t, "iperf3", "iperf3", "-s", "-B", addr)
 	defer srv.stop(syscall.SIGTERM)
-	var out string
-	eventually(t, 30*time.Second, "iperf3", func() (err error) {
-		out, err = client.try(append([]string{"iperf3", "-c", addr, "-J"}, args...)...)
-		return err
-	})
 	var res struct {
-		End struct {
+		Error string `json:"error"`
+		End   struct {
 			SumReceived struct {
 				Bytes float64 `json:"bytes"`
 			} `json:"sum_received"`
 		} `json:"end"`
 	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil || res.End.SumReceived.Bytes < 1<<20 {
-		t.Fatalf("iperf3 %v moved %v bytes (%v)", args, res.End.SumReceived.Bytes, err)
-	}
+	eventually(t, 60*time.Second, "iperf3 "+strings.Join(args, " "), func() error {
+		out, err := client.try(append([]string{"iperf3", "-c", addr, "-J"}, args...)...)
+		res.Error, res.End.SumReceived.Bytes = "", 0
+		if jerr := json.Unmarshal([]byte(out), &res); jerr != nil {
+			return fmt.Errorf("%v: %s", err, lastLine(out))
+		}
+		if err != nil || res.Error != "" || res.End.SumReceived.Bytes < 1<<20 {
+			return fmt.Errorf("exit %v, error %q, %v bytes", err, res.Error, res.End.SumReceived.Bytes)
+		}
+		return nil
+	})
 	t.Logf("iperf3 %v: %.0f MB", args, res.End.SumReceived.Bytes/1e6)
 }
