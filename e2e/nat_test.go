@@ -182,6 +182,32 @@ func TestDHTOnly(t *testing.T) {
 	})
 }
 
+// TestDHTOnPrivateNetwork: the same with only private addresses and the
+// release build, where libp2p filters private addresses out of the public
+// DHT: the dual DHT's LAN table must carry them.
+func TestDHTOnPrivateNetwork(t *testing.T) {
+	requireE2E(t, "ping")
+	w := newWorld(t, "mnp")
+	nsR := w.attach("r", "10.77.0.1/24")
+	nsA := w.attach("a", "10.77.0.2/24")
+	nsB := w.attach("b", "10.77.0.3/24")
+	r := initNode(t, nsR, w.tag+"r")
+	a := initNode(t, nsA, w.tag+"a")
+	b := initNode(t, nsB, w.tag+"b")
+	rAddrs := listenOn("10.77.0.1", "quic")
+	boot := []string{rAddrs[0] + "/p2p/" + r.id}
+	r.setup(t, rAddrs, "public", []string{}, []map[string]any{peerEntry("a", a), peerEntry("b", b)})
+	a.setup(t, listenOn("0.0.0.0", "quic"), "auto", boot, []map[string]any{peerEntry("b", b)})
+	b.setup(t, listenOn("0.0.0.0", "quic"), "auto", boot, []map[string]any{peerEntry("a", a)})
+	r.up(t)
+	start := time.Now()
+	a.up(t)
+	b.up(t)
+	ping(t, nsA, b.v4, 60*time.Second)
+	t.Logf("DHT on a private network: first ping after %s", time.Since(start).Round(time.Millisecond))
+	a.waitPath(t, "b", "lan", 10*time.Second)
+}
+
 // TestNATHolePunch: A and B behind two MASQUERADE routers connect through
 // the relay, then directly; over QUIC and over TCP.
 func TestNATHolePunch(t *testing.T) {

@@ -27,13 +27,22 @@ func newPeersCmd(opts *rootOptions) *cobra.Command {
 				return nil
 			}
 			tw := table(out)
-			fmt.Fprintln(tw, "NAME\tPEER ID\tADDRESSES")
+			fmt.Fprintln(tw, "VPN PEER\tPEER ID\tADDRESSES")
+			others := 0
 			for _, p := range peers {
-				name := "-"
 				if p.VPN {
-					name = "@" + p.Name
+					fmt.Fprintf(tw, "@%s\t%s\t%s\n", p.Name, p.ID, strings.Join(p.Addrs, " "))
+				} else {
+					others++
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", name, p.ID, strings.Join(p.Addrs, " "))
+			}
+			if others > 0 {
+				fmt.Fprintf(tw, "\nOTHER SWARM PEERS (%d)\t\t\n", others)
+				for _, p := range peers {
+					if !p.VPN {
+						fmt.Fprintf(tw, "-\t%s\t%s\n", p.ID, strings.Join(p.Addrs, " "))
+					}
+				}
 			}
 			return tw.Flush()
 		},
