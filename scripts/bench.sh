@@ -51,9 +51,12 @@ wait_ping() {
   echo "no ping to $1" >&2; exit 1
 }
 rtt() { ip netns exec "$1" ping -q -c 50 -i 0.02 "$2" | awk -F/ '/^rtt/ {print $5}'; }
-tput() { # NS HOST PORT STREAMS: Mbit/s received
-  ip netns exec "$1" iperf3 -c "$2" -p "$3" -t "$secs" -P "$4" -f m | awk '/receiver/ {v=$(NF-2)} END {print v}'
+tput_retr() { # NS HOST PORT STREAMS: "Mbit/s-received sender-retransmits"
+  ip netns exec "$1" iperf3 -c "$2" -p "$3" -t "$secs" -P "$4" -f m |
+    awk '/sender/ {r=$(NF-1)} /receiver/ {v=$(NF-2)} END {print v, r}'
 }
+tput() { local v; v=$(tput_retr "$@"); echo "${v%% *}"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
 rows=()
@@ -73,9 +76,33 @@ wait_ping "$ip_b"
 sleep 1
 idle_rss=$(rss_mib "$pid_a")
 row "ping RTT avg (ms)" "$(rtt "$a" 10.124.0.2)" "$(rtt "$a" "$ip_b")"
-row "kernel TCP 1 stream (Mbit/s)" "$(tput "$a" 10.124.0.2 5201 1)" "$(tput "$a" "$ip_b" 5201 1)"
+raw1=$(tput "$a" 10.124.0.2 5201 1)
+t0=$(( $(cpu_ticks "$pid_a") + $(cpu_ticks "$pid_b") ))
+kernel1=$(tput "$a" "$ip_b" 5201 1)
+t1=$(( $(cpu_ticks "$pid_a") + $(cpu_ticks "$pid_b") ))
+row "kernel TCP 1 stream (Mbit/s)" "$raw1" "$kernel1"
+cpu_per_gb=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v mbit="$kernel1" -v s="$secs" \
+  'BEGIN { gb = mbit * s / 8 / 1000; if (gb > 0) printf "%.2f", t / hz / gb; else print "n/a" }')
 row "kernel TCP 4 streams (Mbit/s)" "$(tput "$a" 10.124.0.2 5201 4)" "$(tput "$a" "$ip_b" 5201 4)"
-kernel1=${rows[1]#*|*|}; kernel1=${kernel1%%|*}
+
+# The underlay shaped to 1 Gbit/s with tbf on both veth ends.
+for ns in "$a" "$b"; do ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate 1gbit burst 256kb latency 20ms; done
+read -r shaped_raw retr_raw <<<"$(tput_retr "$a" 10.124.0.2 5201 1)"
+read -r shaped_tun retr_tun <<<"$(tput_retr "$a" "$ip_b" 5201 1)"
+row "shaped 1 Gbit/s, 1 stream (Mbit/s)" "$shaped_raw" "$shaped_tun"
+row "shaped 1 Gbit/s, TCP retransmits" "$retr_raw" "$retr_tun"
+for ns in "$a" "$b"; do ip netns exec "$ns" tc qdisc del dev eth0 root; done
+
+# 1% random loss on both veth ends (no netem here: iptables statistic).
+loss() {
+  for ns in "$a" "$b"; do
+    ip netns exec "$ns" iptables "$1" INPUT -i eth0 -m statistic --mode random --probability 0.01 -j DROP
+    ip netns exec "$ns" iptables "$1" OUTPUT -o eth0 -m statistic --mode random --probability 0.01 -j DROP
+  done
+}
+loss -A
+row "1% loss, 1 stream (Mbit/s)" "$(tput "$a" 10.124.0.2 5201 1)" "$(tput "$a" "$ip_b" 5201 1)"
+loss -D
 
 # 2. Kernel node A to userspace node B (B exposes its iperf3 server).
 stop "$pid_b"
@@ -105,9 +132,10 @@ row "userspace vs kernel, 1 stream (Mbit/s)" "$kernel1" "$user1"
 printf '\n%-40s %12s %12s %8s\n' scenario raw tunnel ratio
 for r in "${rows[@]}"; do IFS='|' read -r n raw tun ratio <<<"$r"; printf '%-40s %12s %12s %8s\n' "$n" "$raw" "$tun" "$ratio"; done
 printf '%-40s %12s\n' "daemon RSS after up, idle (MiB)" "$idle_rss"
+printf '%-40s %12s\n' "CPU s per GB, both daemons (kernel 1 stream)" "$cpu_per_gb"
 if [ -n "${BENCH_JSON:-}" ]; then
   { echo '{"rows": ['; sep=''
     for r in "${rows[@]}"; do IFS='|' read -r n raw tun ratio <<<"$r"
       printf '%s{"scenario": "%s", "raw": %s, "tunnel": %s, "ratio": %s}\n' "$sep" "$n" "${raw:-null}" "${tun:-null}" "$ratio"; sep=','
-    done; printf '], "idleRSSMiB": %s}\n' "$idle_rss"; } > "$BENCH_JSON"
+    done; printf '], "idleRSSMiB": %s, "cpuSecondsPerGB": %s}\n' "$idle_rss" "$cpu_per_gb"; } > "$BENCH_JSON"
 fi
