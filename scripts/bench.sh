@@ -129,10 +129,18 @@ curl_mbit() { ip netns exec "$1" curl -s -o /dev/null -w '%{speed_download}' "${
 row "userspace SOCKS5 curl 500MB (Mbit/s)" "$(curl_mbit "$b" http://127.0.0.1:8080/big)" "$(curl_mbit "$a" --socks5-hostname 127.0.0.1:1080 http://b:8080/big)"
 row "userspace vs kernel, 1 stream (Mbit/s)" "$kernel1" "$user1"
 
+# The full mesh of BENCH_MESH_NODES (default 20) nodes, run after this
+# script's own nodes are stopped.
+for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+pids=()
+mesh=$(MYNETWORK_BIN="$bin" "$(dirname "$0")/bench-mesh.sh")
+
 printf '\n%-40s %12s %12s %8s\n' scenario raw tunnel ratio
 for r in "${rows[@]}"; do IFS='|' read -r n raw tun ratio <<<"$r"; printf '%-40s %12s %12s %8s\n' "$n" "$raw" "$tun" "$ratio"; done
 printf '%-40s %12s\n' "daemon RSS after up, idle (MiB)" "$idle_rss"
 printf '%-40s %12s\n' "CPU s per GB, both daemons (kernel 1 stream)" "$cpu_per_gb"
+while IFS='|' read -r name value; do printf '%-40s %12s\n' "$name" "$value"; done <<<"$mesh"
 if [ -n "${BENCH_JSON:-}" ]; then
   { echo '{"rows": ['; sep=''
     for r in "${rows[@]}"; do IFS='|' read -r n raw tun ratio <<<"$r"
