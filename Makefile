@@ -4,7 +4,7 @@ BIN     := bin/mynetwork
 # Every package but e2e runs under the race detector: most of them start goroutines.
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v /e2e)
 
-.PHONY: build test unit e2e lint cross bench demo demo-kernel clean
+.PHONY: build test unit e2e lint cross bench soak fuzz demo demo-kernel clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/mynetwork
@@ -33,6 +33,11 @@ e2e:
 bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/engine/ ./netstack/
 	MYNETWORK_BIN=$(BIN) ./scripts/bench.sh
+
+# Bounded soak, not part of every CI run: 1,000 connect/disconnect cycles of
+# a peer; goroutines and heap must come back to their baseline.
+soak:
+	$(GO) test -tags soak -count=1 -v -run TestSoak -timeout 30m ./p2p/
 
 demo: build
 	MYNETWORK_BIN=$(BIN) ./scripts/demo.sh
