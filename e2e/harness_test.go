@@ -269,6 +269,10 @@ type peerStatus struct {
 	Path      string `json:"path"`
 	Relay     string `json:"relay"`
 	Why       string `json:"why"`
+	// Packets per path.
+	TxPackets   uint64 `json:"txPackets"`
+	TxDatagrams uint64 `json:"txDatagrams"`
+	RxDatagrams uint64 `json:"rxDatagrams"`
 }
 
 type status struct {

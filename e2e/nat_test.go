@@ -233,6 +233,13 @@ func TestNATHolePunch(t *testing.T) {
 			}
 			ping(t, nsB, a.v4, 10*time.Second)
 			iperf(t, nsA, nsB, b.v4, "-t", "2")
+			// Pings ride QUIC datagrams on a direct QUIC connection, never on TCP.
+			time.Sleep(3 * time.Second) // the datagram path is re-chosen every 2 s
+			ping(t, nsA, b.v4, 10*time.Second)
+			st = a.waitPath(t, "b", "direct", time.Second)
+			if quic := transports == "quic"; quic != (st.TxDatagrams > 0) {
+				t.Errorf("%s: %d packets sent as datagrams", transports, st.TxDatagrams)
+			}
 		})
 	}
 }
@@ -258,6 +265,9 @@ func TestSymmetricNATStaysOnRelay(t *testing.T) {
 		t.Errorf("status does not say relay via r:\n%s", out)
 	}
 	iperf(t, nsA, nsB, b.v4, "-n", "100M")
+	if st := a.waitPath(t, "b", "relay", time.Second); st.TxDatagrams != 0 || st.RxDatagrams != 0 {
+		t.Errorf("datagrams on a relayed connection: %+v", st)
+	}
 }
 
 // TestSameNATFindsLANPath: A and B behind one NAT, mDNS off: they learn

@@ -62,9 +62,12 @@ type Options struct {
 	Reachability string
 	// AddrBook is a file that remembers peers' addresses across restarts;
 	// empty means none.
-	AddrBook  string
-	MaxPacket int
-	Log       *slog.Logger
+	AddrBook string
+	// NoDatagrams turns the QUIC datagram path off, as in a node that
+	// predates it; packets then all ride the stream.
+	NoDatagrams bool
+	MaxPacket   int
+	Log         *slog.Logger
 }
 
 // Node is a running libp2p host with its discovery and packet transport.
@@ -126,7 +129,7 @@ func New(opts Options) (_ *Node, err error) {
 	}
 	n.loadAddrBook()
 	h.SetStreamHandler(AddrsProtocol, n.handleAddrs)
-	if n.transport, err = NewTransport(h, ids, opts.MaxPacket, opts.Log); err != nil {
+	if n.transport, err = NewTransport(h, ids, opts.MaxPacket, !opts.NoDatagrams, opts.Log); err != nil {
 		return nil, err
 	}
 	// A node joins the DHT through its bootstrap peers; a public node with
@@ -344,15 +347,17 @@ func (n *Node) measureRTT(ctx context.Context, p peer.ID) {
 
 // PeerState is what the node knows of one configured peer right now.
 type PeerState struct {
-	Connected bool
-	Addr      ma.Multiaddr // remote address of the connection in use
-	Path      string       // PathLAN, PathDirect or PathRelay when connected
-	Relay     peer.ID      // the relay, on PathRelay
-	Why       string       // when not connected: why, if known
-	RTT       time.Duration
-	TxPackets uint64
-	RxPackets uint64
-	Dropped   uint64
+	Connected   bool
+	Addr        ma.Multiaddr // remote address of the connection in use
+	Path        string       // PathLAN, PathDirect or PathRelay when connected
+	Relay       peer.ID      // the relay, on PathRelay
+	Why         string       // when not connected: why, if known
+	RTT         time.Duration
+	TxPackets   uint64 // on the stream
+	RxPackets   uint64
+	TxDatagrams uint64 // as QUIC datagrams
+	RxDatagrams uint64
+	Dropped     uint64
 }
 
 // State reports a configured peer's connection, preferring a direct one.
@@ -373,6 +378,7 @@ func (n *Node) State(p peer.ID) PeerState {
 	}
 	if c := n.transport.Stats(p); c != nil {
 		st.TxPackets, st.RxPackets = c.TxPackets.Load(), c.RxPackets.Load()
+		st.TxDatagrams, st.RxDatagrams = c.TxDatagrams.Load(), c.RxDatagrams.Load()
 		st.Dropped = c.DropQueue.Load() + c.DropNoLink.Load()
 	}
 	return st

@@ -25,14 +25,20 @@ func newKey(t *testing.T) (crypto.PrivKey, peer.ID) {
 // pair starts two nodes on loopback that know each other's address.
 func pair(t *testing.T, listen string) (*Node, *Node) {
 	t.Helper()
+	return pairWith(t, listen, false, false)
+}
+
+// pairWith is pair with the datagram path off on a or b.
+func pairWith(t *testing.T, listen string, noDgA, noDgB bool) (*Node, *Node) {
+	t.Helper()
 	ka, ida := newKey(t)
 	kb, idb := newKey(t)
-	b, err := New(Options{Key: kb, Listen: []string{listen}, Peers: []Peer{{ID: ida}}, MaxPacket: 1500})
+	b, err := New(Options{Key: kb, Listen: []string{listen}, Peers: []Peer{{ID: ida}}, MaxPacket: 1500, NoDatagrams: noDgB})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	a, err := New(Options{Key: ka, Listen: []string{listen}, Peers: []Peer{{ID: idb, Addrs: b.Host().Addrs()}}, MaxPacket: 1500})
+	a, err := New(Options{Key: ka, Listen: []string{listen}, Peers: []Peer{{ID: idb, Addrs: b.Host().Addrs()}}, MaxPacket: 1500, NoDatagrams: noDgA})
 	if err != nil {
 		t.Fatal(err)
 	}

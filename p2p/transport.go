@@ -16,24 +16,27 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/quic-go/quic-go"
 )
 
 // PacketProtocol is the stream protocol that carries IP packets as frames.
 const PacketProtocol protocol.ID = "/mynetwork/packets/1.0.0"
 
 const (
-	queueBytes    = 4 << 20  // bytes waiting per peer before Send drops: bounds memory and bufferbloat
-	inboxBytes    = 4 << 20  // bytes received and waiting for the engine
-	ioBufSize     = 64 << 10 // bufio size on each stream: many frames per syscall
-	openTimeout   = 10 * time.Second
-	reopenBackoff = 500 * time.Millisecond
+	queueBytes      = 4 << 20  // bytes waiting per peer before Send drops: bounds memory and bufferbloat
+	inboxBytes      = 4 << 20  // bytes received and waiting for the engine
+	ioBufSize       = 64 << 10 // bufio size on each stream: many frames per syscall
+	openTimeout     = 10 * time.Second
+	reopenBackoff   = 500 * time.Millisecond
+	datagramRecheck = 2 * time.Second
 )
 
 // PeerCounters count one peer's traffic on the packet transport.
 type PeerCounters struct {
-	TxPackets, RxPackets atomic.Uint64
-	DropQueue            atomic.Uint64 // Send found the peer's queue full
-	DropNoLink           atomic.Uint64 // no connection or stream to the peer
+	TxPackets, RxPackets     atomic.Uint64 // on the stream
+	TxDatagrams, RxDatagrams atomic.Uint64 // as QUIC datagrams
+	DropQueue                atomic.Uint64 // Send found the peer's queue full
+	DropNoLink               atomic.Uint64 // no connection or stream to the peer
 }
 
 type packet struct {
@@ -60,6 +63,11 @@ type Transport struct {
 	inbox     chan *packet
 	pool      sync.Pool
 
+	noDatagrams bool
+	notifee     *network.NotifyBundle
+	ctx         context.Context // ends at Close: stops datagram readers
+	cancel      context.CancelFunc
+
 	// Refused counts packet streams from peers not in the config.
 	Refused atomic.Uint64
 	warn    ratelimit.Every
@@ -74,7 +82,11 @@ type Transport struct {
 
 // NewTransport registers the packet protocol on h for the given peers.
 // maxPacket is the largest packet carried (at most MaxFrame).
-func NewTransport(h host.Host, peers []peer.ID, maxPacket int, log *slog.Logger) (*Transport, error) {
+//
+// With datagrams, the node advertises DatagramProtocol and reads and sends
+// QUIC datagrams on direct QUIC connections; without, it behaves like a peer
+// that predates them.
+func NewTransport(h host.Host, peers []peer.ID, maxPacket int, datagrams bool, log *slog.Logger) (*Transport, error) {
 	if maxPacket <= 0 || maxPacket > MaxFrame {
 		return nil, fmt.Errorf("packet transport: max packet %d outside 1..%d", maxPacket, MaxFrame)
 	}
@@ -89,6 +101,7 @@ func NewTransport(h host.Host, peers []peer.ID, maxPacket int, log *slog.Logger)
 		closed:  make(chan struct{}),
 		warn:    ratelimit.Every{Interval: 10 * time.Second},
 	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.pool.New = func() any { return &packet{buf: make([]byte, maxPacket)} }
 	qlen := max(64, queueBytes/maxPacket)
 	for _, p := range peers {
@@ -99,6 +112,16 @@ func NewTransport(h host.Host, peers []peer.ID, maxPacket int, log *slog.Logger)
 		go t.sendLoop(ps)
 	}
 	h.SetStreamHandler(PacketProtocol, t.handleStream)
+	t.noDatagrams = !datagrams
+	if datagrams {
+		// The handler only advertises support; nothing is ever sent on it.
+		h.SetStreamHandler(DatagramProtocol, func(s network.Stream) { s.Reset() })
+		t.notifee = &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) { t.connected(c) }}
+		h.Network().Notify(t.notifee)
+		for _, c := range h.Network().Conns() {
+			t.connected(c)
+		}
+	}
 	return t, nil
 }
 
@@ -158,22 +181,27 @@ func (t *Transport) Receive(bufs [][]byte, sizes []int, from []peer.ID, offset i
 	}
 }
 
-// sendLoop owns the outgoing stream to one peer: it opens it on demand,
-// writes queued frames and flushes once the queue is empty.
+// sendLoop owns the outgoing path to one peer: packets that suit a
+// datagram go on the peer's QUIC connection when it has datagrams, the rest
+// on one long-lived stream, opened on demand and flushed once per batch.
 func (t *Transport) sendLoop(ps *peerSender) {
 	defer t.wg.Done()
 	var (
-		s         network.Stream
-		w         = bufio.NewWriterSize(nil, ioBufSize)
-		nextOpen  time.Time
-		closeConn = func() {
+		s        network.Stream
+		w        = bufio.NewWriterSize(nil, ioBufSize)
+		nextOpen time.Time
+		dg       *quic.Conn // nil: no datagram path right now
+		dgAt     time.Time  // when dg was last chosen
+		pending  bool       // frames written to w and not flushed
+		reset    = func() {
 			if s != nil {
 				s.Reset()
 				s = nil
 			}
+			pending = false
 		}
 	)
-	defer closeConn()
+	defer reset()
 	for {
 		var pk *packet
 		select {
@@ -182,53 +210,58 @@ func (t *Transport) sendLoop(ps *peerSender) {
 		case pk = <-ps.queue:
 		}
 		if ps.reset.Swap(false) {
-			closeConn()
+			reset()
 			nextOpen = time.Time{}
+			dgAt = time.Time{}
 		}
-		if s == nil && time.Now().After(nextOpen) {
-			var err error
-			s, err = t.open(ps.id)
-			if err != nil {
-				nextOpen = time.Now().Add(reopenBackoff)
-				if t.warn.Allow() {
-					t.log.Debug("no packet stream to peer", "peer", ps.id, "err", err)
+		// Re-choose the datagram connection on changes and every few
+		// seconds: support is known only once identify has finished.
+		if time.Since(dgAt) > datagramRecheck {
+			dg, dgAt = t.datagramConn(ps.id), time.Now()
+		}
+		for pk != nil {
+			pkt := pk.buf[:pk.n]
+			switch {
+			case dg != nil && wantsDatagram(pkt) && sendDatagram(dg, pkt):
+				ps.stats.TxDatagrams.Add(1)
+			case s == nil && !time.Now().After(nextOpen):
+				ps.stats.DropNoLink.Add(1)
+			default:
+				if s == nil {
+					var err error
+					if s, err = t.open(ps.id); err != nil {
+						nextOpen = time.Now().Add(reopenBackoff)
+						ps.stats.DropNoLink.Add(1)
+						if t.warn.Allow() {
+							t.log.Debug("no packet stream to peer", "peer", ps.id, "err", err)
+						}
+						break
+					}
+					w.Reset(s)
 				}
-			} else {
-				w.Reset(s)
+				if err := WriteFrame(w, pkt); err != nil {
+					t.log.Debug("packet stream failed; reopening", "peer", ps.id, "err", err)
+					reset()
+					break
+				}
+				ps.stats.TxPackets.Add(1)
+				pending = true
 			}
-		}
-		if s == nil {
-			ps.stats.DropNoLink.Add(1)
 			t.pool.Put(pk)
-			continue
-		}
-		err := t.write(w, ps, pk)
-		for err == nil {
+			pk = nil
 			select {
 			case pk = <-ps.queue:
-				err = t.write(w, ps, pk)
-				continue
 			default:
 			}
-			break
 		}
-		if err == nil {
-			err = w.Flush()
-		}
-		if err != nil {
-			t.log.Debug("packet stream failed; reopening", "peer", ps.id, "err", err)
-			closeConn()
+		if pending {
+			pending = false
+			if err := w.Flush(); err != nil {
+				t.log.Debug("packet stream failed; reopening", "peer", ps.id, "err", err)
+				reset()
+			}
 		}
 	}
-}
-
-func (t *Transport) write(w *bufio.Writer, ps *peerSender, pk *packet) error {
-	err := WriteFrame(w, pk.buf[:pk.n])
-	t.pool.Put(pk)
-	if err == nil {
-		ps.stats.TxPackets.Add(1)
-	}
-	return err
 }
 
 // open opens the packet stream on an existing connection; dialing is the
@@ -309,9 +342,14 @@ func (t *Transport) handleStream(s network.Stream) {
 func (t *Transport) Close() error {
 	t.closeOnce.Do(func() {
 		t.h.RemoveStreamHandler(PacketProtocol)
+		if t.notifee != nil {
+			t.h.RemoveStreamHandler(DatagramProtocol)
+			t.h.Network().StopNotify(t.notifee)
+		}
 		t.mu.Lock()
 		t.isClosed = true
 		close(t.closed)
+		t.cancel()
 		for s := range t.streams {
 			s.Reset()
 		}

@@ -41,9 +41,12 @@ type PeerStatus struct {
 	Relay     string  `json:"relay,omitempty"` // on "relay": the relay's name or peer ID
 	Why       string  `json:"why,omitempty"`   // when not connected: why, if known
 	RTTMillis float64 `json:"rttMs,omitempty"`
-	TxPackets uint64  `json:"txPackets"`
-	RxPackets uint64  `json:"rxPackets"`
-	Dropped   uint64  `json:"dropped"`
+	// Packets per path: on the stream, and as QUIC datagrams.
+	TxPackets   uint64 `json:"txPackets"`
+	RxPackets   uint64 `json:"rxPackets"`
+	TxDatagrams uint64 `json:"txDatagrams"`
+	RxDatagrams uint64 `json:"rxDatagrams"`
+	Dropped     uint64 `json:"dropped"`
 }
 
 // Counters are the packet engine's totals.

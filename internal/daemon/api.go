@@ -35,6 +35,7 @@ func (d *Daemon) Status(context.Context) (control.Status, error) {
 			Connected: ps.Connected, Path: ps.Path, Why: ps.Why,
 			RTTMillis: float64(ps.RTT.Microseconds()) / 1000,
 			TxPackets: ps.TxPackets, RxPackets: ps.RxPackets, Dropped: ps.Dropped,
+			TxDatagrams: ps.TxDatagrams, RxDatagrams: ps.RxDatagrams,
 		}
 		if ps.Addr != nil {
 			s.Addr = ps.Addr.String()
