@@ -11,7 +11,7 @@ build:
 
 # Unit tests (race detector on), then the end-to-end tests on network
 # namespaces, which need root (MYNETWORK_E2E=1 makes a skip a failure).
-test: lint cross unit e2e
+test: lint cross unit fuzz e2e
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -47,3 +47,17 @@ demo-kernel: build
 
 clean:
 	rm -rf bin
+
+# Fuzz each hostile-input target for FUZZTIME (CI keeps it short); the
+# corpus lives in each package's testdata/fuzz, and plain go test runs it.
+# FUZZMINTIME caps the minimisation of each new input, which otherwise
+# takes up to 60s and stops all fuzzing meanwhile (golang/go#48820).
+FUZZTIME    ?= 10s
+FUZZMINTIME ?= 2s
+.PHONY: fuzz
+fuzz:
+	$(GO) test -run=^$$ -fuzz=^FuzzReadFrame$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./p2p
+	$(GO) test -run=^$$ -fuzz=^FuzzPacketAddrs$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/engine
+	$(GO) test -run=^$$ -fuzz=^FuzzEngineInbound$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/engine
+	$(GO) test -run=^$$ -fuzz=^FuzzParse$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./config
+	$(GO) test -run=^$$ -fuzz=^FuzzSOCKS5Request$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./socks

@@ -27,12 +27,14 @@ var DefaultListenAddresses = []string{
 	"/ip6/::/udp/8001/quic-v1",
 }
 
-// Config is the schema of the configuration file.
+// Config is the schema of the configuration file. Optional lists are
+// omitzero, not omitempty: an empty list ("listenAddresses": []) is written
+// back as it was read, so Save never turns it into an absent one.
 type Config struct {
 	// PrivateKey is the node's libp2p private key, marshalled and multibase-encoded.
 	PrivateKey string `json:"privateKey"`
 	// ListenAddresses are multiaddrs to listen on; absent means DefaultListenAddresses.
-	ListenAddresses []string `json:"listenAddresses,omitempty"`
+	ListenAddresses []string `json:"listenAddresses,omitzero"`
 	// BootstrapPeers are DHT bootstrap multiaddrs; absent (nil) means the
 	// public IPFS bootstrap list, an empty list means no DHT bootstrap at all.
 	BootstrapPeers *[]string `json:"bootstrapPeers,omitempty"`
@@ -40,7 +42,7 @@ type Config struct {
 	MDNS *bool `json:"mdns,omitempty"`
 	// Relays are extra circuit-relay nodes (multiaddrs with /p2p/<id>),
 	// tried besides the configured peers when no direct path exists.
-	Relays []string `json:"relays,omitempty"`
+	Relays []string `json:"relays,omitzero"`
 	// Reachability is "auto" (absent: AutoNAT finds out), "public" for a
 	// node others can dial (it then relays for its peers and serves the
 	// DHT at once) or "private" for a node behind NAT.
@@ -62,8 +64,8 @@ type Userspace struct {
 	// SOCKS5Username and SOCKS5Password, when set, are required of clients.
 	SOCKS5Username string    `json:"socks5Username,omitempty"`
 	SOCKS5Password string    `json:"socks5Password,omitempty"`
-	Forwards       []Forward `json:"forwards,omitempty"`
-	Exposes        []Expose  `json:"exposes,omitempty"`
+	Forwards       []Forward `json:"forwards,omitzero"`
+	Exposes        []Expose  `json:"exposes,omitzero"`
 }
 
 // Forward listens on a local address and connects through the mesh.
@@ -84,8 +86,8 @@ type Expose struct {
 type Peer struct {
 	Name   string   `json:"name"`
 	ID     string   `json:"id"`
-	Routes []Route  `json:"routes,omitempty"`
-	Addrs  []string `json:"addrs,omitempty"`
+	Routes []Route  `json:"routes,omitzero"`
+	Addrs  []string `json:"addrs,omitzero"`
 }
 
 // Route is a network reached through a peer.

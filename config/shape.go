@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -33,11 +34,28 @@ func joinProblems(probs []*Problem) error {
 
 func schemaOf[T any]() reflect.Type { return reflect.TypeFor[T]() }
 
+// childPath appends key to a JSON path: .key, or ["key"] (quoted) for a
+// key that is not plain letters, digits, '_' and '-', such as an unknown
+// key that is empty or holds a newline, so that every problem stays one
+// line that starts with its path.
 func childPath(parent, key string) string {
+	if !plainKey(key) {
+		return parent + "[" + strconv.Quote(key) + "]"
+	}
 	if parent == "" {
 		return key
 	}
 	return parent + "." + key
+}
+
+// plainKey reports whether key can stand in a path as it is.
+func plainKey(key string) bool {
+	for _, r := range key {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return key != ""
 }
 
 // checkShape walks a generically decoded JSON value against the schema type
