@@ -33,7 +33,8 @@ var DefaultListenAddresses = []string{
 type Config struct {
 	// PrivateKey is the node's libp2p private key, marshalled and multibase-encoded.
 	PrivateKey string `json:"privateKey"`
-	// ListenAddresses are multiaddrs to listen on; absent means DefaultListenAddresses.
+	// ListenAddresses are multiaddrs to listen on; absent means
+	// DefaultListenAddresses and an empty list means none (dial out only).
 	ListenAddresses []string `json:"listenAddresses,omitzero"`
 	// BootstrapPeers are DHT bootstrap multiaddrs; absent (nil) means the
 	// public IPFS bootstrap list, an empty list means no DHT bootstrap at all.

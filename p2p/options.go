@@ -14,9 +14,15 @@ import (
 
 // hostOptions are the libp2p settings of a VPN node.
 func (n *Node) hostOptions(opts Options) []libp2p.Option {
+	listen := libp2p.ListenAddrStrings(opts.Listen...)
+	if len(opts.Listen) == 0 {
+		// An empty list means a node that only dials out; without this,
+		// libp2p would fall back to its own defaults on every interface.
+		listen = libp2p.NoListenAddrs
+	}
 	o := []libp2p.Option{
 		libp2p.Identity(opts.Key),
-		libp2p.ListenAddrStrings(opts.Listen...),
+		listen,
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(libp2pquic.NewTransport),
 		libp2p.UserAgent(userAgentName),
