@@ -143,7 +143,8 @@ printf '%-40s %12s\n' "CPU s per GB, both daemons (kernel 1 stream)" "$cpu_per_g
 while IFS='|' read -r name value; do printf '%-40s %12s\n' "$name" "$value"; done <<<"$mesh"
 if [ -n "${BENCH_JSON:-}" ]; then
   { echo '{"rows": ['; sep=''
+    num() { [[ $1 =~ ^[0-9.]+$ ]] && echo "$1" || echo null; }
     for r in "${rows[@]}"; do IFS='|' read -r n raw tun ratio <<<"$r"
-      printf '%s{"scenario": "%s", "raw": %s, "tunnel": %s, "ratio": %s}\n' "$sep" "$n" "${raw:-null}" "${tun:-null}" "$ratio"; sep=','
-    done; printf '], "idleRSSMiB": %s, "cpuSecondsPerGB": %s}\n' "$idle_rss" "$cpu_per_gb"; } > "$BENCH_JSON"
+      printf '%s{"scenario": "%s", "raw": %s, "tunnel": %s, "ratio": %s}\n' "$sep" "$n" "$(num "$raw")" "$(num "$tun")" "$(num "$ratio")"; sep=','
+    done; printf '], "idleRSSMiB": %s, "cpuSecondsPerGB": %s, "mesh": "%s"}\n' "$(num "$idle_rss")" "$(num "$cpu_per_gb")" "$(tr '\n' ';' <<<"$mesh")"; } > "$BENCH_JSON"
 fi
