@@ -110,13 +110,13 @@ func (t *Transport) readDatagrams(qc *quic.Conn, ps *peerSender) {
 		if len(b) == 0 || len(b) > t.maxPacket {
 			continue
 		}
-		pk := t.pool.Get().(*packet)
+		pk := t.get(len(b))
 		pk.n, pk.from = copy(pk.buf, b), ps.id
 		ps.stats.RxDatagrams.Add(1)
 		select {
 		case t.inbox <- pk:
 		case <-t.closed:
-			t.pool.Put(pk)
+			t.put(pk)
 			return
 		}
 	}

@@ -23,7 +23,12 @@ import (
 const PacketProtocol protocol.ID = "/mynetwork/packets/1.0.0"
 
 const (
-	queueBytes      = 4 << 20  // bytes waiting per peer before Send drops: bounds memory and bufferbloat
+	// queueBytes bounds what waits per peer, in real packet bytes: a burst
+	// from a thousand new connections (each a SYN, then 64 KB) must fit,
+	// or the packets dropped here come back only after TCP's timeouts.
+	queueBytes      = 32 << 20
+	queueSlots      = 8192
+	smallPacket     = 2048     // packets up to this size use small pooled buffers
 	inboxBytes      = 4 << 20  // bytes received and waiting for the engine
 	ioBufSize       = 64 << 10 // bufio size on each stream: many frames per syscall
 	openTimeout     = 10 * time.Second
@@ -46,10 +51,28 @@ type packet struct {
 }
 
 type peerSender struct {
-	id    peer.ID
-	queue chan *packet
-	stats PeerCounters
-	reset atomic.Bool // set by ResetPeer, read by sendLoop
+	id     peer.ID
+	queue  chan *packet
+	stats  PeerCounters
+	reset  atomic.Bool  // set by ResetPeer, read by sendLoop
+	queued atomic.Int64 // bytes in queue
+}
+
+// get returns a pooled buffer for an n-byte packet: small packets (ACKs,
+// SYNs, pings) take small buffers, so a queue's memory follows its bytes.
+func (t *Transport) get(n int) *packet {
+	if n <= smallPacket {
+		return t.small.Get().(*packet)
+	}
+	return t.pool.Get().(*packet)
+}
+
+func (t *Transport) put(pk *packet) {
+	if cap(pk.buf) < t.maxPacket {
+		t.small.Put(pk)
+	} else {
+		t.pool.Put(pk)
+	}
 }
 
 // Transport is the engine's Transport over libp2p streams: one long-lived
@@ -61,7 +84,8 @@ type Transport struct {
 	maxPacket int
 	peers     map[peer.ID]*peerSender // fixed at New: read without locks
 	inbox     chan *packet
-	pool      sync.Pool
+	pool      sync.Pool // maxPacket-sized buffers
+	small     sync.Pool // smallPacket-sized buffers
 
 	noDatagrams bool
 	notifee     *network.NotifyBundle
@@ -103,9 +127,9 @@ func NewTransport(h host.Host, peers []peer.ID, maxPacket int, datagrams bool, l
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.pool.New = func() any { return &packet{buf: make([]byte, maxPacket)} }
-	qlen := max(64, queueBytes/maxPacket)
+	t.small.New = func() any { return &packet{buf: make([]byte, min(smallPacket, maxPacket))} }
 	for _, p := range peers {
-		t.peers[p] = &peerSender{id: p, queue: make(chan *packet, qlen)}
+		t.peers[p] = &peerSender{id: p, queue: make(chan *packet, queueSlots)}
 	}
 	for _, ps := range t.peers {
 		t.wg.Add(1)
@@ -144,13 +168,19 @@ func (t *Transport) Send(to peer.ID, pkts [][]byte) error {
 			ps.stats.DropQueue.Add(1)
 			continue
 		}
-		pk := t.pool.Get().(*packet)
+		if ps.queued.Add(int64(len(p))) > queueBytes {
+			ps.queued.Add(-int64(len(p)))
+			ps.stats.DropQueue.Add(1)
+			continue
+		}
+		pk := t.get(len(p))
 		pk.n = copy(pk.buf, p)
 		select {
 		case ps.queue <- pk:
 		default:
+			ps.queued.Add(-int64(pk.n))
 			ps.stats.DropQueue.Add(1)
-			t.pool.Put(pk)
+			t.put(pk)
 		}
 	}
 	return nil
@@ -168,7 +198,7 @@ func (t *Transport) Receive(bufs [][]byte, sizes []int, from []peer.ID, offset i
 	for {
 		sizes[n] = copy(bufs[n][offset:], pk.buf[:pk.n])
 		from[n] = pk.from
-		t.pool.Put(pk)
+		t.put(pk)
 		n++
 		if n == len(bufs) {
 			return n, nil
@@ -208,6 +238,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 		case <-t.closed:
 			return
 		case pk = <-ps.queue:
+			ps.queued.Add(-int64(pk.n))
 		}
 		if ps.reset.Swap(false) {
 			reset()
@@ -247,10 +278,11 @@ func (t *Transport) sendLoop(ps *peerSender) {
 				ps.stats.TxPackets.Add(1)
 				pending = true
 			}
-			t.pool.Put(pk)
+			t.put(pk)
 			pk = nil
 			select {
 			case pk = <-ps.queue:
+				ps.queued.Add(-int64(pk.n))
 			default:
 			}
 		}
