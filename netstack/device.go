@@ -26,9 +26,8 @@ func (s *Stack) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		if s.closed.Load() {
 			return 0, os.ErrClosed
 		}
-		// nil: Close cancelled s.done or closed the endpoint's queue.
-		pkt := s.ep.ReadContext(s.done)
-		if pkt == nil {
+		pkt := s.link.next(true)
+		if pkt == nil { // closed
 			return 0, os.ErrClosed
 		}
 		for pkt != nil {
@@ -43,7 +42,7 @@ func (s *Stack) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 			if n == len(bufs) {
 				break
 			}
-			pkt = s.ep.Read()
+			pkt = s.link.next(false)
 		}
 	}
 	return n, nil
@@ -89,7 +88,7 @@ func (s *Stack) Write(bufs [][]byte, offset int) (int, error) {
 		// gVisor needs the packet in its own buffer: MakeWithData
 		// copies it into a pooled chunk, so the caller may reuse b.
 		pb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(pkt)})
-		s.ep.InjectInbound(proto, pb)
+		s.link.inject(proto, pb)
 		pb.DecRef()
 	}
 	return len(bufs), nil

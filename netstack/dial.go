@@ -127,7 +127,8 @@ func (s *Stack) ListenTCP(port uint16) (net.Listener, error) {
 // ListenUDP receives UDP datagrams sent to this node's mesh addresses, IPv4
 // and IPv6, on port (0 picks a free port). One PacketConn serves both
 // families: ReadFrom reports IPv4 senders as plain IPv4 addresses, and
-// WriteTo accepts either family.
+// WriteTo takes a *net.UDPAddr of either family (gonet panics on other
+// net.Addr types).
 func (s *Stack) ListenUDP(port uint16) (net.PacketConn, error) {
 	var wq waiter.Queue
 	ep, err := s.listen(udp.ProtocolNumber, port, &wq)

@@ -75,8 +75,9 @@ type packetWriter interface {
 	Write(bufs [][]byte, offset int) (int, error)
 }
 
-// pump moves packet batches from one stack to another until either is
-// closed, dropping every dropEach-th packet if dropEach > 0.
+// pump moves packet batches from one stack to another (to, in front of the
+// stack peer) until either is closed, dropping every dropEach-th packet if
+// dropEach > 0.
 func pump(from *Stack, to packetWriter, dropEach int, peer *Stack) {
 	mtu, _ := from.MTU()
 	bufs := make([][]byte, from.BatchSize())

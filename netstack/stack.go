@@ -15,7 +15,6 @@
 package netstack
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -24,7 +23,6 @@ import (
 	"github.com/mynetwork/mynetwork/internal/engine"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -52,13 +50,10 @@ type Config struct {
 // through it. It is safe for concurrent use.
 type Stack struct {
 	st     *stack.Stack
-	ep     *channel.Endpoint
+	link   *link
 	v4, v6 netip.Addr
 	mtu    int
 
-	// done is cancelled by Close; a blocked Read waits on it.
-	done      context.Context
-	cancel    context.CancelFunc
 	closed    atomic.Bool
 	closeOnce sync.Once
 }
@@ -94,12 +89,10 @@ func newStack(cfg Config, tune tuning) (*Stack, error) {
 		// route to itself.
 		HandleLocal: true,
 	})
-	ep := channel.New(tune.queueLen, uint32(cfg.MTU), "")
-	s := &Stack{st: st, ep: ep, v4: v4, mtu: cfg.MTU}
+	s := &Stack{st: st, link: newLink(tune.queueLen, uint32(cfg.MTU)), v4: v4, mtu: cfg.MTU}
 	if v6.IsValid() {
 		s.v6 = v6.WithZone("")
 	}
-	s.done, s.cancel = context.WithCancel(context.Background())
 	if err := s.setup(tune); err != nil {
 		s.Close()
 		return nil, err
@@ -112,7 +105,7 @@ func (s *Stack) setup(tune tuning) error {
 	if err := tune.apply(s.st); err != nil {
 		return err
 	}
-	if err := s.st.CreateNIC(nicID, s.ep); err != nil {
+	if err := s.st.CreateNIC(nicID, s.link); err != nil {
 		return fmt.Errorf("netstack: create NIC: %s", err)
 	}
 	addrs := []tcpip.ProtocolAddress{{
@@ -151,11 +144,10 @@ func (s *Stack) Addrs() (v4, v6 netip.Addr) {
 func (s *Stack) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
-		s.cancel()
+		s.link.Close() // unblocks Read at once
 		// Destroy aborts all endpoints, stops TCP's processor
-		// goroutines, removes the NIC and closes the channel endpoint.
+		// goroutines and removes the NIC.
 		s.st.Destroy()
-		s.ep.Close() // already closed by Destroy; kept in case the NIC was never created
 	})
 	return nil
 }

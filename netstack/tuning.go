@@ -24,38 +24,43 @@ type tuning struct {
 const mib = 1 << 20
 
 var defaultTuning = tuning{
-	// Outbound packets wait here until the engine's Read takes them. A
-	// full queue drops the packet and TCP must retransmit it, so the
-	// queue holds a whole send window of full-size packets (4 MiB / 1420 B
-	// ≈ 3000) plus room for ACKs: 4096 packets. The queue holds pointers
-	// to packets the stack already owns, so its size costs only when full.
-	queueLen: 4096,
+	// Outbound packets wait here until the engine's Read takes them; a
+	// packet that finds the queue full is dropped and TCP must recover
+	// it. gVisor has no pacing and no TCP small-queues limit, so after a
+	// large ACK one connection may emit a whole window at once: up to
+	// 16 MiB / 1380 B ≈ 12000 packets. 16384 slots hold that burst; with
+	// 1024 slots BenchmarkTuning's 10 ms path ran at 0.16×. The slots are
+	// pointers to packets the stack holds anyway: 128 KiB per stack.
+	queueLen: 16384,
 	// SACK tells the sender exactly which segments are missing, so one
-	// loss on the mesh (a peer's relay or a congested uplink) costs one
-	// retransmission instead of a window.
+	// loss on the mesh costs one retransmission instead of a window.
 	sack: true,
 	// Auto-tuning grows a connection's receive window towards the max as
-	// the application keeps up, so fast paths get a large window and
-	// idle connections keep a small one.
+	// the application keeps up: fast paths get a large window, idle
+	// connections keep a small one.
 	moderate: true,
-	// RACK detects losses by time rather than by three duplicate ACKs,
-	// which recovers faster from tail losses and reordering (several
-	// paths between two peers can reorder packets).
-	rack: true,
-	// Mesh paths can be long (relays, other continents): at 100 ms RTT a
-	// 1 MiB window (gVisor's default) caps a connection at ~80 Mbit/s.
-	// 4 MiB by default with room to grow to 16 MiB covers ~1.3 Gbit/s at
-	// 100 ms. Buffers are filled on demand, not preallocated.
+	// RACK-TLP (gVisor's default) is off. It detects losses by time
+	// rather than by duplicate ACKs, but in this gVisor version, after a
+	// burst of packets is lost (a full queue anywhere on the path), a
+	// RACK connection can get stuck retransmitting a couple of segments
+	// per RTO without progress; BenchmarkTuning reproduces it. With
+	// SACK-based recovery the same bursts never stalled.
+	rack: false,
+	// Mesh paths can be long (relays, other continents): at 100 ms RTT
+	// gVisor's defaults (1 MiB, growing to 4 MiB) cap a connection at
+	// 80-340 Mbit/s. 4 MiB to start, growing to 16 MiB, covers ~1.3
+	// Gbit/s at 100 ms. Buffers fill on demand; nothing is preallocated.
 	sendBuf: tcpip.TCPSendBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: 4 * mib, Max: 16 * mib},
 	recvBuf: tcpip.TCPReceiveBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: 4 * mib, Max: 16 * mib},
-	// CUBIC grows the window faster than Reno on high bandwidth-delay
-	// paths and is what Linux peers use.
-	congestion: "cubic",
+	// Reno, not CUBIC: in this gVisor version CUBIC's window can drop to
+	// 0 and the connection then stalls for good (seen in BenchmarkTuning;
+	// upstream fixed CUBIC window bugs later, e.g. google/gvisor#13958).
+	congestion: "reno",
 }
 
-// baselineTuning is gVisor's stock TCP configuration with a modest queue:
-// the "off" side of the measurements in TUNING.md.
-var baselineTuning = tuning{
+// allOffTuning turns every choice above off (gVisor's buffer sizes, a
+// 256-packet queue): the "off" side of the measurements in TUNING.md.
+var allOffTuning = tuning{
 	queueLen:   256,
 	sack:       false,
 	moderate:   false,
