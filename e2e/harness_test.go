@@ -145,7 +145,7 @@ func (n *netns) start(t *testing.T, logName string, args ...string) *proc {
 	p := &proc{cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() { p.err = cmd.Wait(); f.Close(); close(p.done) }()
 	t.Cleanup(func() {
-		p.stop(syscall.SIGKILL)
+		p.stop(syscall.SIGTERM) // a clean shutdown; stop kills after 15 s
 		if t.Failed() {
 			out, _ := os.ReadFile(logPath)
 			t.Logf("--- %s log ---\n%s", logName, out)

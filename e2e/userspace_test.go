@@ -81,6 +81,9 @@ func TestKernelAndUserspace(t *testing.T) {
 func (n *node) upArgs(t *testing.T, extra ...string) {
 	t.Helper()
 	args := append([]string{n.bin, "up", "-i", n.iface, "-c", n.config, "-v"}, extra...)
+	// Registered before the daemon starts, so it runs after the daemon is
+	// stopped: a daemon killed by a test leaves its socket file behind.
+	t.Cleanup(func() { os.Remove(filepath.Join("/run/mynetwork", n.iface+".sock")) })
 	n.daemon = n.ns.start(t, n.iface, args...)
 	eventually(t, 20*time.Second, n.iface+" control socket", func() error {
 		if n.daemon.exited() {
