@@ -82,10 +82,9 @@ type Node struct {
 	relays    []peer.AddrInfo
 	addrBook  string
 
-	holePunchAttempts map[peer.ID]int // touched only by that peer's connector
-	bookMu            sync.Mutex
-	whyMu             sync.Mutex
-	why               map[peer.ID]string // why a peer is not connected
+	bookMu sync.Mutex
+	whyMu  sync.Mutex
+	why    map[peer.ID]string // why a peer is not connected
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -103,7 +102,7 @@ func New(opts Options) (_ *Node, err error) {
 	}
 	n := &Node{log: opts.Log, peers: make(map[peer.ID]chan struct{}), bootstrap: opts.Bootstrap,
 		relays: opts.Relays, addrBook: opts.AddrBook,
-		holePunchAttempts: make(map[peer.ID]int), why: make(map[peer.ID]string)}
+		why: make(map[peer.ID]string)}
 	for _, p := range opts.Peers {
 		n.peers[p.ID] = make(chan struct{}, 1)
 	}
@@ -246,6 +245,7 @@ func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{})
 	backoff := minBackoff
 	var told network.Conn // the connection our addresses were last sent on
 	var nextDirect time.Time
+	repunches := 0 // relayed connections closed to punch again
 	for {
 		wait := pingInterval
 		if best := n.bestConn(p); best != nil {
@@ -257,7 +257,7 @@ func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{})
 			}
 			if pathOf(best) == PathRelay && time.Now().After(nextDirect) {
 				nextDirect = time.Now().Add(directRetry)
-				n.tryDirect(ctx, p, best)
+				n.tryDirect(ctx, p, best, &repunches)
 				continue
 			}
 			n.measureRTT(ctx, p)
@@ -283,7 +283,7 @@ func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{})
 // first by dialing its known direct addresses, then, if that fails, by
 // closing the relayed connection so that the next one through the relay
 // starts a new hole punch.
-func (n *Node) tryDirect(ctx context.Context, p peer.ID, relayed network.Conn) {
+func (n *Node) tryDirect(ctx context.Context, p peer.ID, relayed network.Conn, repunches *int) {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	var direct []ma.Multiaddr
@@ -302,8 +302,8 @@ func (n *Node) tryDirect(ctx context.Context, p peer.ID, relayed network.Conn) {
 			return
 		}
 	}
-	if n.holePunchAttempts[p] < maxRepunch {
-		n.holePunchAttempts[p]++
+	if *repunches < maxRepunch {
+		*repunches++
 		n.log.Debug("no direct path yet; reconnecting through the relay to punch again", "peer", p)
 		relayed.Close()
 	}
