@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 )
 
 // addrBookTTL is how long remembered addresses stay in the peerstore after a
@@ -41,13 +40,7 @@ func (n *Node) loadAddrBook() {
 		if err != nil || !n.remembers(p) {
 			continue
 		}
-		var addrs []ma.Multiaddr
-		for _, s := range list {
-			if a, err := ma.NewMultiaddr(s); err == nil && !inMesh(a) {
-				addrs = append(addrs, a)
-			}
-		}
-		n.host.Peerstore().AddAddrs(p, addrs, addrBookTTL)
+		n.host.Peerstore().AddAddrs(p, dialable(list), addrBookTTL)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 )
 
@@ -67,13 +66,7 @@ func (n *Node) handleAddrs(s network.Stream) {
 		s.Reset()
 		return
 	}
-	var addrs []ma.Multiaddr
-	for _, str := range list {
-		if a, err := ma.NewMultiaddr(str); err == nil && !inMesh(a) {
-			addrs = append(addrs, a)
-		}
-	}
-	n.host.Peerstore().AddAddrs(from, addrs, lanAddrTTL)
+	n.host.Peerstore().AddAddrs(from, dialable(list), lanAddrTTL)
 	if n.State(from).Path != PathLAN {
 		n.connChanged(from) // a direct path may now be possible
 	}

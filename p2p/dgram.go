@@ -76,12 +76,7 @@ func (t *Transport) datagramConn(p peer.ID) *quic.Conn {
 	if ok, _ := t.h.Peerstore().SupportsProtocols(p, DatagramProtocol); len(ok) == 0 {
 		return nil
 	}
-	var best network.Conn
-	for _, c := range t.h.Network().ConnsToPeer(p) {
-		if best == nil || rank(pathOf(c)) < rank(pathOf(best)) {
-			best = c
-		}
-	}
+	best := bestConn(t.h.Network(), p)
 	if best == nil {
 		return nil
 	}

@@ -28,6 +28,18 @@ func inMesh(a ma.Multiaddr) bool {
 	return config.MeshPrefix4.Contains(addr) || config.MeshPrefix6.Contains(addr)
 }
 
+// dialable parses multiaddrs learned from a peer or a file, keeping the
+// valid ones outside the mesh.
+func dialable(list []string) []ma.Multiaddr {
+	var out []ma.Multiaddr
+	for _, s := range list {
+		if a, err := ma.NewMultiaddr(s); err == nil && !inMesh(a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // withoutMesh is the host's address factory: it drops mesh addresses.
 func withoutMesh(addrs []ma.Multiaddr) []ma.Multiaddr {
 	out := addrs[:0:0]

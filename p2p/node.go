@@ -293,9 +293,7 @@ func (n *Node) tryDirect(ctx context.Context, p peer.ID, relayed network.Conn, r
 		}
 	}
 	if len(direct) > 0 {
-		if sw, ok := n.host.Network().(*swarm.Swarm); ok {
-			sw.Backoff().Clear(p)
-		}
+		n.clearBackoff(p)
 		err := n.host.Connect(network.WithForceDirectDial(ctx, "mynetwork direct"), peer.AddrInfo{ID: p, Addrs: direct})
 		if err == nil && n.State(p).Path != PathRelay {
 			n.log.Info("direct path found", "peer", p, "path", n.State(p).Path)
@@ -328,12 +326,16 @@ func (n *Node) connect(ctx context.Context, p peer.ID) error {
 		}
 		return errors.New("no known address")
 	}
-	// Our own backoff paces redials; the swarm's would hold a restarted
-	// peer off for minutes.
+	n.clearBackoff(p)
+	return n.host.Connect(network.WithAllowLimitedConn(ctx, "mynetwork"), ai)
+}
+
+// clearBackoff forgets the swarm's dial backoff for p: our connector paces
+// redials itself, and the swarm's would hold a restarted peer off for minutes.
+func (n *Node) clearBackoff(p peer.ID) {
 	if sw, ok := n.host.Network().(*swarm.Swarm); ok {
 		sw.Backoff().Clear(p)
 	}
-	return n.host.Connect(network.WithAllowLimitedConn(ctx, "mynetwork"), ai)
 }
 
 func (n *Node) measureRTT(ctx context.Context, p peer.ID) {

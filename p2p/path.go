@@ -50,9 +50,11 @@ func relayOf(c network.Conn) peer.ID {
 }
 
 // bestConn returns the connection to p on the best path.
-func (n *Node) bestConn(p peer.ID) network.Conn {
+func (n *Node) bestConn(p peer.ID) network.Conn { return bestConn(n.host.Network(), p) }
+
+func bestConn(nw network.Network, p peer.ID) network.Conn {
 	var best network.Conn
-	for _, c := range n.host.Network().ConnsToPeer(p) {
+	for _, c := range nw.ConnsToPeer(p) {
 		if best == nil || rank(pathOf(c)) < rank(pathOf(best)) {
 			best = c
 		}

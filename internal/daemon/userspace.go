@@ -109,11 +109,6 @@ func (d *Daemon) onMesh(a netip.Addr) bool {
 	return ok
 }
 
-func (d *Daemon) resolveForSOCKS(name string) (netip.Addr, bool) {
-	a, ok := d.resolve(name)
-	return a, ok
-}
-
 // startUserspace starts the SOCKS5 proxy, the forwards and the exposes; the
 // returned function stops them. Listening errors (an address in use) come
 // back here, at start.
@@ -131,7 +126,7 @@ func (d *Daemon) startUserspace(st *userspaceBackend, s userspaceSettings) (stop
 	}()
 	if s.socks5 != "" {
 		srv, err := socks.NewServer(socks.ServerConfig{
-			Dial: st.DialContext, Resolve: d.resolveForSOCKS, Allowed: d.onMesh,
+			Dial: st.DialContext, Resolve: d.resolve, Allowed: d.onMesh,
 			Username: s.username, Password: s.password, Log: d.log,
 		})
 		if err != nil {
@@ -151,7 +146,7 @@ func (d *Daemon) startUserspace(st *userspaceBackend, s userspaceSettings) (stop
 		stops = append(stops, func() { srv.Close(); <-done })
 	}
 	fw, err := socks.NewForwarder(socks.ForwarderConfig{
-		Dial: st.DialContext, Resolve: d.resolveForSOCKS,
+		Dial: st.DialContext, Resolve: d.resolve,
 		ListenTCP: st.ListenTCP, ListenUDP: st.ListenUDP, Log: d.log,
 	})
 	if err != nil {
