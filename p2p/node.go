@@ -33,6 +33,7 @@ const MDNSService = "_mynetwork._udp"
 const (
 	dialTimeout   = 15 * time.Second
 	directRetry   = 30 * time.Second
+	directGrace   = 8 * time.Second  // DCUtR's own punch on a new relayed connection runs first
 	findTimeout   = 10 * time.Second // FindPeer can hang to its deadline on relay-only peers
 	maxRepunch    = 5
 	pingInterval  = 10 * time.Second
@@ -254,6 +255,11 @@ func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{})
 			if best != told {
 				told = best
 				n.sendAddrs(ctx, p)
+				if pathOf(best) == PathRelay {
+					// Closing the relayed connection or dialing the peer
+					// while DCUtR punches on it makes the punch fail.
+					nextDirect = time.Now().Add(directGrace)
+				}
 			}
 			if pathOf(best) == PathRelay && time.Now().After(nextDirect) {
 				nextDirect = time.Now().Add(directRetry)
@@ -261,6 +267,9 @@ func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{})
 				continue
 			}
 			n.measureRTT(ctx, p)
+			if pathOf(best) == PathRelay {
+				wait = max(min(wait, time.Until(nextDirect)), 100*time.Millisecond)
+			}
 		} else if err := n.connect(ctx, p); err != nil {
 			n.noteUnreachable(p, err)
 			wait = backoff
@@ -300,7 +309,9 @@ func (n *Node) tryDirect(ctx context.Context, p peer.ID, relayed network.Conn, r
 			return
 		}
 	}
-	if *repunches < maxRepunch {
+	// Only one side closes the relayed connection, so that the pair does
+	// not redial the relay from both ends and punch on two connections.
+	if *repunches < maxRepunch && n.host.ID() < p {
 		*repunches++
 		n.log.Debug("no direct path yet; reconnecting through the relay to punch again", "peer", p)
 		relayed.Close()
