@@ -146,7 +146,7 @@ func (n *netns) start(t *testing.T, logName string, args ...string) *proc {
 	go func() { p.err = cmd.Wait(); f.Close(); close(p.done) }()
 	t.Cleanup(func() {
 		p.stop(syscall.SIGTERM) // a clean shutdown; stop kills after 15 s
-		if t.Failed() {
+		if t.Failed() || os.Getenv("MYNETWORK_E2E_LOGS") != "" {
 			out, _ := os.ReadFile(logPath)
 			t.Logf("--- %s log ---\n%s", logName, out)
 		}

@@ -6,8 +6,10 @@ package p2p
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -37,6 +39,9 @@ const (
 	findTimeout   = 10 * time.Second // FindPeer can hang to its deadline on relay-only peers
 	maxRepunch    = 5
 	pingInterval  = 10 * time.Second
+	pingTimeout   = 5 * time.Second
+	silentRetry   = time.Second // the next ping after one failed
+	deadAfter     = 2           // failed pings, with no packets between, that close a connection
 	minBackoff    = 500 * time.Millisecond
 	maxBackoff    = 30 * time.Second
 	protectTag    = "mynetwork-vpn-peer"
@@ -247,6 +252,7 @@ func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{})
 	var told network.Conn // the connection our addresses were last sent on
 	var nextDirect time.Time
 	repunches := 0 // relayed connections closed to punch again
+	silent := 0    // pings in a row that failed while nothing arrived from p
 	for {
 		wait := pingInterval
 		if best := n.bestConn(p); best != nil {
@@ -266,7 +272,28 @@ func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{})
 				n.tryDirect(ctx, p, best, &repunches)
 				continue
 			}
-			n.measureRTT(ctx, p)
+			// Anything that arrives while the ping is out also shows
+			// the connection is alive: under load a ping can be slow.
+			before := n.received(p)
+			if n.measureRTT(ctx, best) || n.received(p) != before {
+				silent = 0
+			} else if silent++; silent < deadAfter {
+				n.log.Debug("peer did not answer a ping", "peer", p, "addr", best.RemoteMultiaddr())
+			} else {
+				// The connection is dead (the peer crashed, its address
+				// changed, the link went away) but the transport has not
+				// noticed yet: it gives up only after 30-40 s. Close it,
+				// and redial.
+				n.log.Info("peer stopped answering; redialing", "peer", p, "addr", best.RemoteMultiaddr())
+				for _, c := range n.host.Network().ConnsToPeer(p) {
+					c.Close()
+				}
+				silent = 0
+				continue
+			}
+			if silent > 0 {
+				wait = silentRetry
+			}
 			if pathOf(best) == PathRelay {
 				wait = max(min(wait, time.Until(nextDirect)), 100*time.Millisecond)
 			}
@@ -349,13 +376,37 @@ func (n *Node) clearBackoff(p peer.ID) {
 	}
 }
 
-func (n *Node) measureRTT(ctx context.Context, p peer.ID) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+// measureRTT pings p on the connection packets use (not the swarm's pick),
+// records the round trip and reports whether p answered.
+func (n *Node) measureRTT(ctx context.Context, c network.Conn) bool {
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
-	select {
-	case <-ping.Ping(ctx, n.host, p): // records the RTT in the peerstore
-	case <-ctx.Done():
+	s, err := newStreamOn(ctx, c, ping.ID)
+	if err != nil {
+		return false
 	}
+	defer s.Close()
+	deadline, _ := ctx.Deadline()
+	s.SetDeadline(deadline)
+	var out, in [ping.PingSize]byte
+	rand.Read(out[:])
+	start := time.Now()
+	if _, err := s.Write(out[:]); err != nil {
+		return false
+	}
+	if _, err := io.ReadFull(s, in[:]); err != nil || in != out {
+		return false
+	}
+	n.host.Peerstore().RecordLatency(c.RemotePeer(), time.Since(start))
+	return true
+}
+
+// received counts the packets that have arrived from p on either path.
+func (n *Node) received(p peer.ID) uint64 {
+	if c := n.transport.Stats(p); c != nil {
+		return c.RxPackets.Load() + c.RxDatagrams.Load()
+	}
+	return 0
 }
 
 // PeerState is what the node knows of one configured peer right now.

@@ -1,10 +1,15 @@
 package p2p
 
 import (
+	"context"
+	"time"
+
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+	msmux "github.com/multiformats/go-multistream"
 )
 
 // Path kinds, best first.
@@ -49,17 +54,58 @@ func relayOf(c network.Conn) peer.ID {
 	return relay
 }
 
-// bestConn returns the connection to p on the best path.
+// bestConn returns the connection to p on the best path: LAN, then direct,
+// then relayed; among equals a QUIC one (it can carry datagrams), then the
+// newest. A new connection to a connected peer often means the old one is
+// dead (the peer restarted or moved) and the transport has not noticed yet.
+// The swarm's own choice (most open streams) would stay on the old one, so
+// the packet stream and the liveness ping open their streams on this one.
 func (n *Node) bestConn(p peer.ID) network.Conn { return bestConn(n.host.Network(), p) }
 
 func bestConn(nw network.Network, p peer.ID) network.Conn {
 	var best network.Conn
 	for _, c := range nw.ConnsToPeer(p) {
-		if best == nil || rank(pathOf(c)) < rank(pathOf(best)) {
+		if best == nil || betterConn(c, best) {
 			best = c
 		}
 	}
 	return best
+}
+
+func betterConn(a, b network.Conn) bool {
+	if ra, rb := rank(pathOf(a)), rank(pathOf(b)); ra != rb {
+		return ra < rb
+	}
+	if qa, qb := isQUIC(a), isQUIC(b); qa != qb {
+		return qa
+	}
+	return a.Stat().Opened.After(b.Stat().Opened)
+}
+
+func isQUIC(c network.Conn) bool {
+	_, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_QUIC_V1)
+	return err == nil
+}
+
+// newStreamOn opens a stream for proto on one chosen connection.
+func newStreamOn(ctx context.Context, c network.Conn, proto protocol.ID) (network.Stream, error) {
+	s, err := c.NewStream(network.WithAllowLimitedConn(ctx, "mynetwork"))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.SetProtocol(proto); err != nil {
+		s.Reset()
+		return nil, err
+	}
+	if d, ok := ctx.Deadline(); ok {
+		s.SetDeadline(d)
+	}
+	if err := msmux.SelectProtoOrFail(proto, s); err != nil {
+		s.Reset()
+		return nil, err
+	}
+	s.SetDeadline(time.Time{})
+	return s, nil
 }
 
 // prune closes connections to p on worse paths than the best one, so that

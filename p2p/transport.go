@@ -299,13 +299,13 @@ func (t *Transport) sendLoop(ps *peerSender) {
 // open opens the packet stream on an existing connection; dialing is the
 // connector's job, so a packet never waits for a dial.
 func (t *Transport) open(p peer.ID) (network.Stream, error) {
-	if t.h.Network().Connectedness(p) != network.Connected {
+	c := bestConn(t.h.Network(), p)
+	if c == nil {
 		return nil, errors.New("not connected")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
 	defer cancel()
-	ctx = network.WithNoDial(network.WithAllowLimitedConn(ctx, "mynetwork packets"), "packets ride existing connections")
-	s, err := t.h.NewStream(ctx, p, PacketProtocol)
+	s, err := newStreamOn(ctx, c, PacketProtocol)
 	if err != nil {
 		return nil, fmt.Errorf("open packet stream to %s: %w", p, err)
 	}
