@@ -149,6 +149,13 @@ func TestParseErrors(t *testing.T) {
 				`reachability: "maybe" is not "auto", "public" or "private"`}},
 		{"expose port not a number", `{"privateKey":"` + key + `","peers":[],"userspace":{"exposes":[{"port":"22","to":"127.0.0.1:22"}]}}`,
 			[]string{`userspace.exposes[0].port: must be a number, not the string "22"`}},
+		{"expose port out of range or not whole", `{"privateKey":"` + key + `","peers":[],"userspace":{"exposes":[` +
+			`{"port":70000,"to":"127.0.0.1:22"},{"port":1.5,"to":"127.0.0.1:22"},{"port":-1,"to":"127.0.0.1:22"},` +
+			`{"port":99999999999999999999999,"to":"127.0.0.1:22"}]}}`,
+			[]string{"userspace.exposes[0].port: must be a whole number from 0 to 65535, not 70000",
+				"userspace.exposes[1].port: must be a whole number from 0 to 65535, not 1.5",
+				"userspace.exposes[2].port: must be a whole number from 0 to 65535, not -1",
+				"userspace.exposes[3].port: must be a whole number from 0 to 65535, not 99999999999999999999999"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

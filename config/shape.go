@@ -123,9 +123,23 @@ func checkShape(path string, v any, t reflect.Type) []*Problem {
 		if _, ok := v.(bool); !ok {
 			return []*Problem{{path, fmt.Sprintf("must be true or false, not %s", jsonKind(v))}}
 		}
-	case reflect.Int, reflect.Int64, reflect.Uint16, reflect.Uint32, reflect.Int32:
-		if _, ok := v.(json.Number); !ok {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, ok := v.(json.Number)
+		if !ok {
 			return []*Problem{{path, fmt.Sprintf("must be a number, not %s", jsonKind(v))}}
+		}
+		if _, err := strconv.ParseInt(n.String(), 10, t.Bits()); err != nil {
+			lo, hi := -(int64(1) << (t.Bits() - 1)), int64(1)<<(t.Bits()-1)-1
+			return []*Problem{{path, fmt.Sprintf("must be a whole number from %d to %d, not %s", lo, hi, n)}}
+		}
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, ok := v.(json.Number)
+		if !ok {
+			return []*Problem{{path, fmt.Sprintf("must be a number, not %s", jsonKind(v))}}
+		}
+		if _, err := strconv.ParseUint(n.String(), 10, t.Bits()); err != nil {
+			hi := uint64(1)<<t.Bits() - 1
+			return []*Problem{{path, fmt.Sprintf("must be a whole number from 0 to %d, not %s", hi, n)}}
 		}
 	}
 	return nil
