@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+
+	"github.com/mynetwork/mynetwork/internal/pipe"
 )
 
 // ownedConn wraps the connections that go-socks5 copies between. go-socks5
@@ -58,7 +60,7 @@ func (c *ownedConn) CloseWrite() error {
 		return net.ErrClosed
 	}
 	defer c.calls.Done()
-	return closeWrite(c.Conn)
+	return pipe.CloseWrite(c.Conn)
 }
 
 func (c *ownedConn) Close() error {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/mynetwork/mynetwork/internal/ratelimit"
+
+	"github.com/mynetwork/mynetwork/internal/pipe"
 )
 
 // Forward listens locally and connects each client through the dial
@@ -294,7 +296,7 @@ func (f *Forwarder) serveTCP(c net.Conn, name string, dial func(context.Context)
 	}
 	defer untrackB()
 	f.log.Debug("forward: connected", "forward", name, "client", c.RemoteAddr().String())
-	pipe(c, b)
+	pipe.Join(c, b)
 }
 
 // reset closes c with a TCP RST where it can.

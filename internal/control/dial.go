@@ -4,12 +4,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
+
+	"github.com/mynetwork/mynetwork/internal/pipe"
 )
 
 // dialUpgrade names the protocol a /v1/dial request switches to: the
@@ -50,7 +50,7 @@ func (s *Server) handleDial(w http.ResponseWriter, r *http.Request) {
 	if err := buf.Flush(); err != nil {
 		return
 	}
-	Pipe(&bufConn{Conn: conn, r: buf.Reader}, target)
+	pipe.Join(&bufConn{Conn: conn, r: buf.Reader}, target)
 }
 
 // track registers a switched connection so Shutdown can close it; false if
@@ -81,27 +81,6 @@ func (s *Server) untrack(cs ...net.Conn) {
 	s.wg.Done()
 }
 
-// Pipe copies both ways between a and b, passing on half-closes, and
-// returns when both directions are done; it closes neither.
-func Pipe(a, b net.Conn) {
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); copyHalf(b, a) }()
-	go func() { defer wg.Done(); copyHalf(a, b) }()
-	wg.Wait()
-}
-
-type closeWriter interface{ CloseWrite() error }
-
-func copyHalf(dst, src net.Conn) {
-	io.Copy(dst, src)
-	if cw, ok := dst.(closeWriter); ok {
-		cw.CloseWrite()
-	} else {
-		dst.Close()
-	}
-}
-
 // bufConn is a conn whose first bytes may already sit in a bufio.Reader.
 type bufConn struct {
 	net.Conn
@@ -110,12 +89,7 @@ type bufConn struct {
 
 func (c *bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
-func (c *bufConn) CloseWrite() error {
-	if cw, ok := c.Conn.(closeWriter); ok {
-		return cw.CloseWrite()
-	}
-	return c.Conn.Close()
-}
+func (c *bufConn) CloseWrite() error { return pipe.CloseWrite(c.Conn) }
 
 // Dial asks the daemon to open a TCP connection to host:port on the mesh
 // (host: a peer name, name.mynetwork, or an IP) and returns it.

@@ -1,4 +1,6 @@
-package socks
+// Package pipe joins two connections both ways, passing on half-closes:
+// SOCKS5, the port forwards and the control socket's dial all use it.
+package pipe
 
 import (
 	"io"
@@ -7,27 +9,27 @@ import (
 )
 
 // closeWriter is a connection that can half-close: *net.TCPConn, gVisor's
-// gonet.TCPConn, and ownedConn.
+// gonet.TCPConn, and wrappers that pass CloseWrite on.
 type closeWriter interface {
 	CloseWrite() error
 }
 
-// closeWrite half-closes c, telling its peer that nothing more comes. A
+// CloseWrite half-closes c, telling its peer that nothing more comes. A
 // connection that cannot half-close is closed: its peer then sees the end
 // of the stream too, though it can no longer answer.
-func closeWrite(c net.Conn) error {
+func CloseWrite(c net.Conn) error {
 	if cw, ok := c.(closeWriter); ok {
 		return cw.CloseWrite()
 	}
 	return c.Close()
 }
 
-// pipe copies a to b and b to a until both directions have ended, then
+// Join copies a to b and b to a until both directions have ended, then
 // closes both. The end of one direction is passed on as a half-close, so
 // the other direction keeps flowing (a client that sends a request and
 // half-closes still gets its answer). An error in either direction closes
-// both connections at once. pipe returns after its second goroutine.
-func pipe(a, b net.Conn) {
+// both connections at once. Join returns after its second goroutine.
+func Join(a, b net.Conn) {
 	var once sync.Once
 	abort := func() {
 		once.Do(func() {
@@ -36,7 +38,7 @@ func pipe(a, b net.Conn) {
 		})
 	}
 	half := func(dst, src net.Conn) {
-		if _, err := io.Copy(dst, src); err != nil || closeWrite(dst) != nil {
+		if _, err := io.Copy(dst, src); err != nil || CloseWrite(dst) != nil {
 			abort()
 		}
 	}
