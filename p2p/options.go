@@ -6,6 +6,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -28,6 +29,7 @@ func (n *Node) hostOptions(opts Options) []libp2p.Option {
 		libp2p.UserAgent(userAgentName),
 		libp2p.AddrsFactory(withoutMesh),
 		libp2p.ConnectionGater(meshGater{}),
+		libp2p.SwarmOpts(swarm.WithDialRanker(lanTCPFirst)),
 		// Hole punching (DCUtR) upgrades a relayed connection to a direct one.
 		libp2p.EnableHolePunching(),
 		// Every node can relay for its configured peers, and only for them,
