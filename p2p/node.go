@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // MDNSService is the mDNS service name VPN nodes announce themselves under.
@@ -39,6 +41,7 @@ const (
 	findTimeout   = 10 * time.Second // FindPeer can hang to its deadline on relay-only peers
 	maxRepunch    = 5
 	pingInterval  = 10 * time.Second
+	tcpRetry      = 5 * time.Minute // between moves of a LAN peer from QUIC to TCP
 	pingTimeout   = 5 * time.Second
 	silentRetry   = time.Second // the next ping after one failed
 	deadAfter     = 2           // failed pings, with no packets between, that close a connection
@@ -253,6 +256,7 @@ func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{})
 	var nextDirect time.Time
 	repunches := 0 // relayed connections closed to punch again
 	silent := 0    // pings in a row that failed while nothing arrived from p
+	var nextTCP time.Time
 	for {
 		wait := pingInterval
 		if best := n.bestConn(p); best != nil {
@@ -271,6 +275,18 @@ func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{})
 				nextDirect = time.Now().Add(directRetry)
 				n.tryDirect(ctx, p, best, &repunches)
 				continue
+			}
+			if pathOf(best) == PathLAN && isQUIC(best) && n.host.ID() < p &&
+				time.Since(best.Stat().Opened) > time.Second && time.Now().After(nextTCP) {
+				// A LAN peer reached over QUIC (its TCP listener was not up
+				// yet when we dialed, say) moves to TCP, see preferQUIC: one
+				// side closes the connection and the redial tries TCP first.
+				nextTCP = time.Now().Add(tcpRetry)
+				if n.lanTCPReachable(ctx, p) {
+					n.log.Info("moving a LAN peer from QUIC to TCP", "peer", p)
+					best.Close()
+					continue
+				}
 			}
 			// Anything that arrives while the ping is out also shows
 			// the connection is alive: under load a ping can be slow.
@@ -297,6 +313,10 @@ func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{})
 			if pathOf(best) == PathRelay {
 				wait = max(min(wait, time.Until(nextDirect)), 100*time.Millisecond)
 			}
+			if pathOf(best) == PathLAN && isQUIC(best) && n.host.ID() < p {
+				tcpAt := max(time.Until(nextTCP), time.Until(best.Stat().Opened.Add(time.Second)))
+				wait = max(min(wait, tcpAt+10*time.Millisecond), 100*time.Millisecond)
+			}
 		} else if err := n.connect(ctx, p); err != nil {
 			n.noteUnreachable(p, err)
 			wait = backoff
@@ -313,6 +333,31 @@ func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{})
 		case <-time.After(wait):
 		}
 	}
+}
+
+// lanTCPReachable reports whether p listens on TCP at a LAN address that
+// accepts a connection right now (a plain TCP handshake, closed at once).
+func (n *Node) lanTCPReachable(ctx context.Context, p peer.ID) bool {
+	for _, a := range n.host.Peerstore().Addrs(p) {
+		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil || !manet.IsPrivateAddr(a) {
+			continue
+		}
+		if _, err := a.ValueForProtocol(ma.P_TCP); err != nil {
+			continue
+		}
+		na, err := manet.ToNetAddr(a)
+		if err != nil {
+			continue
+		}
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		c, err := (&net.Dialer{}).DialContext(dctx, "tcp", na.String())
+		cancel()
+		if err == nil {
+			c.Close()
+			return true
+		}
+	}
+	return false
 }
 
 // tryDirect looks for a direct path to a peer reached only through a relay:

@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"context"
 	"testing"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -28,4 +29,43 @@ func TestLANTCPFirst(t *testing.T) {
 	if pubTCP, pubQUIC := delay["/ip4/198.51.100.7/tcp/8001"], delay["/ip4/198.51.100.7/udp/8001/quic-v1"]; pubQUIC >= pubTCP {
 		t.Errorf("public: QUIC at %d ms, TCP at %d ms; want QUIC first", pubQUIC, pubTCP)
 	}
+}
+
+// A LAN peer first reached over QUIC (here: the only address configured)
+// moves to TCP once its TCP address is known, and packets flow on it.
+func TestLANPeerMovesFromQUICToTCP(t *testing.T) {
+	ka, ida := newKey(t)
+	kb, idb := newKey(t)
+	listen := []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	b, err := New(Options{Key: kb, Listen: listen, Peers: []Peer{{ID: ida}}, MaxPacket: 1500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	var quicOnly []ma.Multiaddr
+	for _, a := range b.Host().Addrs() {
+		if _, err := a.ValueForProtocol(ma.P_QUIC_V1); err == nil {
+			quicOnly = append(quicOnly, a)
+		}
+	}
+	a, err := New(Options{Key: ka, Listen: listen, Peers: []Peer{{ID: idb, Addrs: quicOnly}}, MaxPacket: 1500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a QUIC connection", func() bool { c := a.bestConn(idb); return c != nil && isQUIC(c) })
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the move to TCP", func() bool {
+		c := a.bestConn(idb)
+		return c != nil && !isQUIC(c) && pathOf(c) == PathLAN
+	})
+	in := receiver(t, b)
+	exchange(t, a, b, in, 10, func(i int) []byte { return ipv4(17, 100, 0, i) })
 }
