@@ -33,25 +33,33 @@ func pairWith(t *testing.T, listen string, noDgA, noDgB bool) (*Node, *Node) {
 	t.Helper()
 	ka, ida := newKey(t)
 	kb, idb := newKey(t)
-	b, err := New(Options{Key: kb, Listen: []string{listen}, Peers: []Peer{{ID: ida}}, MaxPacket: 1500, NoDatagrams: noDgB})
+	b := newNode(t, Options{Key: kb, Listen: []string{listen}, Peers: []Peer{{ID: ida}}, MaxPacket: 1500, NoDatagrams: noDgB})
+	a := newNode(t, Options{Key: ka, Listen: []string{listen}, Peers: []Peer{{ID: idb, Addrs: b.Host().Addrs()}}, MaxPacket: 1500, NoDatagrams: noDgA})
+	start(t, a, b)
+	return a, b
+}
+
+// newNode creates a node that is closed when the test ends.
+func newNode(t *testing.T, opts Options) *Node {
+	t.Helper()
+	n, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { b.Close() })
-	a, err := New(Options{Key: ka, Listen: []string{listen}, Peers: []Peer{{ID: idb, Addrs: b.Host().Addrs()}}, MaxPacket: 1500, NoDatagrams: noDgA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// start starts nodes, in order, until the test ends.
+func start(t *testing.T, nodes ...*Node) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	if err := a.Start(ctx); err != nil {
-		t.Fatal(err)
+	for _, n := range nodes {
+		if err := n.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return a, b
 }
 
 func eventually(t *testing.T, what string, f func() bool) {

@@ -1,7 +1,6 @@
 package p2p
 
 import (
-	"context"
 	"testing"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -37,31 +36,17 @@ func TestLANPeerMovesFromQUICToTCP(t *testing.T) {
 	ka, ida := newKey(t)
 	kb, idb := newKey(t)
 	listen := []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
-	b, err := New(Options{Key: kb, Listen: listen, Peers: []Peer{{ID: ida}}, MaxPacket: 1500})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := newNode(t, Options{Key: kb, Listen: listen, Peers: []Peer{{ID: ida}}, MaxPacket: 1500})
 	var quicOnly []ma.Multiaddr
 	for _, a := range b.Host().Addrs() {
 		if _, err := a.ValueForProtocol(ma.P_QUIC_V1); err == nil {
 			quicOnly = append(quicOnly, a)
 		}
 	}
-	a, err := New(Options{Key: ka, Listen: listen, Peers: []Peer{{ID: idb, Addrs: quicOnly}}, MaxPacket: 1500})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	if err := a.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	a := newNode(t, Options{Key: ka, Listen: listen, Peers: []Peer{{ID: idb, Addrs: quicOnly}}, MaxPacket: 1500})
+	start(t, a)
 	eventually(t, "a QUIC connection", func() bool { c := a.bestConn(idb); return c != nil && isQUIC(c) })
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	start(t, b)
 	eventually(t, "the move to TCP", func() bool {
 		c := a.bestConn(idb)
 		return c != nil && !isQUIC(c) && pathOf(c) == PathLAN
