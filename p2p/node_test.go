@@ -12,7 +12,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-func newKey(t *testing.T) (crypto.PrivKey, peer.ID) {
+func newKey(t testing.TB) (crypto.PrivKey, peer.ID) {
 	t.Helper()
 	k, _, err := crypto.GenerateEd25519Key(nil)
 	if err != nil {
@@ -40,7 +40,7 @@ func pairWith(t *testing.T, listen string, noDgA, noDgB bool) (*Node, *Node) {
 }
 
 // newNode creates a node that is closed when the test ends.
-func newNode(t *testing.T, opts Options) *Node {
+func newNode(t testing.TB, opts Options) *Node {
 	t.Helper()
 	n, err := New(opts)
 	if err != nil {
@@ -51,7 +51,7 @@ func newNode(t *testing.T, opts Options) *Node {
 }
 
 // start starts nodes, in order, until the test ends.
-func start(t *testing.T, nodes ...*Node) {
+func start(t testing.TB, nodes ...*Node) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -62,7 +62,7 @@ func start(t *testing.T, nodes ...*Node) {
 	}
 }
 
-func eventually(t *testing.T, what string, f func() bool) {
+func eventually(t testing.TB, what string, f func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !f() {
