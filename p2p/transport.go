@@ -26,11 +26,15 @@ const (
 	// queueBytes bounds what waits per peer, in real packet bytes: a burst
 	// from a thousand new connections (each a SYN, then 64 KB) must fit,
 	// or the packets dropped here come back only after TCP's timeouts.
-	queueBytes      = 32 << 20
-	queueSlots      = 8192
-	smallPacket     = 2048     // packets up to this size use small pooled buffers
-	inboxBytes      = 4 << 20  // bytes received and waiting for the engine
-	ioBufSize       = 64 << 10 // bufio size on each stream: many frames per syscall
+	queueBytes  = 32 << 20
+	queueSlots  = 8192
+	smallPacket = 2048     // packets up to this size use small pooled buffers
+	inboxBytes  = 4 << 20  // bytes received and waiting for the engine
+	ioBufSize   = 64 << 10 // bufio size of each outgoing stream: many frames per write
+	// readBufSize is the bufio size of each incoming stream: small frames
+	// (ACKs) are read many at a time, while most of a large frame skips the
+	// buffer and is read straight into the packet (one copy less).
+	readBufSize     = 8 << 10
 	openTimeout     = 10 * time.Second
 	reopenBackoff   = 500 * time.Millisecond
 	datagramRecheck = 2 * time.Second
@@ -349,7 +353,7 @@ func (t *Transport) handleStream(s network.Stream) {
 	}()
 
 	s.CloseWrite()
-	r := bufio.NewReaderSize(s, ioBufSize)
+	r := bufio.NewReaderSize(s, readBufSize)
 	for {
 		pk := t.pool.Get().(*packet)
 		n, err := ReadFrame(r, pk.buf)
