@@ -28,10 +28,11 @@ unit:
 e2e:
 	$(GO) test -count=1 -v -timeout 30m ./e2e/
 
-# Go benchmarks of the packet path (0 allocs/op) and the userspace stack,
-# then the namespace benchmark's table (root).
+# Go benchmarks of the packet path (0 allocs/op), the packet stream per
+# transport and the userspace stack, then the namespace benchmark's table
+# (root).
 bench: build
-	$(GO) test -run='^$$' -bench=. -benchmem ./internal/engine/ ./netstack/
+	$(GO) test -run='^$$' -bench=. -benchmem ./internal/engine/ ./p2p/ ./netstack/
 	MYNETWORK_BIN=$(BIN) ./scripts/bench.sh
 
 # Bounded soak, not part of every CI run: 1,000 connect/disconnect cycles of
