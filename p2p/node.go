@@ -276,8 +276,7 @@ func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{})
 				n.tryDirect(ctx, p, best, &repunches)
 				continue
 			}
-			if pathOf(best) == PathLAN && isQUIC(best) && n.host.ID() < p &&
-				time.Since(best.Stat().Opened) > time.Second && time.Now().After(nextTCP) {
+			if n.movesToTCP(p, best) && time.Since(best.Stat().Opened) > time.Second && time.Now().After(nextTCP) {
 				// A LAN peer reached over QUIC (its TCP listener was not up
 				// yet when we dialed, say) moves to TCP, see preferQUIC: one
 				// side closes the connection and the redial tries TCP first.
@@ -313,7 +312,7 @@ func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{})
 			if pathOf(best) == PathRelay {
 				wait = max(min(wait, time.Until(nextDirect)), 100*time.Millisecond)
 			}
-			if pathOf(best) == PathLAN && isQUIC(best) && n.host.ID() < p {
+			if n.movesToTCP(p, best) {
 				tcpAt := max(time.Until(nextTCP), time.Until(best.Stat().Opened.Add(time.Second)))
 				wait = max(min(wait, tcpAt+10*time.Millisecond), 100*time.Millisecond)
 			}
@@ -335,11 +334,17 @@ func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{})
 	}
 }
 
+// movesToTCP says whether this node moves p, reached over QUIC on a LAN
+// path, to TCP: one side of the pair does, the one with the smaller ID.
+func (n *Node) movesToTCP(p peer.ID, c network.Conn) bool {
+	return pathOf(c) == PathLAN && isQUIC(c) && n.host.ID() < p
+}
+
 // lanTCPReachable reports whether p listens on TCP at a LAN address that
 // accepts a connection right now (a plain TCP handshake, closed at once).
 func (n *Node) lanTCPReachable(ctx context.Context, p peer.ID) bool {
 	for _, a := range n.host.Peerstore().Addrs(p) {
-		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil || !manet.IsPrivateAddr(a) {
+		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil || !manet.IsPrivateAddr(a) || inMesh(a) {
 			continue
 		}
 		if _, err := a.ValueForProtocol(ma.P_TCP); err != nil {
@@ -430,19 +435,21 @@ func (n *Node) measureRTT(ctx context.Context, c network.Conn) bool {
 	if err != nil {
 		return false
 	}
-	defer s.Close()
 	deadline, _ := ctx.Deadline()
 	s.SetDeadline(deadline)
 	var out, in [ping.PingSize]byte
 	rand.Read(out[:])
 	start := time.Now()
 	if _, err := s.Write(out[:]); err != nil {
+		s.Reset() // a reset waits for nothing; a close may, on a dead connection
 		return false
 	}
 	if _, err := io.ReadFull(s, in[:]); err != nil || in != out {
+		s.Reset()
 		return false
 	}
 	n.host.Peerstore().RecordLatency(c.RemotePeer(), time.Since(start))
+	s.Close()
 	return true
 }
 
