@@ -194,20 +194,16 @@ func loadThrough(t *testing.T, client *netns, bin, target, socks, raw string, sr
 // each delivering its 64 KiB exactly (SHA-256 per connection), and in
 // reasonable time.
 //
-// Known product bug this test fails on (as of this writing): the packet
-// transport's per-peer queue (p2p/transport.go, NewTransport: qlen =
-// max(64, queueBytes/maxPacket)) is sized in packets of the largest size,
-// 4 MiB / (60000+64) = 69 packets, whatever their real size. A burst from
-// many connections at once (here 1,000 × 64 KiB, one or two ~60 KB
-// segments each with the 60000-byte MTU of both modes) overflows it: Send drops
-// 40-50% of what the engine offers. Connections that lose their only
-// segments can recover only by RTO, and their retransmissions arrive in
-// synchronized waves that overflow the queue again, so the completion time
-// of the last connection sits on the RTO backoff ladder: 25.6 s, 51.2 s or
-// 102.4 s (0.2 s × 2^7..2^9) against ~0.1 s over the bare veth; now and
-// then the waves spread out and it takes a few seconds. With queueBytes =
-// 64 MiB (1,117 slots) the last connection is done after 0.4 s (kernel) and
-// 1.9 s (SOCKS5).
+// Why the time limit: this test found a product bug. The packet transport's
+// per-peer queue was sized in packets of the largest size, 4 MiB / (60000+64)
+// = 69 packets, whatever their real size. A burst from many connections at
+// once (1,000 × 64 KiB, one or two ~60 KB segments each) overflowed it:
+// Send dropped 40-50% of what the engine offered. Connections that lost
+// their only segments recovered only by RTO, in synchronized waves that
+// overflowed the queue again, so the last connection finished on the RTO
+// backoff ladder (25.6 s, 51.2 s or 102.4 s) against ~0.1 s over the bare
+// veth. The queue is now bounded in real bytes (32 MiB, 8192 slots): the
+// last connection is done after about 0.5 s (kernel) and 0.9 s (SOCKS5).
 func TestThousandConnections(t *testing.T) {
 	requireE2E(t, "ping", "go")
 	bin := buildConnload(t)

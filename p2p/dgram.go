@@ -18,7 +18,7 @@ const DatagramProtocol protocol.ID = "/mynetwork/dgram/1.0.0"
 // itself (UDP, ICMP, and TCP segments that carry only an acknowledgement),
 // so that it is never held up behind a lost stream packet. TCP payload,
 // SYN, FIN and RST stay on the stream, in order, so the inner TCP sees no
-// reordering; a 60000-byte TUN MTU makes them too large for a datagram
+// reordering; a 65000-byte TUN MTU makes them too large for a datagram
 // anyway.
 func wantsDatagram(pkt []byte) bool {
 	var proto byte

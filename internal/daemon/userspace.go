@@ -10,13 +10,14 @@ import (
 
 	"github.com/mynetwork/mynetwork/config"
 	"github.com/mynetwork/mynetwork/internal/control"
+	kerneltun "github.com/mynetwork/mynetwork/kernel-tun"
 	"github.com/mynetwork/mynetwork/netstack"
 	"github.com/mynetwork/mynetwork/socks"
 )
 
 // userspaceMTU matches the kernel backend's: packets ride a reliable stream,
 // and gVisor's TCP sends larger segments with a larger MTU.
-const userspaceMTU = 60000
+const userspaceMTU = kerneltun.DefaultMTU
 
 // userspaceBackend is the in-process gVisor stack. Routes need no system
 // change: the stack hands every packet to the engine, whose table decides.
