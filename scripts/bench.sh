@@ -73,7 +73,7 @@ sleep 0.3; pids+=("$(cat "$work/iperf-b.pid")")
 start "$a" a -i mba -c "$work/a.json"; pid_a=$started
 start "$b" b -i mbb -c "$work/b.json"; pid_b=$started
 wait_ping "$ip_b"
-sleep 1
+sleep 3 # settled: a LAN peer first reached over QUIC moves to TCP after 1 s
 idle_rss=$(rss_mib "$pid_a")
 row "ping RTT avg (ms)" "$(rtt "$a" 10.124.0.2)" "$(rtt "$a" "$ip_b")"
 raw1=$(tput "$a" 10.124.0.2 5201 1)
