@@ -106,25 +106,24 @@ loss -A
 row "1% loss, 1 stream (Mbit/s)" "$(tput "$a" 10.124.0.2 5201 1)" "$(tput "$a" "$ip_b" 5201 1)"
 loss -D
 
-# 2. Kernel node A to userspace node B (B exposes its iperf3 server).
+# 2. Kernel node A to userspace node B. B exposes its iperf3 server, and
+# for part 3 an HTTP server too.
 stop "$pid_b"
 ip netns exec "$b" iperf3 -s -D -p 5202 -B 127.0.0.1 --pidfile "$work/iperf-b2.pid" >/dev/null
 sleep 0.3; pids+=("$(cat "$work/iperf-b2.pid")")
-start "$b" bu -i mbb -c "$work/b.json" --userspace --socks5 off --expose 5202=127.0.0.1:5202; pid_b=$started
+mkdir -p "$work/www"; head -c 500M /dev/zero > "$work/www/big"
+ip netns exec "$b" python3 -m http.server --bind 127.0.0.1 --directory "$work/www" 8080 >/dev/null 2>&1 & pids+=($!)
+start "$b" bu -i mbb -c "$work/b.json" --userspace --socks5 off --expose 5202=127.0.0.1:5202 --expose 8080=127.0.0.1:8080; pid_b=$started
 wait_ping "$ip_b"
+sleep 3
 row "kernel→userspace 1 stream (Mbit/s)" "$(tput "$a" 10.124.0.2 5201 1)" "$(tput "$a" "$ip_b" 5202 1)"
 
 # 3. Userspace on both: A forwards a local port to B's exposed iperf3, and
 # curl fetches a file through A's SOCKS5. Raw: the same on B's loopback.
 stop "$pid_a"
 start "$a" au -i mba -c "$work/a.json" --userspace --socks5 127.0.0.1:1080 --forward 127.0.0.1:5301=b:5202; pid_a=$started
-mkdir -p "$work/www"; head -c 500M /dev/zero > "$work/www/big"
-ip netns exec "$b" python3 -m http.server --bind 127.0.0.1 --directory "$work/www" 8080 >/dev/null 2>&1 & pids+=($!)
-# B needs the expose for HTTP too: restart B with both exposes.
-stop "$pid_b"
-start "$b" bu2 -i mbb -c "$work/b.json" --userspace --socks5 off --expose 5202=127.0.0.1:5202 --expose 8080=127.0.0.1:8080; pid_b=$started
 for _ in $(seq 100); do ip netns exec "$a" "$bin" -i mba status 2>/dev/null | grep -q 'nodes: 1/1' && break; sleep 0.2; done
-sleep 1
+sleep 3
 user1=$(tput "$a" 127.0.0.1 5301 1)
 row "userspace 1 stream, forward (Mbit/s)" "$(tput "$b" 127.0.0.1 5202 1)" "$user1"
 curl_mbit() { ip netns exec "$1" curl -s -o /dev/null -w '%{speed_download}' "${@:2}" | awk '{printf "%.0f", $1*8/1e6}'; }
