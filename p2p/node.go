@@ -44,7 +44,8 @@ const (
 	tcpRetry      = 5 * time.Minute // between moves of a LAN peer from QUIC to TCP
 	pingTimeout   = 5 * time.Second
 	silentRetry   = time.Second // the next ping after one failed
-	deadAfter     = 2           // failed pings, with no packets between, that close a connection
+	redialYield   = 300 * time.Millisecond
+	deadAfter     = 2 // failed pings, with no packets between, that close a connection
 	minBackoff    = 500 * time.Millisecond
 	maxBackoff    = 30 * time.Second
 	protectTag    = "mynetwork-vpn-peer"
@@ -257,9 +258,11 @@ func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{})
 	repunches := 0 // relayed connections closed to punch again
 	silent := 0    // pings in a row that failed while nothing arrived from p
 	var nextTCP time.Time
+	lost := false // a connection went away and was not redialed yet
 	for {
 		wait := pingInterval
 		if best := n.bestConn(p); best != nil {
+			lost = true // if it goes away
 			backoff = minBackoff
 			n.prune(p)
 			if best != told {
@@ -316,6 +319,17 @@ func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{})
 				tcpAt := max(time.Until(nextTCP), time.Until(best.Stat().Opened.Add(time.Second)))
 				wait = max(min(wait, tcpAt+10*time.Millisecond), 100*time.Millisecond)
 			}
+		} else if lost && n.host.ID() > p {
+			// Both sides redial a lost connection. Two TCP dials between
+			// the listen ports (libp2p dials from them) at once are one
+			// simultaneous open that both take as outgoing, and its
+			// security handshake fails: the larger ID lets the other side
+			// dial first.
+			lost = false
+			if !n.awaitConn(ctx, p, kick, redialYield) {
+				return
+			}
+			continue
 		} else if err := n.connect(ctx, p); err != nil {
 			n.noteUnreachable(p, err)
 			wait = backoff
@@ -332,6 +346,22 @@ func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{})
 		case <-time.After(wait):
 		}
 	}
+}
+
+// awaitConn waits up to d for a connection to p, and reports false if ctx
+// ended meanwhile.
+func (n *Node) awaitConn(ctx context.Context, p peer.ID, kick chan struct{}, d time.Duration) bool {
+	deadline := time.After(d)
+	for n.bestConn(p) == nil {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-kick:
+		case <-deadline:
+			return true
+		}
+	}
+	return true
 }
 
 // movesToTCP says whether this node moves p, reached over QUIC on a LAN
