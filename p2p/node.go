@@ -267,6 +267,7 @@ func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{})
 			n.prune(p)
 			if best != told {
 				told = best
+				silent = 0 // failed pings count per connection
 				n.sendAddrs(ctx, p)
 				if pathOf(best) == PathRelay {
 					// Closing the relayed connection or dialing the peer
