@@ -447,21 +447,28 @@ func TestShutdownUnderLoad(t *testing.T) {
 	p.upKernel(t)
 	a, b := p.a, p.b
 	port := 5201
+	// underLoad brings A up again if a step stopped it, and starts an
+	// iperf3 through the tunnel that runs until the step ends; it returns
+	// the iperf3 client.
+	underLoad := func(t *testing.T) *proc {
+		t.Helper()
+		if a.daemon.exited() {
+			a.up(t)
+			a.waitConnected(t, 30*time.Second)
+			ping(t, p.nsA, b.v4, 20*time.Second)
+		}
+		port++
+		cli, srv := iperfBackground(t, p.nsA, p.nsB, b.v4, port, "-t", "30")
+		t.Cleanup(func() { cli.stop(syscall.SIGKILL); srv.stop(syscall.SIGKILL) })
+		return cli
+	}
 	for _, c := range []struct {
 		name string
 		sig  syscall.Signal
 	}{{"SIGTERM", syscall.SIGTERM}, {"SIGINT", syscall.SIGINT}} {
 		sig := c.sig
 		t.Run(c.name, func(t *testing.T) {
-			if a.daemon.exited() {
-				a.up(t)
-				a.waitConnected(t, 30*time.Second)
-				ping(t, p.nsA, b.v4, 20*time.Second)
-			}
-			port++
-			cli, srv := iperfBackground(t, p.nsA, p.nsB, b.v4, port, "-t", "30")
-			defer srv.stop(syscall.SIGKILL)
-			defer cli.stop(syscall.SIGKILL)
+			underLoad(t)
 			pid := a.daemon.cmd.Process.Pid
 			sent := time.Now()
 			a.daemon.cmd.Process.Signal(sig)
@@ -482,15 +489,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	}
 
 	t.Run("SIGKILL leaves a stale socket that the next up replaces", func(t *testing.T) {
-		if a.daemon.exited() {
-			a.up(t)
-			a.waitConnected(t, 30*time.Second)
-			ping(t, p.nsA, b.v4, 20*time.Second)
-		}
-		port++
-		cli, srv := iperfBackground(t, p.nsA, p.nsB, b.v4, port, "-t", "30")
-		defer srv.stop(syscall.SIGKILL)
-		defer cli.stop(syscall.SIGKILL)
+		cli := underLoad(t)
 		sock := filepath.Join("/run/mynetwork", a.iface+".sock")
 		a.daemon.stop(syscall.SIGKILL)
 		if _, err := os.Stat(sock); err != nil {

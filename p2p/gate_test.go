@@ -17,32 +17,59 @@ import (
 	"github.com/mynetwork/mynetwork/p2p"
 )
 
-// TestWhoMayTalk drives a node's packet protocol from a real libp2p host
-// that is a configured peer, and checks what reaches the device.
-func TestWhoMayTalk(t *testing.T) {
-	kb, _, _ := crypto.GenerateEd25519Key(nil)
-	idB, _ := peer.IDFromPrivateKey(kb)
-	ka, _, _ := crypto.GenerateEd25519Key(nil)
-	idA, _ := peer.IDFromPrivateKey(ka)
-	addrA, addrB := config.AddressesOf(idA).IPv4, config.AddressesOf(idB).IPv4
-	routedToB := netip.MustParsePrefix("10.9.0.0/24")
+// engineNode is a node, A, running a packet engine on a channel TUN, with
+// one configured peer, B, whose key a real libp2p host can use to play B.
+type engineNode struct {
+	node         *p2p.Node
+	eng          *engine.Engine
+	dev          *tuntest.ChannelTUN
+	keyB         crypto.PrivKey
+	idA, idB     peer.ID
+	addrA, addrB netip.Addr
+}
 
-	node, err := p2p.New(p2p.Options{Key: ka, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []p2p.Peer{{ID: idB}}, MaxPacket: 1500})
+// startEngineNode starts A on loopback TCP with routes to B's mesh address
+// and to extra, and stops it when the test ends.
+func startEngineNode(t testing.TB, ctx context.Context, extra ...netip.Prefix) *engineNode {
+	t.Helper()
+	kb, _, _ := crypto.GenerateEd25519Key(nil)
+	ka, _, _ := crypto.GenerateEd25519Key(nil)
+	n := &engineNode{keyB: kb, dev: tuntest.NewChannelTUN()}
+	n.idA, _ = peer.IDFromPrivateKey(ka)
+	n.idB, _ = peer.IDFromPrivateKey(kb)
+	n.addrA, n.addrB = config.AddressesOf(n.idA).IPv4, config.AddressesOf(n.idB).IPv4
+
+	var err error
+	n.node, err = p2p.New(p2p.Options{Key: ka, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []p2p.Peer{{ID: n.idB}}, MaxPacket: 1500})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer node.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	n.node.Start(ctx)
+	routes := []engine.Route{{Prefix: netip.PrefixFrom(n.addrB, 32), Peer: n.idB}}
+	for _, p := range extra {
+		routes = append(routes, engine.Route{Prefix: p, Peer: n.idB})
+	}
+	n.eng, _ = engine.New(n.dev.TUN(), n.node.Transport(), engine.NewTable(routes), nil)
+	done := make(chan error, 1)
+	go func() { done <- n.eng.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		n.node.Close()
+	})
+	return n
+}
+
+// TestWhoMayTalk drives a node's packet protocol from a real libp2p host
+// that is a configured peer, and checks what reaches the device.
+func TestWhoMayTalk(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	node.Start(ctx)
-	dev := tuntest.NewChannelTUN()
-	eng, _ := engine.New(dev.TUN(), node.Transport(), engine.NewTable([]engine.Route{
-		{Prefix: netip.PrefixFrom(addrB, 32), Peer: idB},
-		{Prefix: routedToB, Peer: idB},
-	}), nil)
-	done := make(chan error, 1)
-	go func() { done <- eng.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	routedToB := netip.MustParsePrefix("10.9.0.0/24")
+	a := startEngineNode(t, ctx, routedToB)
+	node, eng, dev, kb := a.node, a.eng, a.dev, a.keyB
+	idA, addrA, addrB := a.idA, a.addrA, a.addrB
 
 	hb, err := libp2p.New(libp2p.Identity(kb), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	if err != nil {

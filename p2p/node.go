@@ -320,12 +320,12 @@ func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{})
 				tcpAt := max(time.Until(nextTCP), time.Until(best.Stat().Opened.Add(time.Second)))
 				wait = max(min(wait, tcpAt+10*time.Millisecond), 100*time.Millisecond)
 			}
-		} else if lost && n.host.ID() > p {
+		} else if lost && !n.leads(p) {
 			// Both sides redial a lost connection. Two TCP dials between
 			// the listen ports (libp2p dials from them) at once are one
 			// simultaneous open that both take as outgoing, and its
-			// security handshake fails: the larger ID lets the other side
-			// dial first.
+			// security handshake fails: the side that does not lead lets
+			// the other dial first.
 			lost = false
 			if !n.awaitConn(ctx, p, kick, redialYield) {
 				return
@@ -349,6 +349,11 @@ func (n *Node) keepConnected(ctx context.Context, p peer.ID, kick chan struct{})
 	}
 }
 
+// leads says whether this node, and not p, acts where only one side of a
+// pair must (closing a connection to rebuild it, redialing first): the
+// one with the smaller peer ID.
+func (n *Node) leads(p peer.ID) bool { return n.host.ID() < p }
+
 // awaitConn waits up to d for a connection to p, and reports false if ctx
 // ended meanwhile.
 func (n *Node) awaitConn(ctx context.Context, p peer.ID, kick chan struct{}, d time.Duration) bool {
@@ -366,9 +371,9 @@ func (n *Node) awaitConn(ctx context.Context, p peer.ID, kick chan struct{}, d t
 }
 
 // movesToTCP says whether this node moves p, reached over QUIC on a LAN
-// path, to TCP: one side of the pair does, the one with the smaller ID.
+// path, to TCP (one side of the pair does: see leads).
 func (n *Node) movesToTCP(p peer.ID, c network.Conn) bool {
-	return pathOf(c) == PathLAN && isQUIC(c) && n.host.ID() < p
+	return pathOf(c) == PathLAN && isQUIC(c) && n.leads(p)
 }
 
 // lanTCPReachable reports whether p listens on TCP at a LAN address that
@@ -419,7 +424,7 @@ func (n *Node) tryDirect(ctx context.Context, p peer.ID, relayed network.Conn, r
 	}
 	// Only one side closes the relayed connection, so that the pair does
 	// not redial the relay from both ends and punch on two connections.
-	if *repunches < maxRepunch && n.host.ID() < p {
+	if *repunches < maxRepunch && n.leads(p) {
 		*repunches++
 		n.log.Debug("no direct path yet; reconnecting through the relay to punch again", "peer", p)
 		relayed.Close()

@@ -5,18 +5,14 @@ package p2p_test
 import (
 	"bufio"
 	"context"
-	"net/netip"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 
-	"github.com/mynetwork/mynetwork/config"
-	"github.com/mynetwork/mynetwork/internal/engine"
 	"github.com/mynetwork/mynetwork/p2p"
 )
 
@@ -26,23 +22,10 @@ import (
 // `make soak`, not by every CI run.
 func TestSoak(t *testing.T) {
 	const cycles = 1000
-	kb, _, _ := crypto.GenerateEd25519Key(nil)
-	idB, _ := peer.IDFromPrivateKey(kb)
-	ka, _, _ := crypto.GenerateEd25519Key(nil)
-	idA, _ := peer.IDFromPrivateKey(ka)
-	addrA, addrB := config.AddressesOf(idA).IPv4, config.AddressesOf(idB).IPv4
-
-	node, err := p2p.New(p2p.Options{Key: ka, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []p2p.Peer{{ID: idB}}, MaxPacket: 1500})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	node.Start(ctx)
-	dev := tuntest.NewChannelTUN()
-	eng, _ := engine.New(dev.TUN(), node.Transport(), engine.NewTable([]engine.Route{{Prefix: netip.PrefixFrom(addrB, 32), Peer: idB}}), nil)
-	go eng.Run(ctx)
+	a := startEngineNode(t, ctx)
+	node, dev, kb, idA, addrA, addrB := a.node, a.dev, a.keyB, a.idA, a.addrA, a.addrB
 
 	hb, err := libp2p.New(libp2p.Identity(kb), libp2p.NoListenAddrs)
 	if err != nil {
