@@ -9,7 +9,6 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -24,7 +23,7 @@ func (n *Node) hostOptions(opts Options) []libp2p.Option {
 	o := []libp2p.Option{
 		libp2p.Identity(opts.Key),
 		listen,
-		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(newTCPTransport), // see coalesce.go
 		libp2p.Transport(libp2pquic.NewTransport),
 		libp2p.UserAgent(userAgentName),
 		libp2p.AddrsFactory(withoutMesh),
