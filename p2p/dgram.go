@@ -106,7 +106,7 @@ func (t *Transport) readDatagrams(qc *quic.Conn, ps *peerSender) {
 			continue
 		}
 		pk := t.get(len(b))
-		pk.n, pk.from = copy(pk.buf, b), ps.id
+		pk.n, pk.from = copy(pk.buf[Headroom:], b), ps.id
 		ps.stats.RxDatagrams.Add(1)
 		select {
 		case t.inbox <- pk:

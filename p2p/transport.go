@@ -3,8 +3,10 @@ package p2p
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/mynetwork/mynetwork/internal/engine"
 	"github.com/mynetwork/mynetwork/internal/ratelimit"
 	"log/slog"
 	"net"
@@ -48,11 +50,20 @@ type PeerCounters struct {
 	DropNoLink               atomic.Uint64 // no connection or stream to the peer
 }
 
+// packet is a queued or received packet at buf[Headroom:Headroom+n]. The
+// headroom in front matches the engine's, so a large packet's buffer can
+// change hands with the engine's instead of being copied, and it has room
+// for the frame header, so a large frame is written from where it lies.
 type packet struct {
 	buf  []byte
 	n    int
 	from peer.ID
 }
+
+// Headroom is the space in front of every packet: engine.Offset.
+const Headroom = engine.Offset
+
+func (pk *packet) data() []byte { return pk.buf[Headroom : Headroom+pk.n] }
 
 type peerSender struct {
 	id     peer.ID
@@ -72,7 +83,7 @@ func (t *Transport) get(n int) *packet {
 }
 
 func (t *Transport) put(pk *packet) {
-	if cap(pk.buf) < t.maxPacket {
+	if len(pk.buf) < Headroom+t.maxPacket {
 		t.small.Put(pk)
 	} else {
 		t.pool.Put(pk)
@@ -130,8 +141,8 @@ func NewTransport(h host.Host, peers []peer.ID, maxPacket int, datagrams bool, l
 		warn:    ratelimit.Every{Interval: 10 * time.Second},
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
-	t.pool.New = func() any { return &packet{buf: make([]byte, maxPacket)} }
-	t.small.New = func() any { return &packet{buf: make([]byte, min(smallPacket, maxPacket))} }
+	t.pool.New = func() any { return &packet{buf: make([]byte, Headroom+maxPacket)} }
+	t.small.New = func() any { return &packet{buf: make([]byte, Headroom+min(smallPacket, maxPacket))} }
 	for _, p := range peers {
 		t.peers[p] = &peerSender{id: p, queue: make(chan *packet, queueSlots)}
 	}
@@ -168,29 +179,67 @@ func (t *Transport) Send(to peer.ID, pkts [][]byte) error {
 		return fmt.Errorf("send to %s: not a configured peer", to)
 	}
 	for _, p := range pkts {
-		if len(p) > t.maxPacket {
-			ps.stats.DropQueue.Add(1)
-			continue
-		}
-		if ps.queued.Add(int64(len(p))) > queueBytes {
-			ps.queued.Add(-int64(len(p)))
-			ps.stats.DropQueue.Add(1)
-			continue
-		}
-		pk := t.get(len(p))
-		pk.n = copy(pk.buf, p)
-		select {
-		case ps.queue <- pk:
-		default:
-			ps.queued.Add(-int64(pk.n))
-			ps.stats.DropQueue.Add(1)
-			t.put(pk)
+		if pk := t.admit(ps, len(p)); pk != nil {
+			pk.n = copy(pk.buf[Headroom:], p)
+			t.enqueue(ps, pk)
 		}
 	}
 	return nil
 }
 
+// SendBuffers queues the packets bufs[i][offset:offset+sizes[i]] for peer
+// to like Send, but takes a large packet's buffer instead of copying it and
+// leaves an empty one of at least the same length in bufs[i].
+func (t *Transport) SendBuffers(to peer.ID, bufs [][]byte, sizes []int, offset int) error {
+	ps := t.peers[to]
+	if ps == nil {
+		return fmt.Errorf("send to %s: not a configured peer", to)
+	}
+	for i, b := range bufs {
+		size := sizes[i]
+		pk := t.admit(ps, size)
+		if pk == nil {
+			continue
+		}
+		if offset == Headroom && len(pk.buf) >= len(b) && len(b) >= Headroom+t.maxPacket {
+			bufs[i], pk.buf = pk.buf, b
+			pk.n = size
+		} else {
+			pk.n = copy(pk.buf[Headroom:], b[offset:offset+size])
+		}
+		t.enqueue(ps, pk)
+	}
+	return nil
+}
+
+// admit counts an n-byte packet into the peer's queue and returns a buffer
+// for it, or nil when it is too large or the queue is full.
+func (t *Transport) admit(ps *peerSender, n int) *packet {
+	if n == 0 || n > t.maxPacket { // no frame for it: see WriteFrame
+		ps.stats.DropQueue.Add(1)
+		return nil
+	}
+	if ps.queued.Add(int64(n)) > queueBytes {
+		ps.queued.Add(-int64(n))
+		ps.stats.DropQueue.Add(1)
+		return nil
+	}
+	return t.get(n)
+}
+
+func (t *Transport) enqueue(ps *peerSender, pk *packet) {
+	select {
+	case ps.queue <- pk:
+	default:
+		ps.queued.Add(-int64(pk.n))
+		ps.stats.DropQueue.Add(1)
+		t.put(pk)
+	}
+}
+
 // Receive blocks for one packet and takes whatever else is already there.
+// A large packet's buffer changes places with bufs[i] when the two fit
+// each other (same headroom, no shorter), instead of being copied.
 func (t *Transport) Receive(bufs [][]byte, sizes []int, from []peer.ID, offset int) (int, error) {
 	var pk *packet
 	select {
@@ -200,7 +249,12 @@ func (t *Transport) Receive(bufs [][]byte, sizes []int, from []peer.ID, offset i
 	}
 	n := 0
 	for {
-		sizes[n] = copy(bufs[n][offset:], pk.buf[:pk.n])
+		if offset == Headroom && pk.n > smallPacket && len(pk.buf) >= len(bufs[n]) && len(bufs[n]) >= Headroom+t.maxPacket {
+			bufs[n], pk.buf = pk.buf, bufs[n]
+			sizes[n] = pk.n
+		} else {
+			sizes[n] = copy(bufs[n][offset:], pk.data())
+		}
 		from[n] = pk.from
 		t.put(pk)
 		n++
@@ -255,7 +309,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 			dg, dgAt = t.datagramConn(ps.id), time.Now()
 		}
 		for pk != nil {
-			pkt := pk.buf[:pk.n]
+			pkt := pk.data()
 			switch {
 			case dg != nil && wantsDatagram(pkt) && sendDatagram(dg, pkt):
 				ps.stats.TxDatagrams.Add(1)
@@ -274,13 +328,12 @@ func (t *Transport) sendLoop(ps *peerSender) {
 					}
 					w.Reset(s)
 				}
-				if err := WriteFrame(w, pkt); err != nil {
+				if err := t.writeFrame(w, s, pk, &pending); err != nil {
 					t.log.Debug("packet stream failed; reopening", "peer", ps.id, "err", err)
 					reset()
 					break
 				}
 				ps.stats.TxPackets.Add(1)
-				pending = true
 			}
 			t.put(pk)
 			pk = nil
@@ -298,6 +351,26 @@ func (t *Transport) sendLoop(ps *peerSender) {
 			}
 		}
 	}
+}
+
+// writeFrame frames a packet onto the stream. Small packets gather in w,
+// flushed once per batch; a large one is written straight from its buffer,
+// its length header in the headroom, after whatever w holds.
+func (t *Transport) writeFrame(w *bufio.Writer, s network.Stream, pk *packet, pending *bool) error {
+	if pk.n <= smallPacket {
+		*pending = true
+		return WriteFrame(w, pk.data())
+	}
+	if *pending {
+		*pending = false
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	frame := pk.buf[Headroom-2 : Headroom+pk.n]
+	binary.BigEndian.PutUint16(frame, uint16(pk.n))
+	_, err := s.Write(frame)
+	return err
 }
 
 // open opens the packet stream on an existing connection; dialing is the
@@ -356,7 +429,7 @@ func (t *Transport) handleStream(s network.Stream) {
 	r := bufio.NewReaderSize(s, readBufSize)
 	for {
 		pk := t.pool.Get().(*packet)
-		n, err := ReadFrame(r, pk.buf)
+		n, err := ReadFrame(r, pk.buf[Headroom:Headroom+t.maxPacket])
 		if err != nil {
 			t.pool.Put(pk)
 			s.Reset()

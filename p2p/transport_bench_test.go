@@ -12,7 +12,8 @@ import (
 // BenchmarkStream moves packets from one node to another over loopback on
 // the packet stream alone (no TUN, no engine): what one peer's transport
 // costs per byte, per transport and packet size. At most window packets are
-// in flight, so the queue never drops.
+// in flight, so the queue never drops. Packets go in and out of
+// engine-sized buffers, as the engine hands them over.
 func BenchmarkStream(b *testing.B) {
 	const window, batch = 256, 16
 	for _, tc := range []struct {
@@ -39,11 +40,11 @@ func BenchmarkStream(b *testing.B) {
 			go func() {
 				bufs := make([][]byte, 64)
 				for i := range bufs {
-					bufs[i] = make([]byte, 65535)
+					bufs[i] = make([]byte, Headroom+65535)
 				}
 				sizes, from := make([]int, len(bufs)), make([]peer.ID, len(bufs))
 				for {
-					n, err := rx.Transport().Receive(bufs, sizes, from, 0)
+					n, err := rx.Transport().Receive(bufs, sizes, from, Headroom)
 					if err != nil {
 						return
 					}
@@ -60,28 +61,36 @@ func BenchmarkStream(b *testing.B) {
 					select {
 					case <-more:
 					case <-time.After(10 * time.Second):
-						b.Fatalf("packets lost: %d of %d arrived; %+v", received.Load(), n, tx.Transport().Stats(idb))
+						b.Fatalf("packets lost: %d of %d arrived; sender %+v, receiver %+v", received.Load(), n, tx.Transport().Stats(idb), rx.Transport().Stats(ida))
 					}
 				}
 			}
-			pkts := make([][]byte, batch)
-			for i := range pkts {
-				pkts[i] = ipv4(6, tc.size, 0x18, i)
+			bufs, sizes := make([][]byte, batch), make([]int, batch)
+			for i := range bufs {
+				bufs[i] = make([]byte, Headroom+65535)
+			}
+			// fill writes the batch's packets, as a device read would.
+			fill := func(k int) {
+				for i := range k {
+					sizes[i] = copy(bufs[i][Headroom:], ipv4(6, tc.size, 0x18, i))
+				}
 			}
 			eventually(b, "the packet stream", func() bool {
-				tx.Transport().Send(idb, pkts[:1])
+				fill(1)
+				tx.Transport().SendBuffers(idb, bufs[:1], sizes[:1], Headroom)
 				time.Sleep(10 * time.Millisecond)
 				return received.Load() > 0
 			})
 			time.Sleep(100 * time.Millisecond)
 			base := received.Load()
+			fill(batch) // the buffers that come back are left as they are
 
 			b.SetBytes(int64(tc.size))
 			b.ResetTimer()
 			for sent := 0; sent < b.N; {
 				k := min(batch, b.N-sent)
 				waitFor(base + int64(sent+k-window))
-				tx.Transport().Send(idb, pkts[:k])
+				tx.Transport().SendBuffers(idb, bufs[:k], sizes[:k], Headroom)
 				sent += k
 			}
 			waitFor(base + int64(b.N))

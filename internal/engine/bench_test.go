@@ -74,9 +74,18 @@ func benchPackets(dst, src netip.Addr) [][]byte {
 
 // BenchmarkOutbound measures the device → transport loop per batch of 64
 // packets: route lookup and hand-off, which must not allocate.
-func BenchmarkOutbound(b *testing.B) {
+func BenchmarkOutbound(b *testing.B) { benchOutbound(b, &benchTransport{}) }
+
+// counter is a bench transport that counts what it was given.
+type counter interface {
+	Transport
+	count() int
+}
+
+func (t *benchTransport) count() int { return t.sent }
+
+func benchOutbound(b *testing.B, tr counter) {
 	dev := &benchDevice{pkts: benchPackets(ipB, ipA), reads: b.N}
-	tr := &benchTransport{}
 	e, _ := New(dev, tr, NewTable([]Route{{netip.PrefixFrom(ipB, 32), idB}}), nil)
 	b.ReportAllocs()
 	b.SetBytes(int64(benchBatch * len(dev.pkts[0])))
@@ -84,9 +93,30 @@ func BenchmarkOutbound(b *testing.B) {
 	if err := e.outbound(); err != nil {
 		b.Fatal(err)
 	}
-	if tr.sent != b.N*benchBatch {
-		b.Fatalf("sent %d of %d", tr.sent, b.N*benchBatch)
+	if tr.count() != b.N*benchBatch {
+		b.Fatalf("sent %d of %d", tr.count(), b.N*benchBatch)
 	}
+}
+
+// takingTransport swaps each sent buffer with one of its own, as the p2p
+// transport does with large packets, without allocating.
+type takingTransport struct {
+	benchTransport
+	spare [][]byte
+}
+
+func (t *takingTransport) SendBuffers(_ peer.ID, bufs [][]byte, _ []int, _ int) error {
+	for i := range bufs {
+		bufs[i], t.spare[i] = t.spare[i], bufs[i]
+	}
+	t.sent += len(bufs)
+	return nil
+}
+
+// BenchmarkOutboundBuffers is BenchmarkOutbound over a transport that takes
+// the buffers (engine.BufferTaker).
+func BenchmarkOutboundBuffers(b *testing.B) {
+	benchOutbound(b, &takingTransport{spare: makeBufs(benchBatch, bufSize(&benchDevice{}))})
 }
 
 // BenchmarkInbound measures the transport → device loop per batch of 64
@@ -108,7 +138,7 @@ func BenchmarkInbound(b *testing.B) {
 
 // TestPacketPathDoesNotAllocate pins the benchmarks' 0 allocs/op.
 func TestPacketPathDoesNotAllocate(t *testing.T) {
-	for name, bench := range map[string]func(*testing.B){"outbound": BenchmarkOutbound, "inbound": BenchmarkInbound} {
+	for name, bench := range map[string]func(*testing.B){"outbound": BenchmarkOutbound, "outbound by buffer": BenchmarkOutboundBuffers, "inbound": BenchmarkInbound} {
 		r := testing.Benchmark(bench)
 		// Setup (buffers, the table) is allocated once per run, not per batch.
 		if per := r.AllocsPerOp(); per != 0 {

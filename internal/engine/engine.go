@@ -41,6 +41,14 @@ type Transport interface {
 	Close() error
 }
 
+// BufferTaker is a Transport that can take packet buffers instead of copying
+// packets: SendBuffers queues bufs[i][offset:offset+sizes[i]] for peer to,
+// and may keep any bufs[i], putting in its place an unused buffer of at
+// least the same length that then belongs to the caller.
+type BufferTaker interface {
+	SendBuffers(to peer.ID, bufs [][]byte, sizes []int, offset int) error
+}
+
 // Offset is the headroom reserved in front of every packet buffer: the Linux
 // TUN with offload needs 10 bytes for the virtio-net header.
 const Offset = 16
@@ -171,7 +179,7 @@ func (e *Engine) outbound() error {
 	n := batchOf(e.dev)
 	bufs := makeBufs(n, bufSize(e.dev))
 	sizes := make([]int, n)
-	pkts := make([][]byte, 0, n)
+	run := newRun(n)
 	for {
 		cnt, err := e.dev.Read(bufs, sizes, Offset)
 		if err != nil && cnt == 0 {
@@ -186,7 +194,7 @@ func (e *Engine) outbound() error {
 		}
 		table := e.table.Load()
 		var cur peer.ID
-		pkts = pkts[:0]
+		run.reset()
 		for i := range cnt {
 			pkt := bufs[i][Offset : Offset+sizes[i]]
 			_, dst, ok := addrs(pkt)
@@ -199,32 +207,68 @@ func (e *Engine) outbound() error {
 				e.Counters.DropNoRoute.Add(1)
 				continue
 			}
-			if to != cur && len(pkts) > 0 {
-				e.send(cur, pkts)
-				pkts = pkts[:0]
+			if to != cur && len(run.idx) > 0 {
+				e.send(cur, run, bufs, sizes)
+				run.reset()
 			}
 			cur = to
-			pkts = append(pkts, pkt)
+			run.add(i, pkt)
 		}
-		if len(pkts) > 0 {
-			e.send(cur, pkts)
+		if len(run.idx) > 0 {
+			e.send(cur, run, bufs, sizes)
 		}
 	}
 }
 
-func (e *Engine) send(to peer.ID, pkts [][]byte) {
-	if err := e.tr.Send(to, pkts); err != nil {
-		e.Counters.DropSend.Add(uint64(len(pkts)))
+// run is the packets of one read batch bound for one peer: the indices of
+// their buffers, and the packets themselves.
+type run struct {
+	idx   []int
+	pkts  [][]byte
+	bufs  [][]byte
+	sizes []int
+}
+
+func newRun(n int) *run {
+	return &run{idx: make([]int, 0, n), pkts: make([][]byte, 0, n), bufs: make([][]byte, 0, n), sizes: make([]int, 0, n)}
+}
+
+func (r *run) reset() { r.idx, r.pkts = r.idx[:0], r.pkts[:0] }
+
+func (r *run) add(i int, pkt []byte) {
+	r.idx = append(r.idx, i)
+	r.pkts = append(r.pkts, pkt)
+}
+
+// send hands a run to the transport: by buffer when it can take them (the
+// buffers it leaves in their place go back into bufs), else as copies.
+func (e *Engine) send(to peer.ID, r *run, bufs [][]byte, sizes []int) {
+	var err error
+	if bt, ok := e.tr.(BufferTaker); ok {
+		r.bufs, r.sizes = r.bufs[:0], r.sizes[:0]
+		for _, i := range r.idx {
+			r.bufs = append(r.bufs, bufs[i])
+			r.sizes = append(r.sizes, sizes[i])
+		}
+		err = bt.SendBuffers(to, r.bufs, r.sizes, Offset)
+		for j, i := range r.idx {
+			bufs[i] = r.bufs[j]
+		}
+	} else {
+		err = e.tr.Send(to, r.pkts)
+	}
+	if err != nil {
+		e.Counters.DropSend.Add(uint64(len(r.idx)))
 		if e.warn.Allow() {
 			e.log.Warn("send failed", "peer", to, "err", err)
 		}
 		return
 	}
 	var bytes int
-	for _, p := range pkts {
+	for _, p := range r.pkts {
 		bytes += len(p)
 	}
-	e.Counters.TxPackets.Add(uint64(len(pkts)))
+	e.Counters.TxPackets.Add(uint64(len(r.idx)))
 	e.Counters.TxBytes.Add(uint64(bytes))
 }
 

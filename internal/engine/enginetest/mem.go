@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -33,6 +34,15 @@ func (m *Mesh) Join(id peer.ID) *MemTransport {
 	return t
 }
 
+func (m *Mesh) node(id peer.ID) (*MemTransport, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t := m.nodes[id]; t != nil {
+		return t, nil
+	}
+	return nil, fmt.Errorf("no peer %s in the mesh", id)
+}
+
 // MemTransport is an engine.Transport over channels.
 type MemTransport struct {
 	mesh      *Mesh
@@ -44,11 +54,9 @@ type MemTransport struct {
 
 // Send copies pkts into the destination's inbox; it drops when the inbox is full.
 func (t *MemTransport) Send(to peer.ID, pkts [][]byte) error {
-	t.mesh.mu.Lock()
-	dst := t.mesh.nodes[to]
-	t.mesh.mu.Unlock()
-	if dst == nil {
-		return fmt.Errorf("no peer %s in the mesh", to)
+	dst, err := t.mesh.node(to)
+	if err != nil {
+		return err
 	}
 	for _, p := range pkts {
 		select {
@@ -91,5 +99,29 @@ func (t *MemTransport) Receive(bufs [][]byte, sizes []int, from []peer.ID, offse
 // Close stops Receive.
 func (t *MemTransport) Close() error {
 	t.closeOnce.Do(func() { close(t.closed) })
+	return nil
+}
+
+// TakingTransport is a MemTransport that takes the sender's buffers instead
+// of copying packets (engine.BufferTaker): a packet in flight shares its
+// memory with no one, so an engine that kept using a buffer it handed over
+// corrupts what the receiver gets.
+type TakingTransport struct {
+	*MemTransport
+	Taken atomic.Int64 // buffers taken
+}
+
+// SendBuffers delivers each packet in the buffer it came in and leaves a
+// fresh buffer of the same length in its place.
+func (t *TakingTransport) SendBuffers(to peer.ID, bufs [][]byte, sizes []int, offset int) error {
+	dst, err := t.mesh.node(to)
+	if err != nil {
+		return err
+	}
+	for i, b := range bufs {
+		dst.inbox <- msg{t.self, b[offset : offset+sizes[i]]}
+		bufs[i] = make([]byte, len(b))
+		t.Taken.Add(1)
+	}
 	return nil
 }
