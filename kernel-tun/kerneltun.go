@@ -54,7 +54,7 @@ func Create(cfg Config) (*Device, error) {
 	if err := checkFree(cfg.Name); err != nil {
 		return nil, err
 	}
-	dev, err := tun.CreateTUN(cfg.Name, cfg.MTU)
+	dev, err := createTUN(cfg.Name, cfg.MTU)
 	if err != nil {
 		return nil, fmt.Errorf("create TUN interface %q: %w", cfg.Name, err)
 	}
