@@ -50,6 +50,15 @@ func TestKernelMesh(t *testing.T) {
 		}
 	})
 
+	t.Run("TUN at MTU 65000 without the virtio-net header", func(t *testing.T) {
+		out := nsA.run(t, "ip", "-d", "link", "show", a.iface)
+		for _, want := range []string{"mtu 65000", "tun type tun pi off vnet_hdr off"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("ip -d link show %s lacks %q:\n%s", a.iface, want, out)
+			}
+		}
+	})
+
 	t.Run("ping both ways over IPv4 and IPv6", func(t *testing.T) {
 		ping(t, nsA, b.v4, 20*time.Second)
 		ping(t, nsB, a.v4, 10*time.Second)
