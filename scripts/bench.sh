@@ -3,8 +3,9 @@
 # the same run, reported as a ratio (these machines are shared and noisy).
 # Two namespaces joined by a veth pair; no route out. Needs root, iperf3,
 # ping, curl and python3. BENCH_JSON=path also writes JSON; BENCH_SECONDS
-# sets each iperf3 run's length; BENCH_ADDRS picks B's address(es) for A
-# (default QUIC then TCP); BENCH_PROFILE=prefix writes CPU profiles.
+# sets each iperf3 run's length; BENCH_PAIRS the raw/tunnel pairs of the
+# unshaped and lossy rows (default 3); BENCH_ADDRS picks B's address(es)
+# for A (default QUIC then TCP); BENCH_PROFILE=prefix writes CPU profiles.
 set -euo pipefail
 
 bin=${MYNETWORK_BIN:-bin/mynetwork}
@@ -60,11 +61,36 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
 rows=()
-row() { # name raw tunnel
+row() { # name raw tunnel [range of the pairs' ratios]
   local ratio
   ratio=$(awk -v r="$2" -v t="$3" 'BEGIN { if (r > 0 && t != "") printf "%.2f", t / r; else print "n/a" }')
-  rows+=("$1|$2|$3|$ratio")
+  rows+=("$1|$2|$3|$ratio|${4:-}")
 }
+
+# paired NAME STREAMS: BENCH_PAIRS (default 3) runs of raw then tunnel,
+# interleaved so that both see the same machine; the row is the pair with
+# the median ratio, and the range of all the pairs' ratios. Sets $median
+# (the tunnel's figure) and adds the daemons' CPU ticks and the tunnel's
+# megabits to $ticks and $mbits.
+paired() {
+  local name=$1 streams=$2 r t k0 lines=()
+  for _ in $(seq "${BENCH_PAIRS:-3}"); do
+    r=$(tput "$a" 10.124.0.2 5201 "$streams")
+    k0=$(( $(cpu_ticks "$pid_a") + $(cpu_ticks "$pid_b") ))
+    t=$(tput "$a" "$ip_b" 5201 "$streams")
+    ticks=$(( ticks + $(cpu_ticks "$pid_a") + $(cpu_ticks "$pid_b") - k0 ))
+    mbits=$(awk -v m="$mbits" -v t="$t" 'BEGIN { print m + t }')
+    lines+=("$(awk -v r="$r" -v t="$t" 'BEGIN { printf "%.4f %s %s", (r > 0 ? t / r : 0), r, t }')")
+  done
+  local sorted n range
+  sorted=$(printf '%s\n' "${lines[@]}" | sort -n)
+  n=${#lines[@]}
+  read -r _ r t <<<"$(sed -n "$(( (n + 1) / 2 ))p" <<<"$sorted")"
+  range=$(awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2f", lo, hi }' <<<"$sorted")
+  row "$name" "$r" "$t" "$range"
+  median=$t
+}
+ticks=0 mbits=0
 
 ip netns exec "$b" iperf3 -s -D -p 5201 --pidfile "$work/iperf-b.pid" >/dev/null
 sleep 0.3; pids+=("$(cat "$work/iperf-b.pid")")
@@ -76,14 +102,11 @@ wait_ping "$ip_b"
 sleep 3 # settled: a LAN peer first reached over QUIC moves to TCP after 1 s
 idle_rss=$(rss_mib "$pid_a")
 row "ping RTT avg (ms)" "$(rtt "$a" 10.124.0.2)" "$(rtt "$a" "$ip_b")"
-raw1=$(tput "$a" 10.124.0.2 5201 1)
-t0=$(( $(cpu_ticks "$pid_a") + $(cpu_ticks "$pid_b") ))
-kernel1=$(tput "$a" "$ip_b" 5201 1)
-t1=$(( $(cpu_ticks "$pid_a") + $(cpu_ticks "$pid_b") ))
-row "kernel TCP 1 stream (Mbit/s)" "$raw1" "$kernel1"
-cpu_per_gb=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v mbit="$kernel1" -v s="$secs" \
+paired "kernel TCP 1 stream (Mbit/s)" 1
+kernel1=$median
+cpu_per_gb=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v mbit="$mbits" -v s="$secs" \
   'BEGIN { gb = mbit * s / 8 / 1000; if (gb > 0) printf "%.2f", t / hz / gb; else print "n/a" }')
-row "kernel TCP 4 streams (Mbit/s)" "$(tput "$a" 10.124.0.2 5201 4)" "$(tput "$a" "$ip_b" 5201 4)"
+paired "kernel TCP 4 streams (Mbit/s)" 4
 
 # The underlay shaped to 1 Gbit/s with tbf on both veth ends.
 for ns in "$a" "$b"; do ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate 1gbit burst 256kb latency 20ms; done
@@ -103,7 +126,7 @@ loss() {
   done
 }
 loss -A
-row "1% loss, 1 stream (Mbit/s)" "$(tput "$a" 10.124.0.2 5201 1)" "$(tput "$a" "$ip_b" 5201 1)"
+paired "1% loss, 1 stream (Mbit/s)" 1
 loss -D
 
 # 2. Kernel node A to userspace node B. B exposes its iperf3 server, and
@@ -137,15 +160,15 @@ for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
 pids=()
 mesh=$(MYNETWORK_BIN="$bin" "$(dirname "$0")/bench-mesh.sh")
 
-printf '\n%-40s %12s %12s %8s\n' scenario raw tunnel ratio
-for r in "${rows[@]}"; do IFS='|' read -r n raw tun ratio <<<"$r"; printf '%-40s %12s %12s %8s\n' "$n" "$raw" "$tun" "$ratio"; done
+printf '\n%-40s %12s %12s %8s  %s\n' scenario raw tunnel ratio "ratios of the ${BENCH_PAIRS:-3} pairs"
+for r in "${rows[@]}"; do IFS='|' read -r n raw tun ratio range <<<"$r"; printf '%-40s %12s %12s %8s  %s\n' "$n" "$raw" "$tun" "$ratio" "$range"; done
 printf '%-40s %12s\n' "daemon RSS after up, idle (MiB)" "$idle_rss"
 printf '%-40s %12s\n' "CPU s per GB, both daemons (kernel 1 stream)" "$cpu_per_gb"
 while IFS='|' read -r name value; do printf '%-40s %12s\n' "$name" "$value"; done <<<"$mesh"
 if [ -n "${BENCH_JSON:-}" ]; then
   { echo '{"rows": ['; sep=''
     num() { [[ $1 =~ ^[0-9.]+$ ]] && echo "$1" || echo null; }
-    for r in "${rows[@]}"; do IFS='|' read -r n raw tun ratio <<<"$r"
-      printf '%s{"scenario": "%s", "raw": %s, "tunnel": %s, "ratio": %s}\n' "$sep" "$n" "$(num "$raw")" "$(num "$tun")" "$(num "$ratio")"; sep=','
+    for r in "${rows[@]}"; do IFS='|' read -r n raw tun ratio range <<<"$r"
+      printf '%s{"scenario": "%s", "raw": %s, "tunnel": %s, "ratio": %s, "pairRatios": "%s"}\n' "$sep" "$n" "$(num "$raw")" "$(num "$tun")" "$(num "$ratio")" "$range"; sep=','
     done; printf '], "idleRSSMiB": %s, "cpuSecondsPerGB": %s, "mesh": "%s"}\n' "$(num "$idle_rss")" "$(num "$cpu_per_gb")" "$(tr '\n' ';' <<<"$mesh")"; } > "$BENCH_JSON"
 fi
