@@ -108,3 +108,23 @@ func TestHelpAlias(t *testing.T) {
 		t.Errorf("help alias: %v\n%s", err, out)
 	}
 }
+
+func TestDaemonProcs(t *testing.T) {
+	for _, tc := range []struct {
+		env       string
+		current   int
+		want      int
+		overrides bool
+	}{
+		{"", 1, 1, true},
+		{"", 2, 1, true},
+		{"", 4, 2, true},
+		{"", 9, 4, true},
+		{"3", 8, 0, false}, // the user's GOMAXPROCS stands
+	} {
+		n, ok := daemonProcs(tc.env, tc.current)
+		if n != tc.want || ok != tc.overrides {
+			t.Errorf("daemonProcs(%q, %d) = %d, %v; want %d, %v", tc.env, tc.current, n, ok, tc.want, tc.overrides)
+		}
+	}
+}
