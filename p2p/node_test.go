@@ -170,3 +170,45 @@ func TestMeshAddressesNeverAnnouncedOrDialed(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeThatListensNowhere: "listenAddresses": [] makes a node that only
+// dials out; it must start, reach its peer and carry packets both ways.
+func TestNodeThatListensNowhere(t *testing.T) {
+	ka, ida := newKey(t)
+	kb, idb := newKey(t)
+	b := newNode(t, Options{Key: kb, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: ida}}, MaxPacket: 1500})
+	a := newNode(t, Options{Key: ka, Peers: []Peer{{ID: idb, Addrs: b.Host().Addrs()}}, MaxPacket: 1500})
+	start(t, a, b)
+	// Only the relay transport's /p2p-circuit: reachable through a relay.
+	for _, addr := range a.Host().Network().ListenAddresses() {
+		if addr.String() != "/p2p-circuit" {
+			t.Fatalf("listens on %v", addr)
+		}
+	}
+	eventually(t, "connection", func() bool { return a.State(idb).Connected && b.State(ida).Connected })
+	bufs := [][]byte{make([]byte, Headroom+1500)}
+	sizes, from := make([]int, 1), make([]peer.ID, 1)
+	for _, c := range []struct{ src, dst *Node }{{a, b}, {b, a}} {
+		want := ipv4(17, 100, 0, 1)
+		got := make(chan error, 1)
+		go func() {
+			_, err := c.dst.Transport().Receive(bufs, sizes, from, Headroom)
+			got <- err
+		}()
+		eventually(t, "a packet", func() bool {
+			c.src.Transport().Send(c.dst.Host().ID(), [][]byte{want})
+			select {
+			case err := <-got:
+				if err != nil {
+					t.Fatal(err)
+				}
+				return true
+			case <-time.After(50 * time.Millisecond):
+				return false
+			}
+		})
+		if !bytes.Equal(bufs[0][Headroom:Headroom+sizes[0]], want) {
+			t.Fatal("packet changed on the way")
+		}
+	}
+}

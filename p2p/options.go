@@ -18,7 +18,10 @@ func (n *Node) hostOptions(opts Options) []libp2p.Option {
 	if len(opts.Listen) == 0 {
 		// An empty list means a node that only dials out; without this,
 		// libp2p would fall back to its own defaults on every interface.
-		listen = libp2p.NoListenAddrs
+		// NoListenAddrs also turns the relay transport off, and autorelay
+		// (below) refuses to start without it: keep it, so that a node
+		// that listens nowhere can still be reached through a relay.
+		listen = libp2p.ChainOptions(libp2p.NoListenAddrs, libp2p.EnableRelay())
 	}
 	o := []libp2p.Option{
 		libp2p.Identity(opts.Key),
