@@ -15,7 +15,7 @@ import (
 // in flight, so the queue never drops. Packets go in and out of
 // engine-sized buffers, as the engine hands them over.
 func BenchmarkStream(b *testing.B) {
-	const window, batch = 256, 16
+	const window = 256
 	for _, tc := range []struct {
 		name, listen string
 		size         int
@@ -35,65 +35,72 @@ func BenchmarkStream(b *testing.B) {
 				MaxPacket: 65535, NoDatagrams: true, Log: quiet})
 			start(b, tx, rx)
 
-			var received atomic.Int64
-			more := make(chan struct{}, 1)
-			go func() {
-				bufs := make([][]byte, 64)
-				for i := range bufs {
-					bufs[i] = make([]byte, Headroom+65535)
-				}
-				sizes, from := make([]int, len(bufs)), make([]peer.ID, len(bufs))
-				for {
-					n, err := rx.Transport().Receive(bufs, sizes, from, Headroom)
-					if err != nil {
-						return
-					}
-					received.Add(int64(n))
-					select {
-					case more <- struct{}{}:
-					default:
-					}
-				}
-			}()
-			// waitFor blocks until received reaches n.
-			waitFor := func(n int64) {
-				for received.Load() < n {
-					select {
-					case <-more:
-					case <-time.After(10 * time.Second):
-						b.Fatalf("packets lost: %d of %d arrived; sender %+v, receiver %+v", received.Load(), n, tx.Transport().Stats(idb), rx.Transport().Stats(ida))
-					}
-				}
-			}
-			bufs, sizes := make([][]byte, batch), make([]int, batch)
-			for i := range bufs {
-				bufs[i] = make([]byte, Headroom+65535)
-			}
-			// fill writes the batch's packets, as a device read would.
-			fill := func(k int) {
-				for i := range k {
-					sizes[i] = copy(bufs[i][Headroom:], ipv4(6, tc.size, 0x18, i))
-				}
-			}
-			eventually(b, "the packet stream", func() bool {
-				fill(1)
-				tx.Transport().SendBuffers(idb, bufs[:1], sizes[:1], Headroom)
-				time.Sleep(10 * time.Millisecond)
-				return received.Load() > 0
-			})
-			time.Sleep(100 * time.Millisecond)
-			base := received.Load()
-			fill(batch) // the buffers that come back are left as they are
-
-			b.SetBytes(int64(tc.size))
-			b.ResetTimer()
-			for sent := 0; sent < b.N; {
-				k := min(batch, b.N-sent)
-				waitFor(base + int64(sent+k-window))
-				tx.Transport().SendBuffers(idb, bufs[:k], sizes[:k], Headroom)
-				sent += k
-			}
-			waitFor(base + int64(b.N))
+			pumpPackets(b, tx, rx, ida, idb, tc.size, window)
 		})
 	}
+}
+
+// pumpPackets sends b.N packets of size bytes from tx to rx as the engine
+// would, at most window of them in flight, and returns once all arrived.
+func pumpPackets(b *testing.B, tx, rx *Node, ida, idb peer.ID, size, window int) {
+	const batch = 16
+	var received atomic.Int64
+	more := make(chan struct{}, 1)
+	go func() {
+		bufs := make([][]byte, 64)
+		for i := range bufs {
+			bufs[i] = make([]byte, Headroom+65535)
+		}
+		sizes, from := make([]int, len(bufs)), make([]peer.ID, len(bufs))
+		for {
+			n, err := rx.Transport().Receive(bufs, sizes, from, Headroom)
+			if err != nil {
+				return
+			}
+			received.Add(int64(n))
+			select {
+			case more <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	// waitFor blocks until received reaches n.
+	waitFor := func(n int64) {
+		for received.Load() < n {
+			select {
+			case <-more:
+			case <-time.After(10 * time.Second):
+				b.Fatalf("packets lost: %d of %d arrived; sender %+v, receiver %+v", received.Load(), n, tx.Transport().Stats(idb), rx.Transport().Stats(ida))
+			}
+		}
+	}
+	bufs, sizes := make([][]byte, batch), make([]int, batch)
+	for i := range bufs {
+		bufs[i] = make([]byte, Headroom+65535)
+	}
+	// fill writes the batch's packets, as a device read would.
+	fill := func(k int) {
+		for i := range k {
+			sizes[i] = copy(bufs[i][Headroom:], ipv4(6, size, 0x18, i))
+		}
+	}
+	eventually(b, "the packet stream", func() bool {
+		fill(1)
+		tx.Transport().SendBuffers(idb, bufs[:1], sizes[:1], Headroom)
+		time.Sleep(10 * time.Millisecond)
+		return received.Load() > 0
+	})
+	time.Sleep(100 * time.Millisecond)
+	base := received.Load()
+	fill(batch) // the buffers that come back are left as they are
+
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	for sent := 0; sent < b.N; {
+		k := min(batch, b.N-sent)
+		waitFor(base + int64(sent+k-window))
+		tx.Transport().SendBuffers(idb, bufs[:k], sizes[:k], Headroom)
+		sent += k
+	}
+	waitFor(base + int64(b.N))
 }
