@@ -16,7 +16,10 @@ import (
 // (the kernel here has no netem). All of a peer's packets ride one yamux
 // stream, so its flow-control window (16 MiB, go-libp2p's setting) caps the
 // peer at window/RTT; window-cap-MB/s reports that cap, to compare with
-// what the stream reached. QUIC (10 MiB per stream) is not measured here: a
+// what the stream reached. Measured here: 131 MB/s at 50 ms and 66 MB/s at
+// 100 ms, about 6.5 MB in flight at both, half the cap: something holds
+// the window near 8 MiB (not the resource manager: raising its stream and
+// protocol limits changed nothing); found but not explained yet. QUIC (10 MiB per stream) is not measured here: a
 // Go UDP proxy that makes a system call per datagram capped it near 47 MB/s
 // at any delay, which says nothing about QUIC.
 func BenchmarkWindow(b *testing.B) {
@@ -24,7 +27,7 @@ func BenchmarkWindow(b *testing.B) {
 		window   = 16 << 20
 		inFlight = 512 // packets of 60000 bytes: more than the window
 	)
-	for _, rtt := range []time.Duration{10 * time.Millisecond, 50 * time.Millisecond} {
+	for _, rtt := range []time.Duration{10 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond} {
 		b.Run(fmt.Sprintf("tcp/rtt-%s", rtt), func(b *testing.B) {
 			ka, ida := newKey(b)
 			kb, idb := newKey(b)
