@@ -50,10 +50,11 @@ type coalescingConn struct {
 	err   error  // a failed write of held records, reported by the next Write
 	timer *time.Timer
 	armed bool
+	limit time.Duration // holdLimit; tests lengthen it
 }
 
 func newCoalescingConn(c manet.Conn) *coalescingConn {
-	cc := &coalescingConn{Conn: c}
+	cc := &coalescingConn{Conn: c, limit: holdLimit}
 	cc.timer = time.AfterFunc(time.Hour, cc.flushHeld)
 	cc.timer.Stop()
 	return cc
@@ -72,7 +73,7 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 		c.held = append(c.held, p...)
 		if !c.armed {
 			c.armed = true
-			c.timer.Reset(holdLimit)
+			c.timer.Reset(c.limit)
 		}
 		return len(p), nil
 	}

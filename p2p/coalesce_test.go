@@ -54,6 +54,7 @@ func record(n int, fill byte) []byte {
 func TestCoalescingConnHoldsFullRecords(t *testing.T) {
 	rc := &recordingConn{}
 	c := newCoalescingConn(rc)
+	c.limit = time.Minute // only the records decide when to write
 	full := tlsFullRecord - 5
 	var want []byte
 	for i := range 3 {
@@ -99,6 +100,7 @@ func TestCoalescingConnFlushesALoneFullRecord(t *testing.T) {
 func TestCoalescingConnHoldsAtMostHoldBytes(t *testing.T) {
 	rc := &recordingConn{}
 	c := newCoalescingConn(rc)
+	c.limit = time.Minute // only the records decide when to write
 	r := record(tlsFullRecord-5, 1)
 	total := 0
 	for range 20 {
@@ -121,6 +123,7 @@ func TestCoalescingConnHoldsAtMostHoldBytes(t *testing.T) {
 func TestCoalescingConnReportsAFailedFlush(t *testing.T) {
 	rc := &recordingConn{}
 	c := newCoalescingConn(rc)
+	c.limit = time.Minute // only the records decide when to write
 	c.Write(record(tlsFullRecord-5, 1))
 	broken := errors.New("connection reset")
 	rc.mu.Lock()
@@ -137,6 +140,7 @@ func TestCoalescingConnReportsAFailedFlush(t *testing.T) {
 func TestCoalescingConnFlushesOnClose(t *testing.T) {
 	rc := &recordingConn{}
 	c := newCoalescingConn(rc)
+	c.limit = time.Minute // only the records decide when to write
 	c.Write(record(tlsFullRecord-5, 1))
 	c.Close()
 	if len(rc.got()) != 1 {
@@ -203,7 +207,11 @@ func TestCoalescingUnderCryptoTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	counted := &countingConn{Conn: mc}
-	c := tls.Client(newCoalescingConn(counted), &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
+	cc := newCoalescingConn(counted)
+	// A loaded machine can stall this goroutine between two records of
+	// one Write for longer than the usual hold; that case has its own test.
+	cc.limit = 10 * time.Second
+	c := tls.Client(cc, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
 	defer c.Close()
 	if err := c.Handshake(); err != nil {
 		t.Fatal(err)
@@ -216,8 +224,8 @@ func TestCoalescingUnderCryptoTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		// crypto/tls starts with small records and sends full-size ones
-		// once 128 KiB have gone: the first two writes are not counted.
-		if i >= 2 && counted.count()-before != 1 {
+		// once 128 KiB have gone: the first three writes are not counted.
+		if i >= 3 && counted.count()-before != 1 {
 			t.Errorf("write %d of %d bytes reached the socket in %d writes; want 1", i, size, counted.count()-before)
 		}
 		sent = append(sent, m...)
