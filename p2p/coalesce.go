@@ -46,10 +46,9 @@ type coalescingConn struct {
 	manet.Conn
 
 	mu    sync.Mutex
-	held  []byte // full records not yet written
-	err   error  // a failed write of held records, reported by the next Write
-	timer *time.Timer
-	armed bool
+	held  []byte        // full records not yet written
+	err   error         // a failed write of held records, reported by the next Write
+	timer *time.Timer   // armed while held is not empty
 	limit time.Duration // holdLimit; tests lengthen it
 }
 
@@ -70,11 +69,10 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 		if c.held == nil {
 			c.held = make([]byte, 0, holdBytes+tlsFullRecord)
 		}
-		c.held = append(c.held, p...)
-		if !c.armed {
-			c.armed = true
+		if len(c.held) == 0 {
 			c.timer.Reset(c.limit)
 		}
+		c.held = append(c.held, p...)
 		return len(p), nil
 	}
 	if len(c.held) == 0 {
@@ -97,10 +95,7 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 func (c *coalescingConn) writeHeld() error {
 	_, err := c.Conn.Write(c.held)
 	c.held = c.held[:0]
-	if c.armed {
-		c.armed = false
-		c.timer.Stop()
-	}
+	c.timer.Stop()
 	if err != nil {
 		c.err = err
 	}
@@ -111,7 +106,6 @@ func (c *coalescingConn) writeHeld() error {
 func (c *coalescingConn) flushHeld() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.armed = false
 	if len(c.held) > 0 && c.err == nil {
 		c.writeHeld()
 	}

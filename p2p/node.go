@@ -380,7 +380,7 @@ func (n *Node) movesToTCP(p peer.ID, c network.Conn) bool {
 // accepts a connection right now (a plain TCP handshake, closed at once).
 func (n *Node) lanTCPReachable(ctx context.Context, p peer.ID) bool {
 	for _, a := range n.host.Peerstore().Addrs(p) {
-		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil || !manet.IsPrivateAddr(a) || inMesh(a) {
+		if addrPath(a) != PathLAN || inMesh(a) {
 			continue
 		}
 		if _, err := a.ValueForProtocol(ma.P_TCP); err != nil {
@@ -410,7 +410,7 @@ func (n *Node) tryDirect(ctx context.Context, p peer.ID, relayed network.Conn, r
 	defer cancel()
 	var direct []ma.Multiaddr
 	for _, a := range n.host.Peerstore().Addrs(p) {
-		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err != nil {
+		if addrPath(a) != PathRelay {
 			direct = append(direct, a)
 		}
 	}
@@ -536,10 +536,7 @@ func (n *Node) State(p peer.ID) PeerState {
 	return st
 }
 
-func isRelayed(c network.Conn) bool {
-	_, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT)
-	return err == nil
-}
+func isRelayed(c network.Conn) bool { return pathOf(c) == PathRelay }
 
 func sleep(ctx context.Context, d time.Duration) bool {
 	select {

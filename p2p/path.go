@@ -23,11 +23,14 @@ const (
 
 // pathOf classifies a connection: relayed, direct to a private (LAN)
 // address, or direct over the internet.
-func pathOf(c network.Conn) string {
-	switch {
-	case isRelayed(c):
+func pathOf(c network.Conn) string { return addrPath(c.RemoteMultiaddr()) }
+
+// addrPath classifies an address the way pathOf does its connection.
+func addrPath(a ma.Multiaddr) string {
+	if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
 		return PathRelay
-	case manet.IsPrivateAddr(c.RemoteMultiaddr()):
+	}
+	if manet.IsPrivateAddr(a) {
 		return PathLAN
 	}
 	return PathDirect
@@ -107,7 +110,7 @@ const lanQUICDelay = 250 * time.Millisecond
 func lanTCPFirst(addrs []ma.Multiaddr) []network.AddrDelay {
 	res := swarm.DefaultDialRanker(addrs)
 	for i, ad := range res {
-		if _, err := ad.Addr.ValueForProtocol(ma.P_CIRCUIT); err == nil || !manet.IsPrivateAddr(ad.Addr) {
+		if addrPath(ad.Addr) != PathLAN {
 			continue
 		}
 		if _, err := ad.Addr.ValueForProtocol(ma.P_TCP); err == nil {

@@ -201,7 +201,7 @@ func (t *Transport) SendBuffers(to peer.ID, bufs [][]byte, sizes []int, offset i
 		if pk == nil {
 			continue
 		}
-		if offset == Headroom && len(pk.buf) >= len(b) && len(b) >= Headroom+t.maxPacket {
+		if t.swappable(pk.buf, b, offset) {
 			bufs[i], pk.buf = pk.buf, b
 			pk.n = size
 		} else {
@@ -210,6 +210,14 @@ func (t *Transport) SendBuffers(to peer.ID, bufs [][]byte, sizes []int, offset i
 		t.enqueue(ps, pk)
 	}
 	return nil
+}
+
+// swappable says whether a pooled buffer and a caller's buffer, whose
+// packet sits at offset, can change places: the same headroom, the pooled
+// one no shorter (the caller keeps using it at its own length), and the
+// caller's long enough to hold any packet once pooled.
+func (t *Transport) swappable(pooled, theirs []byte, offset int) bool {
+	return offset == Headroom && len(pooled) >= len(theirs) && len(theirs) >= Headroom+t.maxPacket
 }
 
 // admit counts an n-byte packet into the peer's queue and returns a buffer
@@ -249,7 +257,7 @@ func (t *Transport) Receive(bufs [][]byte, sizes []int, from []peer.ID, offset i
 	}
 	n := 0
 	for {
-		if offset == Headroom && pk.n > smallPacket && len(pk.buf) >= len(bufs[n]) && len(bufs[n]) >= Headroom+t.maxPacket {
+		if pk.n > smallPacket && t.swappable(pk.buf, bufs[n], offset) {
 			bufs[n], pk.buf = pk.buf, bufs[n]
 			sizes[n] = pk.n
 		} else {

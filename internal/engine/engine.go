@@ -84,6 +84,7 @@ func (c *Counters) Snapshot() Snapshot {
 type Engine struct {
 	dev   Device
 	tr    Transport
+	taker BufferTaker // tr, if it takes buffers; else nil
 	table atomic.Pointer[Table]
 	log   *slog.Logger
 	warn  ratelimit.Every
@@ -104,6 +105,7 @@ func New(dev Device, tr Transport, table *Table, log *slog.Logger) (*Engine, err
 		log = slog.Default()
 	}
 	e := &Engine{dev: dev, tr: tr, log: log, warn: ratelimit.Every{Interval: 10 * time.Second}}
+	e.taker, _ = tr.(BufferTaker)
 	e.table.Store(table)
 	return e, nil
 }
@@ -244,13 +246,13 @@ func (r *run) add(i int, pkt []byte) {
 // buffers it leaves in their place go back into bufs), else as copies.
 func (e *Engine) send(to peer.ID, r *run, bufs [][]byte, sizes []int) {
 	var err error
-	if bt, ok := e.tr.(BufferTaker); ok {
+	if e.taker != nil {
 		r.bufs, r.sizes = r.bufs[:0], r.sizes[:0]
 		for _, i := range r.idx {
 			r.bufs = append(r.bufs, bufs[i])
 			r.sizes = append(r.sizes, sizes[i])
 		}
-		err = bt.SendBuffers(to, r.bufs, r.sizes, Offset)
+		err = e.taker.SendBuffers(to, r.bufs, r.sizes, Offset)
 		for j, i := range r.idx {
 			bufs[i] = r.bufs[j]
 		}
