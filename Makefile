@@ -33,7 +33,8 @@ e2e:
 # (root).
 bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/engine/ ./p2p/ ./netstack/
-	MYNETWORK_BIN=$(BIN) ./scripts/bench.sh
+	$(GO) build -o bin/wgref ./scripts/wgref
+	MYNETWORK_BIN=$(BIN) WGREF_BIN=bin/wgref ./scripts/bench.sh
 
 # Bounded soak, not part of every CI run: 1,000 connect/disconnect cycles of
 # a peer; goroutines and heap must come back to their baseline.

@@ -6,9 +6,13 @@
 # sets each iperf3 run's length; BENCH_PAIRS the raw/tunnel pairs of the
 # unshaped and lossy rows (default 3); BENCH_ADDRS picks B's address(es)
 # for A (default QUIC then TCP); BENCH_PROFILE=prefix writes CPU profiles.
+# WGREF_BIN (default bin/wgref, built by make bench) is wireguard-go, run
+# beside the tunnel as the reference userspace VPN; without it those rows
+# are left out.
 set -euo pipefail
 
 bin=${MYNETWORK_BIN:-bin/mynetwork}
+wgref=${WGREF_BIN:-bin/wgref}
 secs=${BENCH_SECONDS:-5}
 tag=mnb$$
 a=${tag}-a b=${tag}-b
@@ -37,6 +41,21 @@ ip_b=$(meship "$out_b")
 addrs=${BENCH_ADDRS:-'"/ip4/10.124.0.2/udp/8001/quic-v1", "/ip4/10.124.0.2/tcp/8001"'}
 sed -i "s|\"peers\": \[\]|\"bootstrapPeers\": [], \"mdns\": false, \"peers\": [{\"name\": \"b\", \"id\": \"$(peerid "$out_b")\", \"addrs\": [$addrs]}]|" "$work/a.json"
 sed -i "s|\"peers\": \[\]|\"bootstrapPeers\": [], \"mdns\": false, \"peers\": [{\"name\": \"a\", \"id\": \"$(peerid "$out_a")\"}]|" "$work/b.json"
+# Each node listens on its veth address only: had it listened everywhere,
+# identify would tell the other of its wireguard-go address too, and the
+# tunnel could run through the reference.
+listen_on() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+path, ip = sys.argv[1], sys.argv[2]
+with open(path) as f:
+    cfg = json.load(f)
+cfg["listenAddresses"] = [f"/ip4/{ip}/tcp/8001", f"/ip4/{ip}/udp/8001/quic-v1"]
+with open(path, "w") as f:
+    json.dump(cfg, f, indent=2)
+PY
+}
+listen_on "$work/a.json" 10.124.0.1; listen_on "$work/b.json" 10.124.0.2
 
 # start NS NAME ARGS...: a daemon in a namespace; its PID goes to $started.
 start() {
@@ -95,15 +114,42 @@ ticks=0 mbits=0
 ip netns exec "$b" iperf3 -s -D -p 5201 --pidfile "$work/iperf-b.pid" >/dev/null
 sleep 0.3; pids+=("$(cat "$work/iperf-b.pid")")
 
+# 0. The reference: wireguard-go between the same two hosts, on
+# 10.125.0.0/24 over UDP port 51820, at its default MTU (1420).
+wg=
+if [ -x "$wgref" ]; then
+  for end in a:1:2 b:2:1; do
+    IFS=: read -r name self other <<<"$end"
+    ns=${tag}-$name peer=$([ "$name" = a ] && echo b || echo a)
+    ip netns exec "$ns" "$wgref" -i wgr0 -self "$name" -peer "$peer" -endpoint "10.124.0.$other:51820" \
+      -allowed "10.125.0.$other/32" 2>"$work/wg-$name.log" & pids+=($!)
+    for _ in $(seq 50); do ip -n "$ns" link show wgr0 >/dev/null 2>&1 && break; sleep 0.1; done
+    ip -n "$ns" addr add "10.125.0.$self/24" dev wgr0; ip -n "$ns" link set wgr0 up
+  done
+  wg=10.125.0.2
+  wait_ping "$wg"
+fi
+
 # 1. Kernel mode on both hosts.
 start "$a" a -i mba -c "$work/a.json"; pid_a=$started
 start "$b" b -i mbb -c "$work/b.json"; pid_b=$started
 wait_ping "$ip_b"
 sleep 3 # settled: a LAN peer first reached over QUIC moves to TCP after 1 s
 idle_rss=$(rss_mib "$pid_a")
-row "ping RTT avg (ms)" "$(rtt "$a" 10.124.0.2)" "$(rtt "$a" "$ip_b")"
+raw_rtt=$(rtt "$a" 10.124.0.2); tun_rtt=$(rtt "$a" "$ip_b")
+row "ping RTT avg (ms)" "$raw_rtt" "$tun_rtt"
+if [ -n "$wg" ]; then
+  wg_rtt=$(rtt "$a" "$wg")
+  row "wireguard-go ping RTT avg (ms)" "$raw_rtt" "$wg_rtt"
+  row "Mynetwork vs wireguard-go, ping (ms)" "$wg_rtt" "$tun_rtt"
+fi
 paired "kernel TCP 1 stream (Mbit/s)" 1
 kernel1=$median
+if [ -n "$wg" ]; then
+  wg1=$(tput "$a" "$wg" 5201 1)
+  row "wireguard-go 1 stream (Mbit/s)" "$(tput "$a" 10.124.0.2 5201 1)" "$wg1"
+  row "Mynetwork vs wireguard-go, 1 stream" "$wg1" "$kernel1"
+fi
 cpu_per_gb=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v mbit="$mbits" -v s="$secs" \
   'BEGIN { gb = mbit * s / 8 / 1000; if (gb > 0) printf "%.2f", t / hz / gb; else print "n/a" }')
 paired "kernel TCP 4 streams (Mbit/s)" 4
