@@ -160,6 +160,23 @@ read -r shaped_raw retr_raw <<<"$(tput_retr "$a" 10.124.0.2 5201 1)"
 read -r shaped_tun retr_tun <<<"$(tput_retr "$a" "$ip_b" 5201 1)"
 row "shaped 1 Gbit/s, 1 stream (Mbit/s)" "$shaped_raw" "$shaped_tun"
 row "shaped 1 Gbit/s, TCP retransmits" "$retr_raw" "$retr_tun"
+# Latency under load: ping while one iperf3 stream fills the shaped link,
+# the queue an ssh session next to a large copy waits behind.
+loaded_rtt() { # HOST: ping RTT avg (ms) to HOST during a 1-stream transfer to it
+  local ip r
+  ip netns exec "$a" iperf3 -c "$1" -p 5201 -t 4 >/dev/null & ip=$!
+  sleep 1; r=$(rtt "$a" "$1"); wait "$ip" || true
+  echo "$r"
+}
+loaded_rows() { # RATE: rows for the link as it is shaped now
+  local raw tun
+  raw=$(loaded_rtt 10.124.0.2); tun=$(loaded_rtt "$ip_b")
+  row "ping under load, $1 (ms)" "$raw" "$tun"
+  if [ -n "$wg" ]; then row "wireguard-go ping under load, $1 (ms)" "$raw" "$(loaded_rtt "$wg")"; fi
+}
+loaded_rows "1 Gbit/s"
+for ns in "$a" "$b"; do ip netns exec "$ns" tc qdisc change dev eth0 root tbf rate 100mbit burst 32kb latency 20ms; done
+loaded_rows "100 Mbit/s"
 for ns in "$a" "$b"; do ip netns exec "$ns" tc qdisc del dev eth0 root; done
 
 # 1% random loss each way (no netem here: iptables statistic), dropped as
@@ -206,11 +223,11 @@ for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
 pids=()
 mesh=$(MYNETWORK_BIN="$bin" "$(dirname "$0")/bench-mesh.sh")
 
-printf '\n%-40s %12s %12s %8s  %s\n' scenario raw tunnel ratio "ratios of the ${BENCH_PAIRS:-3} pairs"
-for r in "${rows[@]}"; do IFS='|' read -r n raw tun ratio range <<<"$r"; printf '%-40s %12s %12s %8s  %s\n' "$n" "$raw" "$tun" "$ratio" "$range"; done
-printf '%-40s %12s\n' "daemon RSS after up, idle (MiB)" "$idle_rss"
-printf '%-40s %12s\n' "CPU s per GB, both daemons (kernel 1 stream)" "$cpu_per_gb"
-while IFS='|' read -r name value; do printf '%-40s %12s\n' "$name" "$value"; done <<<"$mesh"
+printf '\n%-46s %12s %12s %8s  %s\n' scenario raw tunnel ratio "ratios of the ${BENCH_PAIRS:-3} pairs"
+for r in "${rows[@]}"; do IFS='|' read -r n raw tun ratio range <<<"$r"; printf '%-46s %12s %12s %8s  %s\n' "$n" "$raw" "$tun" "$ratio" "$range"; done
+printf '%-46s %12s\n' "daemon RSS after up, idle (MiB)" "$idle_rss"
+printf '%-46s %12s\n' "CPU s per GB, both daemons (kernel 1 stream)" "$cpu_per_gb"
+while IFS='|' read -r name value; do printf '%-46s %12s\n' "$name" "$value"; done <<<"$mesh"
 if [ -n "${BENCH_JSON:-}" ]; then
   { echo '{"rows": ['; sep=''
     num() { [[ $1 =~ ^[0-9.]+$ ]] && echo "$1" || echo null; }
