@@ -147,6 +147,12 @@ func TestParseErrors(t *testing.T) {
 		{"bad relay and reachability", `{"privateKey":"` + key + `","peers":[],"relays":["/ip4/10.0.0.1/tcp/1"],"reachability":"maybe"}`,
 			[]string{`relays[0]: "/ip4/10.0.0.1/tcp/1" is not a multiaddr ending in /p2p/<peer ID>`,
 				`reachability: "maybe" is not "auto", "public" or "private"`}},
+		{"mtu out of range", `{"privateKey":"` + key + `","peers":[],"mtu":1000}`,
+			[]string{"mtu: 1000 is outside 1280..65000 (absent: 65000)"}},
+		{"mtu too large", `{"privateKey":"` + key + `","peers":[],"mtu":70000}`,
+			[]string{"mtu: 70000 is outside 1280..65000 (absent: 65000)"}},
+		{"mtu not a number", `{"privateKey":"` + key + `","peers":[],"mtu":"1420"}`,
+			[]string{`mtu: must be a number, not the string "1420"`}},
 		{"expose port not a number", `{"privateKey":"` + key + `","peers":[],"userspace":{"exposes":[{"port":"22","to":"127.0.0.1:22"}]}}`,
 			[]string{`userspace.exposes[0].port: must be a number, not the string "22"`}},
 		{"expose port out of range or not whole", `{"privateKey":"` + key + `","peers":[],"userspace":{"exposes":[` +

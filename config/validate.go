@@ -50,6 +50,9 @@ func (c *Config) Validate() error {
 			add(fmt.Sprintf("relays[%d]", i), "%q is not a multiaddr ending in /p2p/<peer ID>: %v", a, err)
 		}
 	}
+	if c.MTU != 0 && (c.MTU < MinMTU || c.MTU > DefaultMTU) {
+		add("mtu", "%d is outside %d..%d (absent: %d)", c.MTU, MinMTU, DefaultMTU, DefaultMTU)
+	}
 	switch c.Reachability {
 	case "", "auto", "public", "private":
 	default:

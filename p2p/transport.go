@@ -164,6 +164,9 @@ func NewTransport(h host.Host, peers []peer.ID, maxPacket int, datagrams bool, l
 	return t, nil
 }
 
+// MaxPacket is the largest packet the transport carries.
+func (t *Transport) MaxPacket() int { return t.maxPacket }
+
 // Stats returns the counters of a configured peer, or nil.
 func (t *Transport) Stats(p peer.ID) *PeerCounters {
 	if ps := t.peers[p]; ps != nil {

@@ -26,9 +26,10 @@ type kernelBackend struct {
 	*kerneltun.Device
 }
 
-func newKernelBackend(iface string, a config.Addresses) (*kernelBackend, error) {
+func newKernelBackend(iface string, a config.Addresses, mtu int) (*kernelBackend, error) {
 	dev, err := kerneltun.Create(kerneltun.Config{
 		Name: iface,
+		MTU:  mtu,
 		IPv4: netip.PrefixFrom(a.IPv4, config.MeshPrefix4.Bits()),
 		IPv6: netip.PrefixFrom(a.IPv6, config.MeshPrefix6.Bits()),
 	})

@@ -21,7 +21,6 @@ import (
 	"github.com/mynetwork/mynetwork/config"
 	"github.com/mynetwork/mynetwork/internal/control"
 	"github.com/mynetwork/mynetwork/internal/engine"
-	kerneltun "github.com/mynetwork/mynetwork/kernel-tun"
 	"github.com/mynetwork/mynetwork/p2p"
 )
 
@@ -135,7 +134,7 @@ func (d *Daemon) p2pOptions() (p2p.Options, error) {
 		Key: key, Listen: d.cfg.Listen(), Bootstrap: boot, MDNS: d.cfg.MDNSEnabled(),
 		Peers: peers, Relays: relays, Reachability: d.cfg.Reachability,
 		AddrBook:  strings.TrimSuffix(d.opts.ConfigPath, ".json") + ".addrs.json",
-		MaxPacket: kerneltun.DefaultMTU + 64, Log: d.log,
+		MaxPacket: config.DefaultMTU + 64, Log: d.log, // what any peer may send
 	}, nil
 }
 
@@ -166,10 +165,10 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		if uset, err = d.userspaceSettings(); err != nil {
 			return err
 		}
-		us, err = newUserspaceBackend(d.opts.Interface, d.addrs)
+		us, err = newUserspaceBackend(d.opts.Interface, d.addrs, d.cfg.InterfaceMTU())
 		d.dev = us
 	} else {
-		d.dev, err = newKernelBackend(d.opts.Interface, d.addrs)
+		d.dev, err = newKernelBackend(d.opts.Interface, d.addrs, d.cfg.InterfaceMTU())
 	}
 	if err != nil {
 		return err

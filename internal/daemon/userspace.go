@@ -10,14 +10,9 @@ import (
 
 	"github.com/mynetwork/mynetwork/config"
 	"github.com/mynetwork/mynetwork/internal/control"
-	kerneltun "github.com/mynetwork/mynetwork/kernel-tun"
 	"github.com/mynetwork/mynetwork/netstack"
 	"github.com/mynetwork/mynetwork/socks"
 )
-
-// userspaceMTU matches the kernel backend's: packets ride a reliable stream,
-// and gVisor's TCP sends larger segments with a larger MTU.
-const userspaceMTU = kerneltun.DefaultMTU
 
 // userspaceBackend is the in-process gVisor stack. Routes need no system
 // change: the stack hands every packet to the engine, whose table decides.
@@ -26,8 +21,11 @@ type userspaceBackend struct {
 	name string
 }
 
-func newUserspaceBackend(name string, a config.Addresses) (*userspaceBackend, error) {
-	st, err := netstack.New(netstack.Config{IPv4: a.IPv4, IPv6: a.IPv6, MTU: userspaceMTU})
+// newUserspaceBackend makes the stack with the kernel backend's MTU: packets
+// ride a reliable stream, and gVisor's TCP sends larger segments with a
+// larger MTU.
+func newUserspaceBackend(name string, a config.Addresses, mtu int) (*userspaceBackend, error) {
+	st, err := netstack.New(netstack.Config{IPv4: a.IPv4, IPv6: a.IPv6, MTU: mtu})
 	if err != nil {
 		return nil, fmt.Errorf("userspace network stack: %w", err)
 	}

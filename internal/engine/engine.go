@@ -49,6 +49,13 @@ type BufferTaker interface {
 	SendBuffers(to peer.ID, bufs [][]byte, sizes []int, offset int) error
 }
 
+// MaxPacketer is a Transport that says how large a packet it may deliver:
+// a peer's MTU can be larger than this node's, and the engine sizes its
+// inbound buffers for the larger of the two.
+type MaxPacketer interface {
+	MaxPacket() int
+}
+
 // Offset is the headroom reserved in front of every packet buffer: the Linux
 // TUN with offload needs 10 bytes for the virtio-net header.
 const Offset = 16
@@ -279,6 +286,9 @@ func (e *Engine) send(to peer.ID, r *run, bufs [][]byte, sizes []int) {
 func (e *Engine) inbound() error {
 	n := batchOf(e.dev)
 	size := bufSize(e.dev)
+	if m, ok := e.tr.(MaxPacketer); ok {
+		size = max(size, Offset+m.MaxPacket())
+	}
 	bufs := makeBufs(n, size)
 	sizes := make([]int, n)
 	from := make([]peer.ID, n)

@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/mynetwork/mynetwork/internal/engine/enginetest"
 	"go.uber.org/goleak"
+	"golang.zx2c4.com/wireguard/tun"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 )
 
@@ -218,4 +219,46 @@ func TestEngineDrops(t *testing.T) {
 		a.tr.Inject(idB, tuntest.Ping(ipA, netip.MustParseAddr("10.9.1.1")))
 		waitFor(t, "DropSource", func() bool { return a.eng.Counters.DropSource.Load() == 3 })
 	})
+}
+
+// smallMTU is a device whose MTU is smaller than its peers'.
+type smallMTU struct{ tun.Device }
+
+func (smallMTU) MTU() (int, error) { return 1280, nil }
+
+// maxPacketTransport is a MemTransport that says it carries packets up to
+// 65000 bytes, as the libp2p transport does.
+type maxPacketTransport struct{ *enginetest.MemTransport }
+
+func (maxPacketTransport) MaxPacket() int { return 65000 }
+
+// TestPeerWithLargerMTU: a peer whose MTU is larger than this node's sends
+// a packet larger than this node's MTU (ping -s 9000, say, which its kernel
+// need not fragment); it reaches the device whole, not cut to the MTU.
+func TestPeerWithLargerMTU(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mesh := enginetest.NewMesh()
+	tr := maxPacketTransport{mesh.Join(idA)}
+	ch := tuntest.NewChannelTUN()
+	eng, err := New(smallMTU{ch.TUN()}, tr, NewTable([]Route{{netip.PrefixFrom(ipB, 32), idB}}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	defer func() {
+		eng.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	big := append(tuntest.Ping(ipA, ipB), make([]byte, 9000)...)
+	big[len(big)-1] = 0xEE
+	tr.Inject(idB, big)
+	if got := recv(t, ch.Inbound); len(got) != len(big) || got[len(got)-1] != 0xEE {
+		t.Fatalf("a %d-byte packet reached the device as %d bytes", len(big), len(got))
+	}
 }

@@ -1,0 +1,68 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMixedMTU: a node with "mtu": 1420 (small packets queue less behind a
+// slow link) and one with the default 65000 work together. Each kernel
+// sends packets up to its own MTU, so the small node must take in whole
+// packets larger than its MTU; TCP agrees on the smaller segment size.
+func TestMixedMTU(t *testing.T) {
+	requireE2E(t, "ping", "iperf3")
+	tag := uniq(t)
+	nsA := newNetns(t, "mnm"+tag+"-a")
+	nsB := newNetns(t, "mnm"+tag+"-b")
+	link(t, nsA, "eth0", "10.118.0.1/24", nsB, "eth0", "10.118.0.2/24")
+
+	a := initNode(t, nsA, "mma"+tag)
+	b := initNode(t, nsB, "mmb"+tag)
+	a.addPeer(t, "b", b, map[string]any{"addrs": []string{"/ip4/10.118.0.2/tcp/8001"}})
+	b.addPeer(t, "a", a, nil)
+
+	t.Run("an MTU out of range is refused and creates nothing", func(t *testing.T) {
+		b.editConfig(t, func(c map[string]any) { c["mtu"] = 100 })
+		out, err := b.cli("up")
+		if err == nil || !strings.Contains(out, "mtu: 100 is outside 1280..65000") {
+			t.Fatalf("up with mtu 100: %v\n%s", err, out)
+		}
+		if _, err := nsB.try("ip", "link", "show", b.iface); err == nil {
+			t.Fatalf("interface %s exists after a refused up", b.iface)
+		}
+	})
+
+	b.editConfig(t, func(c map[string]any) { c["mtu"] = 1420 })
+	a.up(t)
+	b.up(t)
+	a.waitConnected(t, 30*time.Second)
+	b.waitConnected(t, 30*time.Second)
+
+	t.Run("each interface has its MTU", func(t *testing.T) {
+		if out := nsA.run(t, "ip", "link", "show", a.iface); !strings.Contains(out, "mtu 65000") {
+			t.Errorf("A:\n%s", out)
+		}
+		if out := nsB.run(t, "ip", "link", "show", b.iface); !strings.Contains(out, "mtu 1420") {
+			t.Errorf("B:\n%s", out)
+		}
+	})
+
+	t.Run("9000-byte pings both ways, IPv4 and IPv6", func(t *testing.T) {
+		ping(t, nsA, b.v4, 20*time.Second)
+		for _, c := range []struct {
+			from *netns
+			dst  string
+		}{{nsA, b.v4}, {nsB, a.v4}, {nsA, b.v6}, {nsB, a.v6}} {
+			// A sends its request (or reply) whole, B in 1420-byte fragments.
+			if out, err := c.from.try("ping", "-c", "3", "-i", "0.2", "-W", "2", "-s", "9000", c.dst); err != nil {
+				t.Errorf("ping -s 9000 %s from %s: %v\n%s", c.dst, c.from.name, err, out)
+			}
+		}
+	})
+
+	t.Run("iperf3 both ways", func(t *testing.T) {
+		iperf(t, nsA, nsB, b.v4, "-t", "2")
+		iperf(t, nsA, nsB, b.v4, "-t", "2", "-R")
+	})
+}
