@@ -5,7 +5,8 @@
 # ping, curl and python3. BENCH_JSON=path also writes JSON; BENCH_SECONDS
 # sets each iperf3 run's length; BENCH_PAIRS the raw/tunnel pairs of the
 # unshaped and lossy rows (default 3); BENCH_ADDRS picks B's address(es)
-# for A (default QUIC then TCP); BENCH_PROFILE=prefix writes CPU profiles.
+# for A (default QUIC then TCP); BENCH_PROFILE=prefix writes CPU profiles;
+# BENCH_MTU sets the nodes' "mtu" (default: the config's default).
 # WGREF_BIN (default bin/wgref, built by make bench) is wireguard-go, run
 # beside the tunnel as the reference userspace VPN; without it those rows
 # are left out.
@@ -45,12 +46,14 @@ sed -i "s|\"peers\": \[\]|\"bootstrapPeers\": [], \"mdns\": false, \"peers\": [{
 # identify would tell the other of its wireguard-go address too, and the
 # tunnel could run through the reference.
 listen_on() {
-  python3 - "$1" "$2" <<'PY'
+  python3 - "$1" "$2" "${BENCH_MTU:-}" <<'PY'
 import json, sys
 path, ip = sys.argv[1], sys.argv[2]
 with open(path) as f:
     cfg = json.load(f)
 cfg["listenAddresses"] = [f"/ip4/{ip}/tcp/8001", f"/ip4/{ip}/udp/8001/quic-v1"]
+if sys.argv[3]:
+    cfg["mtu"] = int(sys.argv[3])
 with open(path, "w") as f:
     json.dump(cfg, f, indent=2)
 PY
