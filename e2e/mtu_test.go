@@ -12,15 +12,7 @@ import (
 // packets larger than its MTU; TCP agrees on the smaller segment size.
 func TestMixedMTU(t *testing.T) {
 	requireE2E(t, "ping", "iperf3")
-	tag := uniq(t)
-	nsA := newNetns(t, "mnm"+tag+"-a")
-	nsB := newNetns(t, "mnm"+tag+"-b")
-	link(t, nsA, "eth0", "10.118.0.1/24", nsB, "eth0", "10.118.0.2/24")
-
-	a := initNode(t, nsA, "mma"+tag)
-	b := initNode(t, nsB, "mmb"+tag)
-	a.addPeer(t, "b", b, map[string]any{"addrs": []string{"/ip4/10.118.0.2/tcp/8001"}})
-	b.addPeer(t, "a", a, nil)
+	nsA, nsB, a, b := vethPair(t, "mm", "10.118.0")
 
 	t.Run("an MTU out of range is refused and creates nothing", func(t *testing.T) {
 		b.editConfig(t, func(c map[string]any) { c["mtu"] = 100 })
@@ -65,4 +57,51 @@ func TestMixedMTU(t *testing.T) {
 		iperf(t, nsA, nsB, b.v4, "-t", "2")
 		iperf(t, nsA, nsB, b.v4, "-t", "2", "-R")
 	})
+}
+
+// TestSegmentationOffload: two nodes at MTU 1420 open their TUNs with the
+// virtio-net header and TCP segmentation offload, and carry each other's
+// 64 KiB TCP super-packets whole (p2p.GSOProtocol): real TCP both ways,
+// large pings, and IPv6.
+func TestSegmentationOffload(t *testing.T) {
+	requireE2E(t, "ping", "iperf3")
+	nsA, nsB, a, b := vethPair(t, "mg", "10.119.0")
+	for _, n := range []*node{a, b} {
+		n.editConfig(t, func(c map[string]any) { c["mtu"] = 1420 })
+	}
+	a.up(t)
+	b.up(t)
+	a.waitConnected(t, 30*time.Second)
+	b.waitConnected(t, 30*time.Second)
+
+	if out := nsA.run(t, "ip", "-d", "link", "show", a.iface); !strings.Contains(out, "mtu 1420") || !strings.Contains(out, "vnet_hdr on") {
+		t.Errorf("ip -d link show %s:\n%s", a.iface, out)
+	}
+	ping(t, nsA, b.v4, 20*time.Second)
+	for _, c := range []struct {
+		from *netns
+		dst  string
+	}{{nsA, b.v4}, {nsB, a.v4}, {nsA, b.v6}, {nsB, a.v6}} {
+		if out, err := c.from.try("ping", "-c", "2", "-i", "0.2", "-W", "2", "-s", "5000", c.dst); err != nil {
+			t.Errorf("ping -s 5000 %s from %s: %v\n%s", c.dst, c.from.name, err, out)
+		}
+	}
+	iperf(t, nsA, nsB, b.v4, "-t", "2")
+	iperf(t, nsA, nsB, b.v4, "-t", "2", "-R")
+	iperf(t, nsA, nsB, b.v6, "-t", "2")
+}
+
+// vethPair makes two namespaces joined by a veth pair on net.0/24 and a
+// node in each, peered (A knows B's TCP address), not yet up.
+func vethPair(t *testing.T, prefix, net string) (nsA, nsB *netns, a, b *node) {
+	t.Helper()
+	tag := uniq(t)
+	nsA = newNetns(t, "mn"+prefix+tag+"-a")
+	nsB = newNetns(t, "mn"+prefix+tag+"-b")
+	link(t, nsA, "eth0", net+".1/24", nsB, "eth0", net+".2/24")
+	a = initNode(t, nsA, prefix+"a"+tag)
+	b = initNode(t, nsB, prefix+"b"+tag)
+	a.addPeer(t, "b", b, map[string]any{"addrs": []string{"/ip4/" + net + ".2/tcp/8001"}})
+	b.addPeer(t, "a", a, nil)
+	return nsA, nsB, a, b
 }

@@ -8,20 +8,31 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 )
 
-// createTUN opens a Linux TUN without the virtio-net header (IFF_VNET_HDR),
-// which tun.CreateTUN always asks for. The header brings TCP/UDP
-// segmentation offload: the kernel hands over 64 KiB super-packets that the
-// library splits, and a batch of written packets is coalesced. At this MTU
-// every TCP segment is already one packet of up to 65000 bytes, so there is
-// nothing to split or coalesce, and the header's cost remains: each read
-// lands in the library's buffer and is copied out, with its TCP checksum
-// computed in Go (together 10% of the sending daemon's CPU under iperf3).
-// Without the header the kernel reads straight into the engine's buffer and
-// fills in checksums itself.
+// createTUN opens a Linux TUN. At MTU 16000 and up (the default, 65000)
+// it has no virtio-net header (IFF_VNET_HDR), which tun.CreateTUN always
+// asks for: every TCP segment is already one packet of up to 65000 bytes,
+// so segmentation offload has nothing to do, and with the header the
+// library would read each packet into its own buffer, copy it out and
+// compute its TCP checksum in Go (together 10% of the sending daemon's CPU
+// under iperf3). Without it the kernel reads straight into the engine's
+// buffer and fills in checksums itself.
+//
+// Below 16000 the TUN has the header and TCP segmentation offload, and the
+// device hands the header over with each packet (gsoTUN): the inner TCP
+// works in small segments, which queue little behind a slow link, while
+// the tunnel still moves up to 64 KiB per read, frame and write.
 func createTUN(name string, mtu int) (tun.Device, error) {
 	if mtu < 16000 {
-		// Small packets: segmentation offload pays for itself.
-		return tun.CreateTUN(name, mtu)
+		dev, err := tun.CreateTUN(name, mtu)
+		if err != nil {
+			return nil, err
+		}
+		g := gsoTUN{dev}
+		if err := g.tcpOffloadOnly(); err != nil {
+			dev.Close()
+			return nil, err
+		}
+		return g, nil
 	}
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -44,3 +55,62 @@ func createTUN(name string, mtu int) (tun.Device, error) {
 	}
 	return tun.CreateTUNFromFile(os.NewFile(uintptr(fd), "/dev/net/tun"), mtu)
 }
+
+// gsoTUN reads and writes one packet at a time with its virtio-net header,
+// which sits in the 10 bytes in front of offset (the engine's headroom): a
+// TCP super-packet of up to 64 KiB stays whole from the sending kernel to
+// the receiving one when both ends are such devices (p2p.GSOProtocol);
+// the transport segments it for any other peer.
+type gsoTUN struct{ tun.Device }
+
+// VirtioHeaders says that packets carry the header; see engine.Offset.
+func (gsoTUN) VirtioHeaders() bool { return true }
+
+// ReadSize is the largest packet a read returns: a super-packet.
+func (gsoTUN) ReadSize() int { return 65535 }
+
+func (gsoTUN) BatchSize() int { return 1 }
+
+func (d gsoTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	n, err := d.File().Read(bufs[0][offset-virtioHdrLen:])
+	if err != nil {
+		return 0, err
+	}
+	if n < virtioHdrLen {
+		return 0, fmt.Errorf("TUN read of %d bytes is shorter than its header", n)
+	}
+	sizes[0] = n - virtioHdrLen
+	return 1, nil
+}
+
+func (d gsoTUN) Write(bufs [][]byte, offset int) (int, error) {
+	for i, b := range bufs {
+		if _, err := d.File().Write(b[offset-virtioHdrLen:]); err != nil {
+			return i, err
+		}
+	}
+	return len(bufs), nil
+}
+
+// tcpOffloadOnly turns UDP segmentation offload off again (the library
+// turns it on where the kernel has it): only TCP super-packets are carried
+// whole or segmented on the way.
+func (d gsoTUN) tcpOffloadOnly() error {
+	sc, err := d.File().SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := sc.Control(func(fd uintptr) {
+		serr = unix.IoctlSetInt(int(fd), unix.TUNSETOFFLOAD, unix.TUN_F_CSUM|unix.TUN_F_TSO4|unix.TUN_F_TSO6)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("TUNSETOFFLOAD: %w", serr)
+	}
+	return nil
+}
+
+// virtioHdrLen is the size of struct virtio_net_hdr.
+const virtioHdrLen = 10

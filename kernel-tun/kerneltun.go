@@ -119,3 +119,20 @@ func (d *Device) Close() error {
 	}
 	return d.Device.Close()
 }
+
+// VirtioHeaders says whether packets carry a virtio-net header in the 10
+// bytes in front of their offset (a Linux TUN below MTU 16000).
+func (d *Device) VirtioHeaders() bool {
+	v, ok := d.Device.(interface{ VirtioHeaders() bool })
+	return ok && v.VirtioHeaders()
+}
+
+// ReadSize is the largest packet a read returns: the MTU, or a TCP
+// super-packet's 64 KiB with segmentation offload.
+func (d *Device) ReadSize() int {
+	if r, ok := d.Device.(interface{ ReadSize() int }); ok {
+		return r.ReadSize()
+	}
+	mtu, _ := d.Device.MTU()
+	return mtu
+}

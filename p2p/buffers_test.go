@@ -52,21 +52,8 @@ func TestLargePacketsChangeHands(t *testing.T) {
 					}
 				}
 			}()
-			// The first packets may be dropped while the stream opens.
 			probe := ipv4(6, 60, 0x18, 0)
-			eventually(t, "the packet stream", func() bool {
-				a.Transport().Send(idb, [][]byte{probe})
-				select {
-				case <-got:
-					return true
-				case <-time.After(50 * time.Millisecond):
-					return false
-				}
-			})
-			time.Sleep(100 * time.Millisecond)
-			for len(got) > 0 {
-				<-got
-			}
+			openStream(t, a, idb, probe, got)
 
 			var want [][]byte
 			tx := engineBufs(4)
@@ -116,5 +103,25 @@ func TestLargePacketsChangeHands(t *testing.T) {
 				t.Errorf("large packets moved by buffer: %d sent, %d received, of %d", swappedTx, swappedRx, large)
 			}
 		})
+	}
+}
+
+// openStream sends probe from a to peer to until something arrives on got
+// (the first packets may be dropped while the stream opens), then lets
+// late probes arrive and drains got.
+func openStream[T any](t *testing.T, a *Node, to peer.ID, probe []byte, got chan T) {
+	t.Helper()
+	eventually(t, "the packet stream", func() bool {
+		a.Transport().Send(to, [][]byte{probe})
+		select {
+		case <-got:
+			return true
+		case <-time.After(50 * time.Millisecond):
+			return false
+		}
+	})
+	time.Sleep(100 * time.Millisecond)
+	for len(got) > 0 {
+		<-got
 	}
 }

@@ -107,6 +107,7 @@ func (t *Transport) readDatagrams(qc *quic.Conn, ps *peerSender) {
 		}
 		pk := t.get(len(b))
 		pk.n, pk.from = copy(pk.buf[Headroom:], b), ps.id
+		clear(pk.vhdr())
 		ps.stats.RxDatagrams.Add(1)
 		select {
 		case t.inbox <- pk:

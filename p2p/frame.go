@@ -31,7 +31,17 @@ func WriteFrame(w *bufio.Writer, pkt []byte) error {
 
 // ReadFrame reads one frame into buf and returns the packet's length. A frame
 // longer than buf is an error: the stream cannot be resynchronised after it.
-func ReadFrame(r *bufio.Reader, buf []byte) (int, error) {
+func ReadFrame(r *bufio.Reader, buf []byte) (int, error) { return readFrame(r, buf, 0) }
+
+// readGSOFrame reads one GSOProtocol frame, the 2-byte length of the
+// packet, the virtio-net header, then the packet, into buf (header first)
+// and returns the packet's length.
+func readGSOFrame(r *bufio.Reader, buf []byte) (int, error) {
+	return readFrame(r, buf, VirtioHdrLen)
+}
+
+// readFrame reads a frame whose packet follows pre bytes of header.
+func readFrame(r *bufio.Reader, buf []byte, pre int) (int, error) {
 	var hdr [2]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return 0, err
@@ -40,10 +50,10 @@ func ReadFrame(r *bufio.Reader, buf []byte) (int, error) {
 	if n == 0 {
 		return 0, ErrEmptyFrame
 	}
-	if n > len(buf) {
-		return 0, fmt.Errorf("frame of %d bytes is larger than the %d-byte packet limit", n, len(buf))
+	if pre+n > len(buf) {
+		return 0, fmt.Errorf("frame of %d bytes is larger than the %d-byte packet limit", n, len(buf)-pre)
 	}
-	if _, err := io.ReadFull(r, buf[:n]); err != nil {
+	if _, err := io.ReadFull(r, buf[:pre+n]); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}

@@ -77,7 +77,10 @@ type Options struct {
 	// predates it; packets then all ride the stream.
 	NoDatagrams bool
 	MaxPacket   int
-	Log         *slog.Logger
+	// VirtioHeaders: the device's packets carry a virtio-net header, and
+	// the node speaks GSOProtocol (see gso.go).
+	VirtioHeaders bool
+	Log           *slog.Logger
 }
 
 // Node is a running libp2p host with its discovery and packet transport.
@@ -138,7 +141,7 @@ func New(opts Options) (_ *Node, err error) {
 	}
 	n.loadAddrBook()
 	h.SetStreamHandler(AddrsProtocol, n.handleAddrs)
-	if n.transport, err = NewTransport(h, ids, opts.MaxPacket, !opts.NoDatagrams, opts.Log); err != nil {
+	if n.transport, err = NewTransport(h, ids, opts.MaxPacket, !opts.NoDatagrams, opts.VirtioHeaders, opts.Log); err != nil {
 		return nil, err
 	}
 	// A node joins the DHT through its bootstrap peers; a public node with

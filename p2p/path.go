@@ -128,20 +128,21 @@ func isQUIC(c network.Conn) bool {
 	return err == nil
 }
 
-// newStreamOn opens a stream for proto on one chosen connection.
-func newStreamOn(ctx context.Context, c network.Conn, proto protocol.ID) (network.Stream, error) {
+// newStreamOn opens a stream on one chosen connection for the first of
+// protos the peer speaks; s.Protocol() says which.
+func newStreamOn(ctx context.Context, c network.Conn, protos ...protocol.ID) (network.Stream, error) {
 	s, err := c.NewStream(network.WithAllowLimitedConn(ctx, "mynetwork"))
 	if err != nil {
-		return nil, err
-	}
-	if err := s.SetProtocol(proto); err != nil {
-		s.Reset()
 		return nil, err
 	}
 	if d, ok := ctx.Deadline(); ok {
 		s.SetDeadline(d)
 	}
-	if err := msmux.SelectProtoOrFail(proto, s); err != nil {
+	proto, err := msmux.SelectOneOf(protos, s)
+	if err == nil {
+		err = s.SetProtocol(proto)
+	}
+	if err != nil {
 		s.Reset()
 		return nil, err
 	}

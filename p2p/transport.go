@@ -65,6 +65,12 @@ const Headroom = engine.Offset
 
 func (pk *packet) data() []byte { return pk.buf[Headroom : Headroom+pk.n] }
 
+// vhdr is the virtio-net header in front of the packet (virtio transports).
+func (pk *packet) vhdr() []byte { return pk.buf[Headroom-VirtioHdrLen : Headroom] }
+
+// withVhdr is the header and the packet, as a GSO frame carries them.
+func (pk *packet) withVhdr() []byte { return pk.buf[Headroom-VirtioHdrLen : Headroom+pk.n] }
+
 type peerSender struct {
 	id     peer.ID
 	queue  chan *packet
@@ -103,9 +109,12 @@ type Transport struct {
 	small     sync.Pool // smallPacket-sized buffers
 
 	noDatagrams bool
-	notifee     *network.NotifyBundle
-	ctx         context.Context // ends at Close: stops datagram readers
-	cancel      context.CancelFunc
+	// virtio: the engine's packets carry a virtio-net header in the
+	// headroom (see gso.go), read from and written to the device.
+	virtio  bool
+	notifee *network.NotifyBundle
+	ctx     context.Context // ends at Close: stops datagram readers
+	cancel  context.CancelFunc
 
 	// Refused counts packet streams from peers not in the config.
 	Refused atomic.Uint64
@@ -124,8 +133,9 @@ type Transport struct {
 //
 // With datagrams, the node advertises DatagramProtocol and reads and sends
 // QUIC datagrams on direct QUIC connections; without, it behaves like a peer
-// that predates them.
-func NewTransport(h host.Host, peers []peer.ID, maxPacket int, datagrams bool, log *slog.Logger) (*Transport, error) {
+// that predates them. With virtio, packets carry a virtio-net header in
+// their headroom and the node speaks GSOProtocol too (see gso.go).
+func NewTransport(h host.Host, peers []peer.ID, maxPacket int, datagrams, virtio bool, log *slog.Logger) (*Transport, error) {
 	if maxPacket <= 0 || maxPacket > MaxFrame {
 		return nil, fmt.Errorf("packet transport: max packet %d outside 1..%d", maxPacket, MaxFrame)
 	}
@@ -151,6 +161,10 @@ func NewTransport(h host.Host, peers []peer.ID, maxPacket int, datagrams bool, l
 		go t.sendLoop(ps)
 	}
 	h.SetStreamHandler(PacketProtocol, t.handleStream)
+	t.virtio = virtio
+	if virtio {
+		h.SetStreamHandler(GSOProtocol, t.handleStream)
+	}
 	t.noDatagrams = !datagrams
 	if datagrams {
 		// The handler only advertises support; nothing is ever sent on it.
@@ -184,6 +198,7 @@ func (t *Transport) Send(to peer.ID, pkts [][]byte) error {
 	for _, p := range pkts {
 		if pk := t.admit(ps, len(p)); pk != nil {
 			pk.n = copy(pk.buf[Headroom:], p)
+			clear(pk.vhdr()) // no offload
 			t.enqueue(ps, pk)
 		}
 	}
@@ -209,6 +224,9 @@ func (t *Transport) SendBuffers(to peer.ID, bufs [][]byte, sizes []int, offset i
 			pk.n = size
 		} else {
 			pk.n = copy(pk.buf[Headroom:], b[offset:offset+size])
+			if t.virtio {
+				copy(pk.vhdr(), b[offset-VirtioHdrLen:offset])
+			}
 		}
 		t.enqueue(ps, pk)
 	}
@@ -265,6 +283,9 @@ func (t *Transport) Receive(bufs [][]byte, sizes []int, from []peer.ID, offset i
 			sizes[n] = pk.n
 		} else {
 			sizes[n] = copy(bufs[n][offset:], pk.data())
+			if t.virtio {
+				copy(bufs[n][offset-VirtioHdrLen:offset], pk.vhdr())
+			}
 		}
 		from[n] = pk.from
 		t.put(pk)
@@ -321,8 +342,22 @@ func (t *Transport) sendLoop(ps *peerSender) {
 		}
 		for pk != nil {
 			pkt := pk.data()
+			gso := false
+			if t.virtio {
+				var err error
+				if gso, err = offloaded(pk); err != nil {
+					ps.stats.DropQueue.Add(1)
+					if t.warn.Allow() {
+						t.log.Warn("dropped a packet the device handed over", "peer", ps.id, "err", err)
+					}
+					t.put(pk)
+					pk = nil
+					pk = t.next(ps)
+					continue
+				}
+			}
 			switch {
-			case dg != nil && wantsDatagram(pkt) && sendDatagram(dg, pkt):
+			case !gso && dg != nil && wantsDatagram(pkt) && t.plain(pk) && sendDatagram(dg, pkt):
 				ps.stats.TxDatagrams.Add(1)
 			case s == nil && !time.Now().After(nextOpen):
 				ps.stats.DropNoLink.Add(1)
@@ -339,7 +374,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 					}
 					w.Reset(s)
 				}
-				if err := t.writeFrame(w, s, pk, &pending); err != nil {
+				if err := t.writeFrame(w, s, pk, gso, &pending); err != nil {
 					t.log.Debug("packet stream failed; reopening", "peer", ps.id, "err", err)
 					reset()
 					break
@@ -347,12 +382,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 				ps.stats.TxPackets.Add(1)
 			}
 			t.put(pk)
-			pk = nil
-			select {
-			case pk = <-ps.queue:
-				ps.queued.Add(-int64(pk.n))
-			default:
-			}
+			pk = t.next(ps)
 		}
 		if pending {
 			pending = false
@@ -364,13 +394,67 @@ func (t *Transport) sendLoop(ps *peerSender) {
 	}
 }
 
+// next takes the peer's next queued packet, if one is there.
+func (t *Transport) next(ps *peerSender) *packet {
+	select {
+	case pk := <-ps.queue:
+		ps.queued.Add(-int64(pk.n))
+		return pk
+	default:
+		return nil
+	}
+}
+
+// offloaded checks a virtio packet's header and says whether the packet is
+// a TCP super-packet.
+func offloaded(pk *packet) (gso bool, err error) {
+	h := parseVirtioHdr(pk.vhdr())
+	if err := h.check(pk.data()); err != nil {
+		return false, err
+	}
+	return h.gsoType != gsoNone, nil
+}
+
+// plain makes a packet that is not a super-packet fit to travel without
+// its virtio-net header (as a datagram, or on a plain stream): a partial
+// checksum is completed. It returns true, to sit in a condition.
+func (t *Transport) plain(pk *packet) bool {
+	if !t.virtio {
+		return true
+	}
+	if v := pk.vhdr(); v[0]&virtioNeedsCsum != 0 {
+		h := parseVirtioHdr(v)
+		completeChecksum(pk.data(), int(h.csumStart), int(h.csumOffset))
+		v[0] &^= virtioNeedsCsum
+	}
+	return true
+}
+
 // writeFrame frames a packet onto the stream. Small packets gather in w,
 // flushed once per batch; a large one is written straight from its buffer,
-// its length header in the headroom, after whatever w holds.
-func (t *Transport) writeFrame(w *bufio.Writer, s network.Stream, pk *packet, pending *bool) error {
+// its length header in the headroom, after whatever w holds. On a GSO
+// stream each frame carries the packet's virtio-net header; on a plain one
+// a super-packet (gso) goes as its segments.
+func (t *Transport) writeFrame(w *bufio.Writer, s network.Stream, pk *packet, gso bool, pending *bool) error {
+	hl := 0
+	if s.Protocol() == GSOProtocol {
+		hl = VirtioHdrLen // the receiving kernel completes checksums
+	} else if !gso {
+		t.plain(pk)
+	} else {
+		*pending = true
+		h := parseVirtioHdr(pk.vhdr())
+		scratch := t.pool.Get().(*packet)
+		defer t.pool.Put(scratch)
+		return segment(pk.data(), h, scratch.buf, func(seg []byte) error { return WriteFrame(w, seg) })
+	}
 	if pk.n <= smallPacket {
 		*pending = true
-		return WriteFrame(w, pk.data())
+		var n [2]byte
+		binary.BigEndian.PutUint16(n[:], uint16(pk.n))
+		w.Write(n[:])
+		_, err := w.Write(pk.buf[Headroom-hl : Headroom+pk.n])
+		return err
 	}
 	if *pending {
 		*pending = false
@@ -378,7 +462,7 @@ func (t *Transport) writeFrame(w *bufio.Writer, s network.Stream, pk *packet, pe
 			return err
 		}
 	}
-	frame := pk.buf[Headroom-2 : Headroom+pk.n]
+	frame := pk.buf[Headroom-2-hl : Headroom+pk.n]
 	binary.BigEndian.PutUint16(frame, uint16(pk.n))
 	_, err := s.Write(frame)
 	return err
@@ -393,7 +477,11 @@ func (t *Transport) open(p peer.ID) (network.Stream, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
 	defer cancel()
-	s, err := newStreamOn(ctx, c, PacketProtocol)
+	protos := []protocol.ID{PacketProtocol}
+	if t.virtio {
+		protos = []protocol.ID{GSOProtocol, PacketProtocol}
+	}
+	s, err := newStreamOn(ctx, c, protos...)
 	if err != nil {
 		return nil, fmt.Errorf("open packet stream to %s: %w", p, err)
 	}
@@ -438,15 +526,29 @@ func (t *Transport) handleStream(s network.Stream) {
 
 	s.CloseWrite()
 	r := bufio.NewReaderSize(s, readBufSize)
+	gso := s.Protocol() == GSOProtocol
 	for {
 		pk := t.pool.Get().(*packet)
-		n, err := ReadFrame(r, pk.buf[Headroom:Headroom+t.maxPacket])
+		var n int
+		var err error
+		if gso {
+			n, err = readGSOFrame(r, pk.buf[Headroom-VirtioHdrLen:Headroom+t.maxPacket])
+		} else {
+			n, err = ReadFrame(r, pk.buf[Headroom:Headroom+t.maxPacket])
+		}
 		if err != nil {
 			t.pool.Put(pk)
 			s.Reset()
 			return
 		}
 		pk.n, pk.from = n, from
+		if !gso {
+			clear(pk.vhdr())
+		} else if err := parseVirtioHdr(pk.vhdr()).check(pk.data()); err != nil {
+			ps.stats.DropQueue.Add(1) // the kernel would refuse it
+			t.pool.Put(pk)
+			continue
+		}
 		ps.stats.RxPackets.Add(1)
 		select {
 		case t.inbox <- pk: // blocking here pushes back on the sender's stream
@@ -462,6 +564,7 @@ func (t *Transport) handleStream(s network.Stream) {
 func (t *Transport) Close() error {
 	t.closeOnce.Do(func() {
 		t.h.RemoveStreamHandler(PacketProtocol)
+		t.h.RemoveStreamHandler(GSOProtocol)
 		if t.notifee != nil {
 			t.h.RemoveStreamHandler(DatagramProtocol)
 			t.h.Network().StopNotify(t.notifee)

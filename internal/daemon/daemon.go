@@ -130,11 +130,20 @@ func (d *Daemon) p2pOptions() (p2p.Options, error) {
 		ai, _ := peer.AddrInfoFromString(s) // validated by Load
 		relays = append(relays, *ai)
 	}
+	// A device with virtio-net headers hands over TCP super-packets of up
+	// to 64 KiB and takes them from peers like it; any node takes packets
+	// up to the largest MTU a peer may have.
+	maxPacket := config.DefaultMTU + 64
+	v, virtio := d.dev.(interface{ VirtioHeaders() bool })
+	virtio = virtio && v.VirtioHeaders()
+	if virtio {
+		maxPacket = p2p.MaxFrame
+	}
 	return p2p.Options{
 		Key: key, Listen: d.cfg.Listen(), Bootstrap: boot, MDNS: d.cfg.MDNSEnabled(),
 		Peers: peers, Relays: relays, Reachability: d.cfg.Reachability,
 		AddrBook:  strings.TrimSuffix(d.opts.ConfigPath, ".json") + ".addrs.json",
-		MaxPacket: config.DefaultMTU + 64, Log: d.log, // what any peer may send
+		MaxPacket: maxPacket, VirtioHeaders: virtio, Log: d.log,
 	}, nil
 }
 

@@ -164,12 +164,21 @@ func batchOf(d Device) int {
 	return 1
 }
 
-// bufSize is the size of each packet buffer: headroom plus the device MTU,
-// with room for the largest IPv6 header variants.
+// ReadSizer is a Device whose reads can be larger than its MTU (TCP
+// super-packets from a TUN with segmentation offload).
+type ReadSizer interface {
+	ReadSize() int
+}
+
+// bufSize is the size of each packet buffer: headroom plus the device MTU
+// (or read size), with room for the largest IPv6 header variants.
 func bufSize(d Device) int {
 	mtu, err := d.MTU()
 	if err != nil || mtu <= 0 {
 		mtu = 1500
+	}
+	if r, ok := d.(ReadSizer); ok {
+		mtu = max(mtu, r.ReadSize())
 	}
 	return Offset + mtu + 64
 }

@@ -1,0 +1,181 @@
+package p2p
+
+import (
+	"encoding/binary"
+	"errors"
+
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// Segmentation offload carried end to end.
+//
+// A Linux TUN opened with the virtio-net header and TCP segmentation
+// offload hands over TCP "super-packets" of up to 64 KiB made of
+// MSS-sized segments, each prefixed by a header that says how to cut it
+// (gso_type, gso_size) and where its checksum is still to be completed.
+// The inner TCP then works in MSS-sized segments, so it keeps little in
+// flight and queues little behind a slow link, while the tunnel still
+// moves 64 KiB per read, frame and write. Between two such nodes, frames
+// on GSOProtocol carry the header and the super-packet whole and the
+// receiving kernel takes it as one packet; to any other peer (a userspace
+// node, a node at a large MTU, a node that predates it) the sender cuts
+// super-packets into segments and completes checksums itself.
+
+// GSOProtocol is PacketProtocol with a virtio-net header in each frame,
+// between the 2-byte length and the packet: a node offers it when its
+// device reads and writes that header.
+const GSOProtocol protocol.ID = "/mynetwork/packets/1.1.0"
+
+// VirtioHdrLen is the size of the virtio-net header (struct
+// virtio_net_hdr), which such a device puts in front of every packet, in
+// the packet buffer's headroom. Its fields are little-endian.
+const VirtioHdrLen = 10
+
+const (
+	virtioNeedsCsum = 1 // flags: the checksum at csumStart+csumOffset is partial
+
+	gsoNone  = 0
+	gsoTCPv4 = 1
+	gsoTCPv6 = 4
+	gsoECN   = 0x80
+)
+
+type virtioHdr struct {
+	flags, gsoType                         uint8
+	hdrLen, gsoSize, csumStart, csumOffset uint16
+}
+
+func parseVirtioHdr(b []byte) virtioHdr {
+	return virtioHdr{
+		flags: b[0], gsoType: b[1],
+		hdrLen:     binary.LittleEndian.Uint16(b[2:]),
+		gsoSize:    binary.LittleEndian.Uint16(b[4:]),
+		csumStart:  binary.LittleEndian.Uint16(b[6:]),
+		csumOffset: binary.LittleEndian.Uint16(b[8:]),
+	}
+}
+
+var errBadVirtioHdr = errors.New("virtio-net header does not fit the packet")
+
+// check says whether h is a header this node sends and accepts for pkt:
+// no offload, or TCP segmentation with a partial TCP checksum, every
+// offset inside the packet.
+func (h virtioHdr) check(pkt []byte) error {
+	if h.flags&virtioNeedsCsum != 0 && int(h.csumStart)+int(h.csumOffset)+2 > len(pkt) {
+		return errBadVirtioHdr
+	}
+	switch h.gsoType &^ gsoECN {
+	case gsoNone:
+		return nil
+	case gsoTCPv4, gsoTCPv6:
+		v := byte(4)
+		if h.gsoType&^gsoECN == gsoTCPv6 {
+			v = 6
+		}
+		start := int(h.csumStart)
+		if h.flags&virtioNeedsCsum == 0 || h.csumOffset != 16 || h.gsoSize == 0 ||
+			len(pkt) < start+20 || pkt[0]>>4 != v || start < 20 {
+			return errBadVirtioHdr
+		}
+		if v == 4 && int(pkt[0]&0x0f)*4 != start || v == 6 && start < 40 {
+			return errBadVirtioHdr
+		}
+		if tcpEnd := start + int(pkt[start+12]>>4)*4; tcpEnd > len(pkt) || tcpEnd < start+20 {
+			return errBadVirtioHdr
+		}
+		return nil
+	}
+	return errBadVirtioHdr
+}
+
+// sum16 adds b to sum as big-endian 16-bit words (RFC 1071), unfolded.
+func sum16(sum uint64, b []byte) uint64 {
+	for len(b) >= 8 {
+		sum += uint64(binary.BigEndian.Uint32(b)) + uint64(binary.BigEndian.Uint32(b[4:]))
+		b = b[8:]
+	}
+	for len(b) >= 2 {
+		sum += uint64(binary.BigEndian.Uint16(b))
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		sum += uint64(b[0]) << 8
+	}
+	return sum
+}
+
+func fold(sum uint64) uint16 {
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	return uint16(sum)
+}
+
+// completeChecksum finishes a partial checksum: the field at start+offset
+// holds the pseudo-header's sum, and the checksum covers pkt[start:].
+func completeChecksum(pkt []byte, start, offset int) {
+	c := ^fold(sum16(0, pkt[start:]))
+	if c == 0 && pkt[0]>>4 == 4 && pkt[9] == 17 { // UDP sends 0 as all ones
+		c = 0xffff
+	}
+	binary.BigEndian.PutUint16(pkt[start+offset:], c)
+}
+
+// pseudoSum is the sum of the TCP pseudo-header of pkt for an l4len-byte
+// segment.
+func pseudoSum(pkt []byte, ipv6 bool, l4len int) uint64 {
+	var s uint64
+	if ipv6 {
+		s = sum16(0, pkt[8:40])
+	} else {
+		s = sum16(0, pkt[12:20])
+	}
+	return s + 6 + uint64(l4len)
+}
+
+// segment cuts a TCP super-packet into MSS-sized segments, each a whole
+// packet with its own lengths, sequence number, IPv4 ID and checksums,
+// and calls emit with each in turn (in scratch, reused: emit copies).
+// The last segment keeps FIN and PSH, the first CWR, as the kernel does.
+// h must have passed check.
+func segment(pkt []byte, h virtioHdr, scratch []byte, emit func([]byte) error) error {
+	ipv6 := h.gsoType&^gsoECN == gsoTCPv6
+	start := int(h.csumStart)
+	hdrEnd := start + int(pkt[start+12]>>4)*4
+	payload := pkt[hdrEnd:]
+	mss := int(h.gsoSize)
+	seq := binary.BigEndian.Uint32(pkt[start+4:])
+	var id uint16
+	if !ipv6 {
+		id = binary.BigEndian.Uint16(pkt[4:])
+	}
+	for i := 0; len(payload) > 0 || i == 0; i++ {
+		n := min(mss, len(payload))
+		seg := scratch[:hdrEnd+n]
+		copy(seg, pkt[:hdrEnd])
+		copy(seg[hdrEnd:], payload[:n])
+		payload = payload[n:]
+		if ipv6 {
+			binary.BigEndian.PutUint16(seg[4:], uint16(len(seg)-40))
+		} else {
+			binary.BigEndian.PutUint16(seg[2:], uint16(len(seg)))
+			binary.BigEndian.PutUint16(seg[4:], id+uint16(i))
+			seg[10], seg[11] = 0, 0
+			binary.BigEndian.PutUint16(seg[10:], ^fold(sum16(0, seg[:start])))
+		}
+		tcp := seg[start:]
+		binary.BigEndian.PutUint32(tcp[4:], seq+uint32(i*mss))
+		if len(payload) > 0 {
+			tcp[13] &^= 0x01 | 0x08 // FIN, PSH: only on the last
+		}
+		if i > 0 {
+			tcp[13] &^= 0x80 // CWR: only on the first
+		}
+		tcp[16], tcp[17] = 0, 0
+		binary.BigEndian.PutUint16(tcp[16:], ^fold(sum16(pseudoSum(seg, ipv6, len(tcp)), tcp)))
+		if err := emit(seg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
