@@ -40,6 +40,10 @@ const (
 	gsoECN   = 0x80
 )
 
+// minMSS is the smallest segment size accepted from a peer: a tiny one
+// would make a forwarding kernel cut a super-packet into thousands.
+const minMSS = 536
+
 type virtioHdr struct {
 	flags, gsoType                         uint8
 	hdrLen, gsoSize, csumStart, csumOffset uint16
@@ -73,7 +77,7 @@ func (h virtioHdr) check(pkt []byte) error {
 			v = 6
 		}
 		start := int(h.csumStart)
-		if h.flags&virtioNeedsCsum == 0 || h.csumOffset != 16 || h.gsoSize == 0 ||
+		if h.flags&virtioNeedsCsum == 0 || h.csumOffset != 16 || h.gsoSize < minMSS ||
 			len(pkt) < start+20 || pkt[0]>>4 != v || start < 20 {
 			return errBadVirtioHdr
 		}

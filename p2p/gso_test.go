@@ -163,6 +163,7 @@ func TestVirtioHdrCheck(t *testing.T) {
 	}{
 		{"UDP segmentation", func(h *virtioHdr) { h.gsoType = 5 }},
 		{"no segment size", func(h *virtioHdr) { h.gsoSize = 0 }},
+		{"a tiny segment size", func(h *virtioHdr) { h.gsoSize = 8 }},
 		{"checksum beyond the packet", func(h *virtioHdr) { h.csumStart = 6000 }},
 		{"TCP header not where the IPv4 header ends", func(h *virtioHdr) { h.csumStart = 24 }},
 		{"IPv6 type on an IPv4 packet", func(h *virtioHdr) { h.gsoType = gsoTCPv6 }},
