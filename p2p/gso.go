@@ -40,8 +40,9 @@ const (
 	gsoECN   = 0x80
 )
 
-// minMSS is the smallest segment size accepted from a peer: a tiny one
-// would make a forwarding kernel cut a super-packet into thousands.
+// minMSS is the smallest segment size a super-packet travels whole with:
+// a peer refuses smaller ones, which would make a forwarding kernel cut a
+// super-packet into thousands; the sender segments them itself.
 const minMSS = 536
 
 type virtioHdr struct {
@@ -62,9 +63,9 @@ func parseVirtioHdr(b []byte) virtioHdr {
 var errBadVirtioHdr = errors.New("virtio-net header does not fit the packet")
 
 // check says whether h is a header this node sends and accepts for pkt:
-// no offload, or TCP segmentation with a partial TCP checksum, every
-// offset inside the packet.
-func (h virtioHdr) check(pkt []byte) error {
+// no offload, or TCP segmentation into segments of at least minSeg bytes
+// with a partial TCP checksum, every offset inside the packet.
+func (h virtioHdr) check(pkt []byte, minSeg int) error {
 	if h.flags&virtioNeedsCsum != 0 && int(h.csumStart)+int(h.csumOffset)+2 > len(pkt) {
 		return errBadVirtioHdr
 	}
@@ -77,7 +78,7 @@ func (h virtioHdr) check(pkt []byte) error {
 			v = 6
 		}
 		start := int(h.csumStart)
-		if h.flags&virtioNeedsCsum == 0 || h.csumOffset != 16 || h.gsoSize < minMSS ||
+		if h.flags&virtioNeedsCsum == 0 || h.csumOffset != 16 || int(h.gsoSize) < minSeg || h.gsoSize == 0 ||
 			len(pkt) < start+20 || pkt[0]>>4 != v || start < 20 {
 			return errBadVirtioHdr
 		}

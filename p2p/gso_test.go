@@ -84,7 +84,7 @@ func TestSegmentTCP(t *testing.T) {
 		}
 		const fin, psh, ack, cwr = 0x01, 0x08, 0x10, 0x80
 		pkt, h := superPacket(t, ipv6, payload, 1380, fin|psh|ack|cwr)
-		if err := h.check(pkt); err != nil {
+		if err := h.check(pkt, minMSS); err != nil {
 			t.Fatalf("ipv6=%v: check: %v", ipv6, err)
 		}
 		var segs [][]byte
@@ -172,11 +172,11 @@ func TestVirtioHdrCheck(t *testing.T) {
 	for _, b := range bad {
 		g := h
 		b.mod(&g)
-		if g.check(pkt) == nil {
+		if g.check(pkt, minMSS) == nil {
 			t.Errorf("%s: accepted", b.name)
 		}
 	}
-	if err := (virtioHdr{}).check(pkt[:1]); err != nil {
+	if err := (virtioHdr{}).check(pkt[:1], minMSS); err != nil {
 		t.Errorf("no offload: %v", err)
 	}
 }
@@ -218,6 +218,10 @@ func TestSuperPackets(t *testing.T) {
 				}
 				super, h := superPacket(t, false, payload, 1380, 0x18)
 				ack, ah := superPacket(t, false, nil, 1380, 0x10)
+				// Segments under minMSS: cut by the sender even for a node
+				// that takes super-packets.
+				tinyPayload := bytes.Repeat([]byte{0xab}, 300)
+				tiny, th := superPacket(t, false, tinyPayload, 100, 0x18)
 				ah.gsoType, ah.gsoSize = gsoNone, 0
 				put := func(buf []byte, pkt []byte, h virtioHdr) int {
 					v := buf[Headroom-VirtioHdrLen : Headroom]
@@ -228,8 +232,8 @@ func TestSuperPackets(t *testing.T) {
 					binary.LittleEndian.PutUint16(v[8:], h.csumOffset)
 					return copy(buf[Headroom:], pkt)
 				}
-				tx := [][]byte{make([]byte, Headroom+MaxFrame), make([]byte, Headroom+MaxFrame)}
-				sizes := []int{put(tx[0], super, h), put(tx[1], ack, ah)}
+				tx := [][]byte{make([]byte, Headroom+MaxFrame), make([]byte, Headroom+MaxFrame), make([]byte, Headroom+MaxFrame)}
+				sizes := []int{put(tx[0], super, h), put(tx[1], ack, ah), put(tx[2], tiny, th)}
 				wantHdr := bytes.Clone(tx[0][Headroom-VirtioHdrLen : Headroom])
 				if err := a.Transport().SendBuffers(idb, tx, sizes, Headroom); err != nil {
 					t.Fatal(err)
@@ -244,11 +248,18 @@ func TestSuperPackets(t *testing.T) {
 						return rx{}
 					}
 				}
-				var data []byte
+				var data, tinyData []byte
 				var gotACK bool
-				for len(data) < len(payload) || !gotACK {
+				for len(data) < len(payload) || !gotACK || len(tinyData) < len(tinyPayload) {
 					r := recv()
 					if bytes.Equal(r.pkt, probe) {
+						continue
+					}
+					if len(r.pkt) > len(ack) && len(r.pkt) <= 52+100 {
+						if !valid(r.pkt) || !bytes.Equal(r.hdr, make([]byte, VirtioHdrLen)) {
+							t.Fatalf("a small segment with checksum valid %v, header %x", valid(r.pkt), r.hdr)
+						}
+						tinyData = append(tinyData, r.pkt[52:]...)
 						continue
 					}
 					if len(r.pkt) == len(ack) { // the ACK, maybe by datagram, maybe first
@@ -277,7 +288,7 @@ func TestSuperPackets(t *testing.T) {
 					}
 					data = append(data, r.pkt[52:]...)
 				}
-				if !bytes.Equal(data, payload) {
+				if !bytes.Equal(data, payload) || !bytes.Equal(tinyData, tinyPayload) {
 					t.Fatal("the payload differs")
 				}
 			})

@@ -409,7 +409,7 @@ func (t *Transport) next(ps *peerSender) *packet {
 // a TCP super-packet.
 func offloaded(pk *packet) (gso bool, err error) {
 	h := parseVirtioHdr(pk.vhdr())
-	if err := h.check(pk.data()); err != nil {
+	if err := h.check(pk.data(), 1); err != nil {
 		return false, err
 	}
 	return h.gsoType != gsoNone, nil
@@ -433,28 +433,28 @@ func (t *Transport) plain(pk *packet) bool {
 // writeFrame frames a packet onto the stream. Small packets gather in w,
 // flushed once per batch; a large one is written straight from its buffer,
 // its length header in the headroom, after whatever w holds. On a GSO
-// stream each frame carries the packet's virtio-net header; on a plain one
-// a super-packet (gso) goes as its segments.
+// stream each frame carries the packet's virtio-net header; a super-packet
+// (gso) goes as its segments on a plain stream, and on a GSO stream too
+// when its segments are smaller than the peer accepts.
 func (t *Transport) writeFrame(w *bufio.Writer, s network.Stream, pk *packet, gso bool, pending *bool) error {
-	hl := 0
-	if s.Protocol() == GSOProtocol {
-		hl = VirtioHdrLen // the receiving kernel completes checksums
-	} else if !gso {
-		t.plain(pk)
-	} else {
+	gsoStream := s.Protocol() == GSOProtocol
+	if gso && (!gsoStream || parseVirtioHdr(pk.vhdr()).gsoSize < minMSS) {
 		*pending = true
-		h := parseVirtioHdr(pk.vhdr())
 		scratch := t.pool.Get().(*packet)
 		defer t.pool.Put(scratch)
-		return segment(pk.data(), h, scratch.buf, func(seg []byte) error { return WriteFrame(w, seg) })
+		return segment(pk.data(), parseVirtioHdr(pk.vhdr()), scratch.buf, func(seg []byte) error {
+			return writeSmall(w, nil, seg, gsoStream)
+		})
+	}
+	hl := 0
+	if gsoStream {
+		hl = VirtioHdrLen // the receiving kernel completes checksums
+	} else {
+		t.plain(pk)
 	}
 	if pk.n <= smallPacket {
 		*pending = true
-		var n [2]byte
-		binary.BigEndian.PutUint16(n[:], uint16(pk.n))
-		w.Write(n[:])
-		_, err := w.Write(pk.buf[Headroom-hl : Headroom+pk.n])
-		return err
+		return writeSmall(w, pk.buf[Headroom-hl:Headroom], pk.data(), false)
 	}
 	if *pending {
 		*pending = false
@@ -465,6 +465,21 @@ func (t *Transport) writeFrame(w *bufio.Writer, s network.Stream, pk *packet, gs
 	frame := pk.buf[Headroom-2-hl : Headroom+pk.n]
 	binary.BigEndian.PutUint16(frame, uint16(pk.n))
 	_, err := s.Write(frame)
+	return err
+}
+
+// writeSmall buffers a frame: the packet's length, hdr (or, with zeroHdr,
+// a virtio-net header that asks for nothing), then the packet.
+func writeSmall(w *bufio.Writer, hdr, pkt []byte, zeroHdr bool) error {
+	var b [2 + VirtioHdrLen]byte
+	binary.BigEndian.PutUint16(b[:], uint16(len(pkt)))
+	pre := b[:2]
+	if zeroHdr {
+		pre = b[:]
+	}
+	w.Write(pre)
+	w.Write(hdr)
+	_, err := w.Write(pkt)
 	return err
 }
 
@@ -544,7 +559,7 @@ func (t *Transport) handleStream(s network.Stream) {
 		pk.n, pk.from = n, from
 		if !gso {
 			clear(pk.vhdr())
-		} else if err := parseVirtioHdr(pk.vhdr()).check(pk.data()); err != nil {
+		} else if err := parseVirtioHdr(pk.vhdr()).check(pk.data(), minMSS); err != nil {
 			ps.stats.DropQueue.Add(1) // the kernel would refuse it
 			t.pool.Put(pk)
 			continue
