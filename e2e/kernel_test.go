@@ -43,7 +43,7 @@ func TestKernelMesh(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, want := range []string{"PeerID: " + a.id, "Connected VPN nodes: 1/1", "    @b (", "Interface: " + a.iface + " (kernel mode)", a.v4} {
+		for _, want := range []string{"PeerID: " + a.id, "Connected VPN nodes: 1/1", "    @b (", "Interface: " + a.iface + " (kernel mode)\nMTU: 65000\n", a.v4} {
 			if !strings.Contains(out, want) {
 				t.Errorf("status lacks %q:\n%s", want, out)
 			}

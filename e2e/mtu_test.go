@@ -77,6 +77,9 @@ func TestSegmentationOffload(t *testing.T) {
 	if out := nsA.run(t, "ip", "-d", "link", "show", a.iface); !strings.Contains(out, "mtu 1420") || !strings.Contains(out, "vnet_hdr on") {
 		t.Errorf("ip -d link show %s:\n%s", a.iface, out)
 	}
+	if out, _ := a.cli("status"); !strings.Contains(out, "MTU: 1420, TCP segmentation offload") {
+		t.Errorf("status does not show the MTU and offload:\n%s", out)
+	}
 	ping(t, nsA, b.v4, 20*time.Second)
 	for _, c := range []struct {
 		from *netns

@@ -30,6 +30,11 @@ func newStatusCmd(opts *rootOptions) *cobra.Command {
 			}
 			fmt.Fprintf(out, "PeerID: %s\n", st.PeerID)
 			fmt.Fprintf(out, "Interface: %s (%s mode)\n", st.Interface, st.Mode)
+			if st.SegmentationOffload {
+				fmt.Fprintf(out, "MTU: %d, TCP segmentation offload\n", st.MTU)
+			} else {
+				fmt.Fprintf(out, "MTU: %d\n", st.MTU)
+			}
 			fmt.Fprintf(out, "Mesh addresses: %s, %s\n", st.IPv4, st.IPv6)
 			fmt.Fprintf(out, "Swarm peers: %d\n", st.SwarmPeers)
 			fmt.Fprintf(out, "Connected VPN nodes: %d/%d\n", connected, len(st.Peers))

@@ -10,16 +10,20 @@ import (
 
 // Status is the answer to GET /v1/status.
 type Status struct {
-	PeerID     string       `json:"peerID"`
-	Interface  string       `json:"interface"`
-	Mode       string       `json:"mode"` // "kernel" or "userspace"
-	IPv4       string       `json:"ipv4"`
-	IPv6       string       `json:"ipv6"`
-	SwarmPeers int          `json:"swarmPeers"`
-	Peers      []PeerStatus `json:"peers"`
-	Addresses  []string     `json:"addresses"`
-	Counters   Counters     `json:"counters"`
-	Userspace  *Userspace   `json:"userspace,omitempty"` // userspace mode only
+	PeerID    string `json:"peerID"`
+	Interface string `json:"interface"`
+	Mode      string `json:"mode"` // "kernel" or "userspace"
+	MTU       int    `json:"mtu"`
+	// SegmentationOffload: TCP travels in super-packets of up to 64 KiB,
+	// carried whole to peers that take them (a Linux TUN below MTU 16000).
+	SegmentationOffload bool         `json:"segmentationOffload"`
+	IPv4                string       `json:"ipv4"`
+	IPv6                string       `json:"ipv6"`
+	SwarmPeers          int          `json:"swarmPeers"`
+	Peers               []PeerStatus `json:"peers"`
+	Addresses           []string     `json:"addresses"`
+	Counters            Counters     `json:"counters"`
+	Userspace           *Userspace   `json:"userspace,omitempty"` // userspace mode only
 }
 
 // Userspace is what a userspace-mode node offers local programs.

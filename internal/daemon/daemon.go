@@ -134,8 +134,7 @@ func (d *Daemon) p2pOptions() (p2p.Options, error) {
 	// to 64 KiB and takes them from peers like it; any node takes packets
 	// up to the largest MTU a peer may have.
 	maxPacket := config.DefaultMTU + 64
-	v, virtio := d.dev.(interface{ VirtioHeaders() bool })
-	virtio = virtio && v.VirtioHeaders()
+	virtio := d.virtio()
 	if virtio {
 		maxPacket = p2p.MaxFrame
 	}
@@ -272,4 +271,11 @@ func WarnIfExposed(path string, log *slog.Logger) {
 	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
 		log.Warn("config file holds the private key but others can read it; run chmod 600", "file", path, "mode", st.Mode().Perm())
 	}
+}
+
+// virtio says whether the device's packets carry a virtio-net header: TCP
+// segmentation offload, carried end to end (p2p.GSOProtocol).
+func (d *Daemon) virtio() bool {
+	v, ok := d.dev.(interface{ VirtioHeaders() bool })
+	return ok && v.VirtioHeaders()
 }
