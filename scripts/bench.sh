@@ -6,7 +6,8 @@
 # sets each iperf3 run's length; BENCH_PAIRS the raw/tunnel pairs of the
 # unshaped and lossy rows (default 3); BENCH_ADDRS picks B's address(es)
 # for A (default QUIC then TCP); BENCH_PROFILE=prefix writes CPU profiles;
-# BENCH_MTU sets the nodes' "mtu" (default: the config's default).
+# BENCH_MTU sets the nodes' "mtu" (default: the config's default);
+# BENCH_SMALL_MTU (default 1420, "off" to skip) is the MTU of part 1b.
 # WGREF_BIN (default bin/wgref, built by make bench) is wireguard-go, run
 # beside the tunnel as the reference userspace VPN; without it those rows
 # are left out.
@@ -45,8 +46,8 @@ sed -i "s|\"peers\": \[\]|\"bootstrapPeers\": [], \"mdns\": false, \"peers\": [{
 # Each node listens on its veth address only: had it listened everywhere,
 # identify would tell the other of its wireguard-go address too, and the
 # tunnel could run through the reference.
-listen_on() {
-  python3 - "$1" "$2" "${BENCH_MTU:-}" <<'PY'
+listen_on() { # CONFIG IP [MTU]
+  python3 - "$1" "$2" "${3:-${BENCH_MTU:-}}" <<'PY'
 import json, sys
 path, ip = sys.argv[1], sys.argv[2]
 with open(path) as f:
@@ -54,6 +55,8 @@ with open(path) as f:
 cfg["listenAddresses"] = [f"/ip4/{ip}/tcp/8001", f"/ip4/{ip}/udp/8001/quic-v1"]
 if sys.argv[3]:
     cfg["mtu"] = int(sys.argv[3])
+else:
+    cfg.pop("mtu", None)
 with open(path, "w") as f:
     json.dump(cfg, f, indent=2)
 PY
@@ -194,6 +197,28 @@ loss() {
 loss -A
 paired "1% loss, 1 stream (Mbit/s)" 1
 loss -D
+
+# 1b. Both kernel nodes again at a small MTU, where TCP travels in
+# super-packets carried whole: one stream unshaped, and ping under load.
+small=${BENCH_SMALL_MTU:-1420}
+if [ "$small" != off ]; then
+  stop "$pid_a"; stop "$pid_b"
+  listen_on "$work/a.json" 10.124.0.1 "$small"; listen_on "$work/b.json" 10.124.0.2 "$small"
+  start "$a" a2 -i mba -c "$work/a.json"; pid_a=$started
+  start "$b" b2 -i mbb -c "$work/b.json"; pid_b=$started
+  wait_ping "$ip_b"
+  sleep 3
+  r=$(tput "$a" 10.124.0.2 5201 1); t=$(tput "$a" "$ip_b" 5201 1)
+  row "MTU $small: kernel TCP 1 stream (Mbit/s)" "$r" "$t"
+  row "MTU $small vs default: 1 stream (Mbit/s)" "$kernel1" "$t"
+  for ns in "$a" "$b"; do ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate 100mbit burst 32kb latency 20ms; done
+  r=$(loaded_rtt 10.124.0.2); t=$(loaded_rtt "$ip_b")
+  row "MTU $small: ping under load, 100 Mbit/s (ms)" "$r" "$t"
+  for ns in "$a" "$b"; do ip netns exec "$ns" tc qdisc del dev eth0 root; done
+  listen_on "$work/a.json" 10.124.0.1; listen_on "$work/b.json" 10.124.0.2
+  stop "$pid_a"
+  start "$a" a3 -i mba -c "$work/a.json"; pid_a=$started
+fi
 
 # 2. Kernel node A to userspace node B. B exposes its iperf3 server, and
 # for part 3 an HTTP server too.
