@@ -61,6 +61,7 @@ FUZZMINTIME ?= 2s
 .PHONY: fuzz
 fuzz:
 	$(GO) test -run=^$$ -fuzz=^FuzzReadFrame$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./p2p
+	$(GO) test -run=^$$ -fuzz=^FuzzVirtioHdr$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./p2p
 	$(GO) test -run=^$$ -fuzz=^FuzzPacketAddrs$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/engine
 	$(GO) test -run=^$$ -fuzz=^FuzzEngineInbound$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/engine
 	$(GO) test -run=^$$ -fuzz=^FuzzParse$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./config

@@ -71,6 +71,9 @@ func (h virtioHdr) check(pkt []byte, minSeg int) error {
 	}
 	switch h.gsoType &^ gsoECN {
 	case gsoNone:
+		if h.gsoType != gsoNone { // the ECN bit goes only with TCP
+			return errBadVirtioHdr
+		}
 		return nil
 	case gsoTCPv4, gsoTCPv6:
 		v := byte(4)
@@ -82,7 +85,7 @@ func (h virtioHdr) check(pkt []byte, minSeg int) error {
 			len(pkt) < start+20 || pkt[0]>>4 != v || start < 20 {
 			return errBadVirtioHdr
 		}
-		if v == 4 && int(pkt[0]&0x0f)*4 != start || v == 6 && start < 40 {
+		if v == 4 && (int(pkt[0]&0x0f)*4 != start || pkt[9] != 6) || v == 6 && (start < 40 || start == 40 && pkt[6] != 6) {
 			return errBadVirtioHdr
 		}
 		if tcpEnd := start + int(pkt[start+12]>>4)*4; tcpEnd > len(pkt) || tcpEnd < start+20 {
