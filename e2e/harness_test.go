@@ -272,7 +272,10 @@ type peerStatus struct {
 	// Packets per path.
 	TxPackets   uint64 `json:"txPackets"`
 	TxDatagrams uint64 `json:"txDatagrams"`
-	RxDatagrams uint64 `json:"rxDatagrams"`
+	// Super-packets sent whole, and cut into segments.
+	TxSuperPackets uint64 `json:"txSuperPackets"`
+	TxSegmented    uint64 `json:"txSegmented"`
+	RxDatagrams    uint64 `json:"rxDatagrams"`
 }
 
 type status struct {

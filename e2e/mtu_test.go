@@ -56,6 +56,10 @@ func TestMixedMTU(t *testing.T) {
 	t.Run("iperf3 both ways", func(t *testing.T) {
 		iperf(t, nsA, nsB, b.v4, "-t", "2")
 		iperf(t, nsA, nsB, b.v4, "-t", "2", "-R")
+		// B's kernel hands over super-packets; A does not take them.
+		if p := b.status(t).Peers[0]; p.TxSegmented < 1000 || p.TxSuperPackets != 0 {
+			t.Errorf("B cut %d super-packets and sent %d whole, want thousands and none", p.TxSegmented, p.TxSuperPackets)
+		}
 	})
 }
 
@@ -92,6 +96,12 @@ func TestSegmentationOffload(t *testing.T) {
 	iperf(t, nsA, nsB, b.v4, "-t", "2")
 	iperf(t, nsA, nsB, b.v4, "-t", "2", "-R")
 	iperf(t, nsA, nsB, b.v6, "-t", "2")
+	for _, n := range []*node{a, b} {
+		p := n.status(t).Peers[0]
+		if p.TxSuperPackets < 1000 || p.TxSegmented != 0 {
+			t.Errorf("%s sent %d super-packets whole and cut %d, want thousands and none", n.iface, p.TxSuperPackets, p.TxSegmented)
+		}
+	}
 }
 
 // vethPair makes two namespaces joined by a veth pair on net.0/24 and a

@@ -291,6 +291,15 @@ func TestSuperPackets(t *testing.T) {
 				if !bytes.Equal(data, payload) || !bytes.Equal(tinyData, tinyPayload) {
 					t.Fatal("the payload differs")
 				}
+				st := a.Transport().Stats(idb)
+				wantWhole, wantCut := uint64(1), uint64(1) // the tiny one is always cut
+				if !virtioB {
+					wantWhole, wantCut = 0, 2
+				}
+				if st.TxSuperPackets.Load() != wantWhole || st.TxSegmented.Load() != wantCut {
+					t.Errorf("counted %d super-packets sent whole and %d cut, want %d and %d",
+						st.TxSuperPackets.Load(), st.TxSegmented.Load(), wantWhole, wantCut)
+				}
 			})
 		}
 	}

@@ -512,7 +512,9 @@ type PeerState struct {
 	RxPackets   uint64
 	TxDatagrams uint64 // as QUIC datagrams
 	RxDatagrams uint64
-	Dropped     uint64
+	// TCP super-packets sent whole, and cut into segments.
+	TxSuperPackets, TxSegmented uint64
+	Dropped                     uint64
 }
 
 // State reports a configured peer's connection, preferring a direct one.
@@ -534,6 +536,7 @@ func (n *Node) State(p peer.ID) PeerState {
 	if c := n.transport.Stats(p); c != nil {
 		st.TxPackets, st.RxPackets = c.TxPackets.Load(), c.RxPackets.Load()
 		st.TxDatagrams, st.RxDatagrams = c.TxDatagrams.Load(), c.RxDatagrams.Load()
+		st.TxSuperPackets, st.TxSegmented = c.TxSuperPackets.Load(), c.TxSegmented.Load()
 		st.Dropped = c.DropQueue.Load() + c.DropNoLink.Load()
 	}
 	return st

@@ -46,8 +46,12 @@ const (
 type PeerCounters struct {
 	TxPackets, RxPackets     atomic.Uint64 // on the stream
 	TxDatagrams, RxDatagrams atomic.Uint64 // as QUIC datagrams
-	DropQueue                atomic.Uint64 // Send found the peer's queue full
-	DropNoLink               atomic.Uint64 // no connection or stream to the peer
+	// TCP super-packets sent whole on a GSO stream, and cut into segments
+	// for a peer that does not take them (each counted once here and once
+	// in TxPackets).
+	TxSuperPackets, TxSegmented atomic.Uint64
+	DropQueue                   atomic.Uint64 // Send found the peer's queue full
+	DropNoLink                  atomic.Uint64 // no connection or stream to the peer
 }
 
 // packet is a queued or received packet at buf[Headroom:Headroom+n]. The
@@ -374,12 +378,18 @@ func (t *Transport) sendLoop(ps *peerSender) {
 					}
 					w.Reset(s)
 				}
-				if err := t.writeFrame(w, s, pk, gso, &pending); err != nil {
+				whole, err := t.writeFrame(w, s, pk, gso, &pending)
+				if err != nil {
 					t.log.Debug("packet stream failed; reopening", "peer", ps.id, "err", err)
 					reset()
 					break
 				}
 				ps.stats.TxPackets.Add(1)
+				if gso && whole {
+					ps.stats.TxSuperPackets.Add(1)
+				} else if gso {
+					ps.stats.TxSegmented.Add(1)
+				}
 			}
 			t.put(pk)
 			pk = t.next(ps)
@@ -436,13 +446,16 @@ func (t *Transport) plain(pk *packet) bool {
 // stream each frame carries the packet's virtio-net header; a super-packet
 // (gso) goes as its segments on a plain stream, and on a GSO stream too
 // when its segments are smaller than the peer accepts.
-func (t *Transport) writeFrame(w *bufio.Writer, s network.Stream, pk *packet, gso bool, pending *bool) error {
+//
+// whole says whether the packet went as it was, header included on a GSO
+// stream, rather than as segments.
+func (t *Transport) writeFrame(w *bufio.Writer, s network.Stream, pk *packet, gso bool, pending *bool) (whole bool, err error) {
 	gsoStream := s.Protocol() == GSOProtocol
 	if gso && (!gsoStream || parseVirtioHdr(pk.vhdr()).gsoSize < minMSS) {
 		*pending = true
 		scratch := t.pool.Get().(*packet)
 		defer t.pool.Put(scratch)
-		return segment(pk.data(), parseVirtioHdr(pk.vhdr()), scratch.buf, func(seg []byte) error {
+		return false, segment(pk.data(), parseVirtioHdr(pk.vhdr()), scratch.buf, func(seg []byte) error {
 			return writeSmall(w, nil, seg, gsoStream)
 		})
 	}
@@ -454,18 +467,18 @@ func (t *Transport) writeFrame(w *bufio.Writer, s network.Stream, pk *packet, gs
 	}
 	if pk.n <= smallPacket {
 		*pending = true
-		return writeSmall(w, pk.buf[Headroom-hl:Headroom], pk.data(), false)
+		return true, writeSmall(w, pk.buf[Headroom-hl:Headroom], pk.data(), false)
 	}
 	if *pending {
 		*pending = false
 		if err := w.Flush(); err != nil {
-			return err
+			return true, err
 		}
 	}
 	frame := pk.buf[Headroom-2-hl : Headroom+pk.n]
 	binary.BigEndian.PutUint16(frame, uint16(pk.n))
-	_, err := s.Write(frame)
-	return err
+	_, err = s.Write(frame)
+	return true, err
 }
 
 // writeSmall buffers a frame: the packet's length, hdr (or, with zeroHdr,

@@ -50,7 +50,11 @@ type PeerStatus struct {
 	RxPackets   uint64 `json:"rxPackets"`
 	TxDatagrams uint64 `json:"txDatagrams"`
 	RxDatagrams uint64 `json:"rxDatagrams"`
-	Dropped     uint64 `json:"dropped"`
+	// TCP super-packets (segmentation offload) sent whole, and cut into
+	// segments for a peer that does not take them.
+	TxSuperPackets uint64 `json:"txSuperPackets"`
+	TxSegmented    uint64 `json:"txSegmented"`
+	Dropped        uint64 `json:"dropped"`
 }
 
 // Counters are the packet engine's totals.

@@ -37,6 +37,7 @@ func (d *Daemon) Status(context.Context) (control.Status, error) {
 			RTTMillis: float64(ps.RTT.Microseconds()) / 1000,
 			TxPackets: ps.TxPackets, RxPackets: ps.RxPackets, Dropped: ps.Dropped,
 			TxDatagrams: ps.TxDatagrams, RxDatagrams: ps.RxDatagrams,
+			TxSuperPackets: ps.TxSuperPackets, TxSegmented: ps.TxSegmented,
 		}
 		if ps.Addr != nil {
 			s.Addr = ps.Addr.String()
