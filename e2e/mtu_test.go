@@ -41,16 +41,8 @@ func TestMixedMTU(t *testing.T) {
 	})
 
 	t.Run("9000-byte pings both ways, IPv4 and IPv6", func(t *testing.T) {
-		ping(t, nsA, b.v4, 20*time.Second)
-		for _, c := range []struct {
-			from *netns
-			dst  string
-		}{{nsA, b.v4}, {nsB, a.v4}, {nsA, b.v6}, {nsB, a.v6}} {
-			// A sends its request (or reply) whole, B in 1420-byte fragments.
-			if out, err := c.from.try("ping", "-c", "3", "-i", "0.2", "-W", "2", "-s", "9000", c.dst); err != nil {
-				t.Errorf("ping -s 9000 %s from %s: %v\n%s", c.dst, c.from.name, err, out)
-			}
-		}
+		// A sends its request (or reply) whole, B in 1420-byte fragments.
+		bigPings(t, "9000", "3", nsA, nsB, a, b)
 	})
 
 	t.Run("iperf3 both ways", func(t *testing.T) {
@@ -84,15 +76,7 @@ func TestSegmentationOffload(t *testing.T) {
 	if out, _ := a.cli("status"); !strings.Contains(out, "MTU: 1420, TCP segmentation offload") {
 		t.Errorf("status does not show the MTU and offload:\n%s", out)
 	}
-	ping(t, nsA, b.v4, 20*time.Second)
-	for _, c := range []struct {
-		from *netns
-		dst  string
-	}{{nsA, b.v4}, {nsB, a.v4}, {nsA, b.v6}, {nsB, a.v6}} {
-		if out, err := c.from.try("ping", "-c", "2", "-i", "0.2", "-W", "2", "-s", "5000", c.dst); err != nil {
-			t.Errorf("ping -s 5000 %s from %s: %v\n%s", c.dst, c.from.name, err, out)
-		}
-	}
+	bigPings(t, "5000", "2", nsA, nsB, a, b)
 	iperf(t, nsA, nsB, b.v4, "-t", "2")
 	iperf(t, nsA, nsB, b.v4, "-t", "2", "-R")
 	iperf(t, nsA, nsB, b.v6, "-t", "2")
@@ -117,4 +101,19 @@ func vethPair(t *testing.T, prefix, net string) (nsA, nsB *netns, a, b *node) {
 	a.addPeer(t, "b", b, map[string]any{"addrs": []string{"/ip4/" + net + ".2/tcp/8001"}})
 	b.addPeer(t, "a", a, nil)
 	return nsA, nsB, a, b
+}
+
+// bigPings waits for A to reach B, then pings count times with size-byte
+// payloads both ways over IPv4 and IPv6.
+func bigPings(t *testing.T, size, count string, nsA, nsB *netns, a, b *node) {
+	t.Helper()
+	ping(t, nsA, b.v4, 20*time.Second)
+	for _, c := range []struct {
+		from *netns
+		dst  string
+	}{{nsA, b.v4}, {nsB, a.v4}, {nsA, b.v6}, {nsB, a.v6}} {
+		if out, err := c.from.try("ping", "-c", count, "-i", "0.2", "-W", "2", "-s", size, c.dst); err != nil {
+			t.Errorf("ping -s %s %s from %s: %v\n%s", size, c.dst, c.from.name, err, out)
+		}
+	}
 }

@@ -20,11 +20,19 @@ func WriteFrame(w *bufio.Writer, pkt []byte) error {
 	if len(pkt) == 0 || len(pkt) > MaxFrame {
 		return fmt.Errorf("packet of %d bytes cannot be framed (1..%d)", len(pkt), MaxFrame)
 	}
-	var hdr [2]byte
-	binary.BigEndian.PutUint16(hdr[:], uint16(len(pkt)))
-	if _, err := w.Write(hdr[:]); err != nil {
-		return err
-	}
+	return writeSmall(w, nil, pkt)
+}
+
+// noOffload is a virtio-net header that asks for nothing.
+var noOffload [VirtioHdrLen]byte
+
+// writeSmall buffers a frame (no check: see WriteFrame): the packet's length, hdr (empty on a plain
+// stream, a virtio-net header on a GSO one), then the packet.
+func writeSmall(w *bufio.Writer, hdr, pkt []byte) error {
+	var n [2]byte
+	binary.BigEndian.PutUint16(n[:], uint16(len(pkt)))
+	w.Write(n[:])
+	w.Write(hdr)
 	_, err := w.Write(pkt)
 	return err
 }

@@ -63,8 +63,8 @@ func parseVirtioHdr(b []byte) virtioHdr {
 var errBadVirtioHdr = errors.New("virtio-net header does not fit the packet")
 
 // check says whether h is a header this node sends and accepts for pkt:
-// no offload, or TCP segmentation into segments of at least minSeg bytes
-// with a partial TCP checksum, every offset inside the packet.
+// no offload, or TCP segmentation into segments of at least minSeg (≥ 1)
+// bytes with a partial TCP checksum, every offset inside the packet.
 func (h virtioHdr) check(pkt []byte, minSeg int) error {
 	if h.flags&virtioNeedsCsum != 0 && int(h.csumStart)+int(h.csumOffset)+2 > len(pkt) {
 		return errBadVirtioHdr
@@ -81,7 +81,7 @@ func (h virtioHdr) check(pkt []byte, minSeg int) error {
 			v = 6
 		}
 		start := int(h.csumStart)
-		if h.flags&virtioNeedsCsum == 0 || h.csumOffset != 16 || int(h.gsoSize) < minSeg || h.gsoSize == 0 ||
+		if h.flags&virtioNeedsCsum == 0 || h.csumOffset != 16 || int(h.gsoSize) < minSeg ||
 			len(pkt) < start+20 || pkt[0]>>4 != v || start < 20 {
 			return errBadVirtioHdr
 		}

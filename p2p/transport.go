@@ -72,9 +72,6 @@ func (pk *packet) data() []byte { return pk.buf[Headroom : Headroom+pk.n] }
 // vhdr is the virtio-net header in front of the packet (virtio transports).
 func (pk *packet) vhdr() []byte { return pk.buf[Headroom-VirtioHdrLen : Headroom] }
 
-// withVhdr is the header and the packet, as a GSO frame carries them.
-func (pk *packet) withVhdr() []byte { return pk.buf[Headroom-VirtioHdrLen : Headroom+pk.n] }
-
 type peerSender struct {
 	id     peer.ID
 	queue  chan *packet
@@ -345,23 +342,15 @@ func (t *Transport) sendLoop(ps *peerSender) {
 			dg, dgAt = t.datagramConn(ps.id), time.Now()
 		}
 		for pk != nil {
-			pkt := pk.data()
-			gso := false
-			if t.virtio {
-				var err error
-				if gso, err = offloaded(pk); err != nil {
-					ps.stats.DropQueue.Add(1)
-					if t.warn.Allow() {
-						t.log.Warn("dropped a packet the device handed over", "peer", ps.id, "err", err)
-					}
-					t.put(pk)
-					pk = nil
-					pk = t.next(ps)
-					continue
-				}
-			}
+			h, herr := t.header(pk)
+			gso := h.gsoType != gsoNone
 			switch {
-			case !gso && dg != nil && wantsDatagram(pkt) && t.plain(pk) && sendDatagram(dg, pkt):
+			case herr != nil:
+				ps.stats.DropQueue.Add(1)
+				if t.warn.Allow() {
+					t.log.Warn("dropped a packet the device handed over", "peer", ps.id, "err", herr)
+				}
+			case !gso && dg != nil && wantsDatagram(pk.data()) && t.sendDatagram(dg, pk):
 				ps.stats.TxDatagrams.Add(1)
 			case s == nil && !time.Now().After(nextOpen):
 				ps.stats.DropNoLink.Add(1)
@@ -378,7 +367,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 					}
 					w.Reset(s)
 				}
-				whole, err := t.writeFrame(w, s, pk, gso, &pending)
+				whole, err := t.writeFrame(w, s, pk, h, &pending)
 				if err != nil {
 					t.log.Debug("packet stream failed; reopening", "peer", ps.id, "err", err)
 					reset()
@@ -415,29 +404,34 @@ func (t *Transport) next(ps *peerSender) *packet {
 	}
 }
 
-// offloaded checks a virtio packet's header and says whether the packet is
-// a TCP super-packet.
-func offloaded(pk *packet) (gso bool, err error) {
-	h := parseVirtioHdr(pk.vhdr())
-	if err := h.check(pk.data(), 1); err != nil {
-		return false, err
+// header is the virtio-net header the device put in front of a packet,
+// checked; without virtio headers, one that asks for nothing.
+func (t *Transport) header(pk *packet) (virtioHdr, error) {
+	if !t.virtio {
+		return virtioHdr{}, nil
 	}
-	return h.gsoType != gsoNone, nil
+	h := parseVirtioHdr(pk.vhdr())
+	return h, h.check(pk.data(), 1)
 }
 
 // plain makes a packet that is not a super-packet fit to travel without
 // its virtio-net header (as a datagram, or on a plain stream): a partial
-// checksum is completed. It returns true, to sit in a condition.
-func (t *Transport) plain(pk *packet) bool {
+// checksum is completed, once (the flag is cleared in the buffer).
+func (t *Transport) plain(pk *packet) {
 	if !t.virtio {
-		return true
+		return
 	}
 	if v := pk.vhdr(); v[0]&virtioNeedsCsum != 0 {
 		h := parseVirtioHdr(v)
 		completeChecksum(pk.data(), int(h.csumStart), int(h.csumOffset))
 		v[0] &^= virtioNeedsCsum
 	}
-	return true
+}
+
+// sendDatagram sends a packet that is not a super-packet as a datagram.
+func (t *Transport) sendDatagram(dg *quic.Conn, pk *packet) bool {
+	t.plain(pk)
+	return sendDatagram(dg, pk.data())
 }
 
 // writeFrame frames a packet onto the stream. Small packets gather in w,
@@ -448,15 +442,19 @@ func (t *Transport) plain(pk *packet) bool {
 // when its segments are smaller than the peer accepts.
 //
 // whole says whether the packet went as it was, header included on a GSO
-// stream, rather than as segments.
-func (t *Transport) writeFrame(w *bufio.Writer, s network.Stream, pk *packet, gso bool, pending *bool) (whole bool, err error) {
+// stream, rather than as segments. h is the packet's header, checked.
+func (t *Transport) writeFrame(w *bufio.Writer, s network.Stream, pk *packet, h virtioHdr, pending *bool) (whole bool, err error) {
 	gsoStream := s.Protocol() == GSOProtocol
-	if gso && (!gsoStream || parseVirtioHdr(pk.vhdr()).gsoSize < minMSS) {
+	if h.gsoType != gsoNone && (!gsoStream || h.gsoSize < minMSS) {
+		var segHdr []byte // a segment's frame: no header, or one that asks for nothing
+		if gsoStream {
+			segHdr = noOffload[:]
+		}
 		*pending = true
 		scratch := t.pool.Get().(*packet)
 		defer t.pool.Put(scratch)
-		return false, segment(pk.data(), parseVirtioHdr(pk.vhdr()), scratch.buf, func(seg []byte) error {
-			return writeSmall(w, nil, seg, gsoStream)
+		return false, segment(pk.data(), h, scratch.buf, func(seg []byte) error {
+			return writeSmall(w, segHdr, seg)
 		})
 	}
 	hl := 0
@@ -467,7 +465,7 @@ func (t *Transport) writeFrame(w *bufio.Writer, s network.Stream, pk *packet, gs
 	}
 	if pk.n <= smallPacket {
 		*pending = true
-		return true, writeSmall(w, pk.buf[Headroom-hl:Headroom], pk.data(), false)
+		return true, writeSmall(w, pk.buf[Headroom-hl:Headroom], pk.data())
 	}
 	if *pending {
 		*pending = false
@@ -479,21 +477,6 @@ func (t *Transport) writeFrame(w *bufio.Writer, s network.Stream, pk *packet, gs
 	binary.BigEndian.PutUint16(frame, uint16(pk.n))
 	_, err = s.Write(frame)
 	return true, err
-}
-
-// writeSmall buffers a frame: the packet's length, hdr (or, with zeroHdr,
-// a virtio-net header that asks for nothing), then the packet.
-func writeSmall(w *bufio.Writer, hdr, pkt []byte, zeroHdr bool) error {
-	var b [2 + VirtioHdrLen]byte
-	binary.BigEndian.PutUint16(b[:], uint16(len(pkt)))
-	pre := b[:2]
-	if zeroHdr {
-		pre = b[:]
-	}
-	w.Write(pre)
-	w.Write(hdr)
-	_, err := w.Write(pkt)
-	return err
 }
 
 // open opens the packet stream on an existing connection; dialing is the

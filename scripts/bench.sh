@@ -72,6 +72,9 @@ start() {
   pids+=("$started")
 }
 stop() { kill -TERM "$1"; wait "$1" 2>/dev/null || true; }
+# shape RATE BURST: tbf on both veth ends; unshape removes it.
+shape() { for ns in "$a" "$b"; do ip netns exec "$ns" tc qdisc replace dev eth0 root tbf rate "$1" burst "$2" latency 20ms; done; }
+unshape() { for ns in "$a" "$b"; do ip netns exec "$ns" tc qdisc del dev eth0 root; done; }
 wait_ping() {
   for _ in $(seq 100); do ip netns exec "$a" ping -c1 -W1 "$1" >/dev/null 2>&1 && return; sleep 0.2; done
   echo "no ping to $1" >&2; exit 1
@@ -137,10 +140,15 @@ if [ -x "$wgref" ]; then
 fi
 
 # 1. Kernel mode on both hosts.
-start "$a" a -i mba -c "$work/a.json"; pid_a=$started
-start "$b" b -i mbb -c "$work/b.json"; pid_b=$started
-wait_ping "$ip_b"
-sleep 3 # settled: a LAN peer first reached over QUIC moves to TCP after 1 s
+# kernel_nodes SUFFIX: both kernel daemons up and settled (a LAN peer first
+# reached over QUIC moves to TCP after 1 s).
+kernel_nodes() {
+  start "$a" "a$1" -i mba -c "$work/a.json"; pid_a=$started
+  start "$b" "b$1" -i mbb -c "$work/b.json"; pid_b=$started
+  wait_ping "$ip_b"
+  sleep 3
+}
+kernel_nodes ""
 idle_rss=$(rss_mib "$pid_a")
 raw_rtt=$(rtt "$a" 10.124.0.2); tun_rtt=$(rtt "$a" "$ip_b")
 row "ping RTT avg (ms)" "$raw_rtt" "$tun_rtt"
@@ -161,7 +169,7 @@ cpu_per_gb=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v mbit="$mbits" -v s=
 paired "kernel TCP 4 streams (Mbit/s)" 4
 
 # The underlay shaped to 1 Gbit/s with tbf on both veth ends.
-for ns in "$a" "$b"; do ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate 1gbit burst 256kb latency 20ms; done
+shape 1gbit 256kb
 read -r shaped_raw retr_raw <<<"$(tput_retr "$a" 10.124.0.2 5201 1)"
 read -r shaped_tun retr_tun <<<"$(tput_retr "$a" "$ip_b" 5201 1)"
 row "shaped 1 Gbit/s, 1 stream (Mbit/s)" "$shaped_raw" "$shaped_tun"
@@ -181,9 +189,9 @@ loaded_rows() { # RATE: rows for the link as it is shaped now
   if [ -n "$wg" ]; then row "wireguard-go ping under load, $1 (ms)" "$raw" "$(loaded_rtt "$wg")"; fi
 }
 loaded_rows "1 Gbit/s"
-for ns in "$a" "$b"; do ip netns exec "$ns" tc qdisc change dev eth0 root tbf rate 100mbit burst 32kb latency 20ms; done
+shape 100mbit 32kb
 loaded_rows "100 Mbit/s"
-for ns in "$a" "$b"; do ip netns exec "$ns" tc qdisc del dev eth0 root; done
+unshape
 
 # 1% random loss each way (no netem here: iptables statistic), dropped as
 # packets arrive at either veth end. Not in OUTPUT: a packet dropped there
@@ -204,17 +212,14 @@ small=${BENCH_SMALL_MTU:-1420}
 if [ "$small" != off ]; then
   stop "$pid_a"; stop "$pid_b"
   listen_on "$work/a.json" 10.124.0.1 "$small"; listen_on "$work/b.json" 10.124.0.2 "$small"
-  start "$a" a2 -i mba -c "$work/a.json"; pid_a=$started
-  start "$b" b2 -i mbb -c "$work/b.json"; pid_b=$started
-  wait_ping "$ip_b"
-  sleep 3
+  kernel_nodes 2
   r=$(tput "$a" 10.124.0.2 5201 1); t=$(tput "$a" "$ip_b" 5201 1)
   row "MTU $small: kernel TCP 1 stream (Mbit/s)" "$r" "$t"
   row "MTU $small vs default: 1 stream (Mbit/s)" "$kernel1" "$t"
-  for ns in "$a" "$b"; do ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate 100mbit burst 32kb latency 20ms; done
+  shape 100mbit 32kb
   r=$(loaded_rtt 10.124.0.2); t=$(loaded_rtt "$ip_b")
   row "MTU $small: ping under load, 100 Mbit/s (ms)" "$r" "$t"
-  for ns in "$a" "$b"; do ip netns exec "$ns" tc qdisc del dev eth0 root; done
+  unshape
   listen_on "$work/a.json" 10.124.0.1; listen_on "$work/b.json" 10.124.0.2
   stop "$pid_a"
   start "$a" a3 -i mba -c "$work/a.json"; pid_a=$started
