@@ -48,9 +48,10 @@ type Config struct {
 	// node others can dial (it then relays for its peers and serves the
 	// DHT at once) or "private" for a node behind NAT.
 	Reachability string `json:"reachability,omitempty"`
-	// MTU is the interface MTU (absent: DefaultMTU). Large packets move
-	// more bytes per unit of work; small ones queue less behind a slow
-	// link. Peers with different MTUs work together.
+	// MTU is the interface MTU (absent: the mode's default, 1420 for a
+	// kernel TUN on Linux and MaxMTU otherwise). Large packets move more
+	// bytes per unit of work; small ones queue less behind a slow link.
+	// Peers with different MTUs work together.
 	MTU int `json:"mtu,omitempty"`
 	// Peers are the VPN nodes this node exchanges packets with.
 	Peers []Peer `json:"peers"`
@@ -58,21 +59,13 @@ type Config struct {
 	Userspace *Userspace `json:"userspace,omitempty"`
 }
 
-// DefaultMTU is the interface MTU when the config sets none, and the
-// largest it may set: 65000 leaves room for a frame's header under the
-// 64 KiB frame limit. MinMTU is IPv6's minimum.
+// MaxMTU is the largest MTU a config may set, and a userspace node's when
+// it sets none: 65000 leaves room for a frame's header under the 64 KiB
+// frame limit. MinMTU is IPv6's minimum.
 const (
-	DefaultMTU = 65000
-	MinMTU     = 1280
+	MaxMTU = 65000
+	MinMTU = 1280
 )
-
-// InterfaceMTU is the MTU the interface gets.
-func (c *Config) InterfaceMTU() int {
-	if c.MTU == 0 {
-		return DefaultMTU
-	}
-	return c.MTU
-}
 
 // DefaultSOCKS5 is where the userspace node's SOCKS5 proxy listens by default.
 const DefaultSOCKS5 = "127.0.0.1:1080"

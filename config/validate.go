@@ -50,8 +50,8 @@ func (c *Config) Validate() error {
 			add(fmt.Sprintf("relays[%d]", i), "%q is not a multiaddr ending in /p2p/<peer ID>: %v", a, err)
 		}
 	}
-	if c.MTU != 0 && (c.MTU < MinMTU || c.MTU > DefaultMTU) {
-		add("mtu", "%d is outside %d..%d (absent: %d)", c.MTU, MinMTU, DefaultMTU, DefaultMTU)
+	if c.MTU != 0 && (c.MTU < MinMTU || c.MTU > MaxMTU) {
+		add("mtu", "%d is outside %d..%d (leave it out for the default)", c.MTU, MinMTU, MaxMTU)
 	}
 	switch c.Reachability {
 	case "", "auto", "public", "private":

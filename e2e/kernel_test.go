@@ -43,16 +43,16 @@ func TestKernelMesh(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, want := range []string{"PeerID: " + a.id, "Connected VPN nodes: 1/1", "    @b (", "Interface: " + a.iface + " (kernel mode)\nMTU: 65000\n", a.v4} {
+		for _, want := range []string{"PeerID: " + a.id, "Connected VPN nodes: 1/1", "    @b (", "Interface: " + a.iface + " (kernel mode)\nMTU: 1420, TCP segmentation offload\n", a.v4} {
 			if !strings.Contains(out, want) {
 				t.Errorf("status lacks %q:\n%s", want, out)
 			}
 		}
 	})
 
-	t.Run("TUN at MTU 65000 without the virtio-net header", func(t *testing.T) {
+	t.Run("TUN at MTU 1420 with the virtio-net header", func(t *testing.T) {
 		out := nsA.run(t, "ip", "-d", "link", "show", a.iface)
-		for _, want := range []string{"mtu 65000", "tun type tun pi off vnet_hdr off"} {
+		for _, want := range []string{"mtu 1420", "tun type tun pi off vnet_hdr on"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("ip -d link show %s lacks %q:\n%s", a.iface, want, out)
 			}

@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// TestMixedMTU: a node with "mtu": 1420 (small packets queue less behind a
-// slow link) and one with the default 65000 work together. Each kernel
+// TestMixedMTU: a node at the default MTU (1420) and one with "mtu": 65000
+// (as a node before 1420 became the default) work together. Each kernel
 // sends packets up to its own MTU, so the small node must take in whole
 // packets larger than its MTU; TCP agrees on the smaller segment size.
 func TestMixedMTU(t *testing.T) {
@@ -25,46 +25,43 @@ func TestMixedMTU(t *testing.T) {
 		}
 	})
 
-	b.editConfig(t, func(c map[string]any) { c["mtu"] = 1420 })
+	b.editConfig(t, func(c map[string]any) { c["mtu"] = 65000 })
 	a.up(t)
 	b.up(t)
 	a.waitConnected(t, 30*time.Second)
 	b.waitConnected(t, 30*time.Second)
 
 	t.Run("each interface has its MTU", func(t *testing.T) {
-		if out := nsA.run(t, "ip", "link", "show", a.iface); !strings.Contains(out, "mtu 65000") {
+		if out := nsA.run(t, "ip", "link", "show", a.iface); !strings.Contains(out, "mtu 1420") {
 			t.Errorf("A:\n%s", out)
 		}
-		if out := nsB.run(t, "ip", "link", "show", b.iface); !strings.Contains(out, "mtu 1420") {
+		if out := nsB.run(t, "ip", "link", "show", b.iface); !strings.Contains(out, "mtu 65000") {
 			t.Errorf("B:\n%s", out)
 		}
 	})
 
 	t.Run("9000-byte pings both ways, IPv4 and IPv6", func(t *testing.T) {
-		// A sends its request (or reply) whole, B in 1420-byte fragments.
+		// B sends its request (or reply) whole, A in 1420-byte fragments.
 		bigPings(t, "9000", "3", nsA, nsB, a, b)
 	})
 
 	t.Run("iperf3 both ways", func(t *testing.T) {
 		iperf(t, nsA, nsB, b.v4, "-t", "2")
 		iperf(t, nsA, nsB, b.v4, "-t", "2", "-R")
-		// B's kernel hands over super-packets; A does not take them.
-		if p := b.status(t).Peers[0]; p.TxSegmented < 1000 || p.TxSuperPackets != 0 {
-			t.Errorf("B cut %d super-packets and sent %d whole, want thousands and none", p.TxSegmented, p.TxSuperPackets)
+		// A's kernel hands over super-packets; B does not take them.
+		if p := a.status(t).Peers[0]; p.TxSegmented < 1000 || p.TxSuperPackets != 0 {
+			t.Errorf("A cut %d super-packets and sent %d whole, want thousands and none", p.TxSegmented, p.TxSuperPackets)
 		}
 	})
 }
 
-// TestSegmentationOffload: two nodes at MTU 1420 open their TUNs with the
-// virtio-net header and TCP segmentation offload, and carry each other's
+// TestSegmentationOffload: two nodes at the default MTU, 1420, open their
+// TUNs with the virtio-net header and TCP segmentation offload, and carry each other's
 // 64 KiB TCP super-packets whole (p2p.GSOProtocol): real TCP both ways,
 // large pings, and IPv6.
 func TestSegmentationOffload(t *testing.T) {
 	requireE2E(t, "ping", "iperf3")
 	nsA, nsB, a, b := vethPair(t, "mg", "10.119.0")
-	for _, n := range []*node{a, b} {
-		n.editConfig(t, func(c map[string]any) { c["mtu"] = 1420 })
-	}
 	a.up(t)
 	b.up(t)
 	a.waitConnected(t, 30*time.Second)

@@ -13,21 +13,10 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 )
 
-// DefaultMTU is large on purpose: packets travel on a reliable, encrypted
-// libp2p stream that segments them itself, so the TUN need not fit the
-// underlay's 1500 bytes. Whole 64 KB TCP segments cost one read, one frame
-// and one write each instead of forty-five. Measured with make bench
-// (iperf3 1 stream, tunnel/raw veth): over QUIC, MTU 1420 0.05, 16000 0.10,
-// 60000 0.21 (one run); over TCP, 60000 0.19-0.20 and 65000 0.22-0.28, with
-// 10-25% less CPU per GB (three interleaved pairs of runs). 65000 leaves
-// room for the frame's 2-byte length limit (65535). TCP's MSS negotiation
-// and path-MTU discovery keep smaller links behind a peer working.
-const DefaultMTU = 65000
-
 // Config is what the device is created with.
 type Config struct {
 	Name string       // interface name; on macOS "utun" or "utunN"
-	MTU  int          // 0 means DefaultMTU
+	MTU  int          // 0 means DefaultMTU (per platform)
 	IPv4 netip.Prefix // this node's address with the mesh prefix length
 	IPv6 netip.Prefix
 }

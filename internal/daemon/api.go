@@ -19,9 +19,10 @@ var _ control.Backend = (*Daemon)(nil)
 // Status reports the node, its peers and its counters.
 func (d *Daemon) Status(context.Context) (control.Status, error) {
 	h := d.node.Host()
+	mtu, _ := d.dev.MTU()
 	st := control.Status{
 		PeerID: d.self.String(), Interface: d.dev.Name(), Mode: d.dev.Mode(),
-		MTU: d.cfg.InterfaceMTU(), SegmentationOffload: d.virtio(),
+		MTU: mtu, SegmentationOffload: d.virtio(),
 		IPv4: d.addrs.IPv4.String(), IPv6: d.addrs.IPv6.String(),
 		SwarmPeers: len(h.Network().Peers()),
 		Userspace:  d.userspace,

@@ -133,7 +133,7 @@ func (d *Daemon) p2pOptions() (p2p.Options, error) {
 	// A device with virtio-net headers hands over TCP super-packets of up
 	// to 64 KiB and takes them from peers like it; any node takes packets
 	// up to the largest MTU a peer may have.
-	maxPacket := config.DefaultMTU + 64
+	maxPacket := config.MaxMTU + 64
 	virtio := d.virtio()
 	if virtio {
 		maxPacket = p2p.MaxFrame
@@ -173,10 +173,10 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		if uset, err = d.userspaceSettings(); err != nil {
 			return err
 		}
-		us, err = newUserspaceBackend(d.opts.Interface, d.addrs, d.cfg.InterfaceMTU())
+		us, err = newUserspaceBackend(d.opts.Interface, d.addrs, d.cfg.MTU)
 		d.dev = us
 	} else {
-		d.dev, err = newKernelBackend(d.opts.Interface, d.addrs, d.cfg.InterfaceMTU())
+		d.dev, err = newKernelBackend(d.opts.Interface, d.addrs, d.cfg.MTU)
 	}
 	if err != nil {
 		return err

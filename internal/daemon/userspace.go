@@ -21,10 +21,14 @@ type userspaceBackend struct {
 	name string
 }
 
-// newUserspaceBackend makes the stack with the kernel backend's MTU: packets
-// ride a reliable stream, and gVisor's TCP sends larger segments with a
-// larger MTU.
+// newUserspaceBackend makes the stack with the given MTU, or 0 for
+// config.MaxMTU: packets ride a reliable stream, and gVisor's TCP, which
+// has no segmentation offload here, does the least work per byte in the
+// largest segments.
 func newUserspaceBackend(name string, a config.Addresses, mtu int) (*userspaceBackend, error) {
+	if mtu == 0 {
+		mtu = config.MaxMTU
+	}
 	st, err := netstack.New(netstack.Config{IPv4: a.IPv4, IPv6: a.IPv6, MTU: mtu})
 	if err != nil {
 		return nil, fmt.Errorf("userspace network stack: %w", err)
