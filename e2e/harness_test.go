@@ -271,6 +271,7 @@ type peerStatus struct {
 	Why       string `json:"why"`
 	// Packets per path.
 	TxPackets   uint64 `json:"txPackets"`
+	RxPackets   uint64 `json:"rxPackets"`
 	TxDatagrams uint64 `json:"txDatagrams"`
 	// Super-packets sent whole, and cut into segments.
 	TxSuperPackets uint64 `json:"txSuperPackets"`

@@ -15,15 +15,19 @@ import (
 // (gso_type, gso_size) and where its checksum is still to be completed.
 // The inner TCP then works in MSS-sized segments, so it keeps little in
 // flight and queues little behind a slow link, while the tunnel still
-// moves 64 KiB per read, frame and write. Between two such nodes, frames
-// on GSOProtocol carry the header and the super-packet whole and the
-// receiving kernel takes it as one packet; to any other peer (a userspace
-// node, a node at a large MTU, a node that predates it) the sender cuts
-// super-packets into segments and completes checksums itself.
+// moves 64 KiB per read, frame and write. Frames on GSOProtocol carry the
+// header and the super-packet whole. A receiving kernel with the same
+// offload takes it as one packet. A node whose device has no such header
+// (userspace mode, a TUN at a large MTU) speaks GSOProtocol too: it
+// completes the checksums and hands its device the super-packet as one
+// large TCP segment when it fits the device's MTU, as a peer's GRO would,
+// and cuts it into segments otherwise. To a node that predates
+// GSOProtocol, and in datagrams, the sender cuts super-packets into
+// segments and completes checksums itself.
 
 // GSOProtocol is PacketProtocol with a virtio-net header in each frame,
-// between the 2-byte length and the packet: a node offers it when its
-// device reads and writes that header.
+// between the 2-byte length and the packet: every node takes it, and a
+// node offers it when its device reads and writes that header.
 const GSOProtocol protocol.ID = "/mynetwork/packets/1.1.0"
 
 // VirtioHdrLen is the size of the virtio-net header (struct
@@ -141,6 +145,35 @@ func pseudoSum(pkt []byte, ipv6 bool, l4len int) uint64 {
 	return s + 6 + uint64(l4len)
 }
 
+// finish makes a packet from a GSO stream whole for a device without
+// virtio-net headers: a partial checksum is completed, and a super-packet
+// becomes one TCP segment with its own lengths and checksums. h must have
+// passed check.
+func (h virtioHdr) finish(pkt []byte) {
+	switch {
+	case h.flags&virtioNeedsCsum == 0:
+	case h.gsoType == gsoNone:
+		completeChecksum(pkt, int(h.csumStart), int(h.csumOffset))
+	default:
+		finishTCP(pkt, int(h.csumStart), h.gsoType&^gsoECN == gsoTCPv6)
+	}
+}
+
+// finishTCP sets a TCP packet's IP length, IPv4 header checksum and TCP
+// checksum for its size; the TCP header starts at start.
+func finishTCP(pkt []byte, start int, ipv6 bool) {
+	if ipv6 {
+		binary.BigEndian.PutUint16(pkt[4:], uint16(len(pkt)-40))
+	} else {
+		binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
+		pkt[10], pkt[11] = 0, 0
+		binary.BigEndian.PutUint16(pkt[10:], ^fold(sum16(0, pkt[:start])))
+	}
+	tcp := pkt[start:]
+	tcp[16], tcp[17] = 0, 0
+	binary.BigEndian.PutUint16(tcp[16:], ^fold(sum16(pseudoSum(pkt, ipv6, len(tcp)), tcp)))
+}
+
 // segment cuts a TCP super-packet into MSS-sized segments, each a whole
 // packet with its own lengths, sequence number, IPv4 ID and checksums,
 // and calls emit with each in turn (in scratch, reused: emit copies).
@@ -163,13 +196,8 @@ func segment(pkt []byte, h virtioHdr, scratch []byte, emit func([]byte) error) e
 		copy(seg, pkt[:hdrEnd])
 		copy(seg[hdrEnd:], payload[:n])
 		payload = payload[n:]
-		if ipv6 {
-			binary.BigEndian.PutUint16(seg[4:], uint16(len(seg)-40))
-		} else {
-			binary.BigEndian.PutUint16(seg[2:], uint16(len(seg)))
+		if !ipv6 {
 			binary.BigEndian.PutUint16(seg[4:], id+uint16(i))
-			seg[10], seg[11] = 0, 0
-			binary.BigEndian.PutUint16(seg[10:], ^fold(sum16(0, seg[:start])))
 		}
 		tcp := seg[start:]
 		binary.BigEndian.PutUint32(tcp[4:], seq+uint32(i*mss))
@@ -179,8 +207,7 @@ func segment(pkt []byte, h virtioHdr, scratch []byte, emit func([]byte) error) e
 		if i > 0 {
 			tcp[13] &^= 0x80 // CWR: only on the first
 		}
-		tcp[16], tcp[17] = 0, 0
-		binary.BigEndian.PutUint16(tcp[16:], ^fold(sum16(pseudoSum(seg, ipv6, len(tcp)), tcp)))
+		finishTCP(seg, start, ipv6)
 		if err := emit(seg); err != nil {
 			return err
 		}

@@ -8,7 +8,8 @@ import (
 // FuzzVirtioHdr feeds arbitrary headers and packets, as a peer could send
 // them on a GSO stream, to the check that guards the kernel: it never
 // panics, and whatever it accepts as a super-packet segments into packets
-// whose checksums verify and whose payloads add up to the original's.
+// whose checksums verify and whose payloads add up to the original's, and
+// finishes whole into one whose checksums verify.
 func FuzzVirtioHdr(f *testing.F) {
 	for _, ipv6 := range []bool{false, true} {
 		p, h := superPacket(&testing.T{}, ipv6, bytes.Repeat([]byte{7}, 3000), 1380, 0x18)
@@ -27,13 +28,15 @@ func FuzzVirtioHdr(f *testing.F) {
 		if h.check(pkt, minMSS) != nil {
 			return
 		}
+		whole := bytes.Clone(pkt)
+		h.finish(whole)
 		if h.gsoType == gsoNone {
-			if h.flags&virtioNeedsCsum != 0 {
-				completeChecksum(bytes.Clone(pkt), int(h.csumStart), int(h.csumOffset))
-			}
 			return
 		}
 		start := int(h.csumStart)
+		if (pkt[0]>>4 == 4 || start == 40) && !valid(whole) {
+			t.Fatalf("the finished super-packet's checksum does not verify")
+		}
 		hdrEnd := start + int(pkt[start+12]>>4)*4
 		var payload []byte
 		err := segment(pkt, h, scratch, func(seg []byte) error {

@@ -3,7 +3,6 @@ package p2p
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 	"testing"
 	"time"
 
@@ -130,6 +129,31 @@ func TestSegmentTCP(t *testing.T) {
 	}
 }
 
+// TestFinishWhole: a super-packet handed whole to a device without
+// virtio-net headers is one TCP segment with valid lengths and checksums,
+// its flags and data untouched.
+func TestFinishWhole(t *testing.T) {
+	for _, ipv6 := range []bool{false, true} {
+		pkt, h := superPacket(t, ipv6, bytes.Repeat([]byte{1, 2, 3}, 9000), 1380, 0x01|0x08|0x10|0x80)
+		before := bytes.Clone(pkt)
+		h.finish(pkt)
+		if !valid(pkt) {
+			t.Errorf("ipv6=%v: bad checksum", ipv6)
+		}
+		if ipv6 && int(binary.BigEndian.Uint16(pkt[4:])) != len(pkt)-40 ||
+			!ipv6 && int(binary.BigEndian.Uint16(pkt[2:])) != len(pkt) {
+			t.Errorf("ipv6=%v: IP length does not match its %d bytes", ipv6, len(pkt))
+		}
+		start := int(h.csumStart)
+		for _, c := range [][2]int{{10, 12}, {start + 16, start + 18}} { // the checksums
+			copy(before[c[0]:c[1]], pkt[c[0]:c[1]])
+		}
+		if !bytes.Equal(pkt, before) {
+			t.Errorf("ipv6=%v: more than the checksums changed", ipv6)
+		}
+	}
+}
+
 func TestCompleteChecksum(t *testing.T) {
 	// A single TCP segment with a partial checksum, as the TUN hands over
 	// a packet that needs no segmentation.
@@ -183,17 +207,28 @@ func TestVirtioHdrCheck(t *testing.T) {
 
 // TestSuperPackets sends, from a node whose device has virtio-net headers,
 // a TCP super-packet and a small packet with a partial checksum, over TCP
-// and QUIC, to a node like it and to one without: the first gets the
-// super-packet whole with its header (GSOProtocol), the second its
-// segments; both get checksums that verify where the kernel would not
-// complete them.
+// and QUIC, to four receivers: a node like it gets the super-packet whole
+// with its header (GSOProtocol); a node without headers gets it whole as
+// one TCP segment when it fits its MTU, and cut into segments when it does
+// not; a node that predates GSOProtocol gets segments cut by the sender.
+// All get checksums that verify where the kernel would not complete them.
 func TestSuperPackets(t *testing.T) {
+	receivers := []struct {
+		name   string
+		virtio bool
+		mtu    int
+		old    bool // without GSOProtocol
+	}{{"virtio", true, 0, false}, {"whole", false, 0, false}, {"small-mtu", false, 1420, false}, {"old", false, 0, true}}
 	for _, listen := range []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"} {
-		for _, virtioB := range []bool{true, false} {
-			t.Run(fmt.Sprintf("%s/receiver-virtio=%v", listen, virtioB), func(t *testing.T) {
+		for _, rc := range receivers {
+			virtioB := rc.virtio
+			t.Run(listen+"/"+rc.name, func(t *testing.T) {
 				ka, ida := newKey(t)
 				kb, idb := newKey(t)
-				b := newNode(t, Options{Key: kb, Listen: []string{listen}, Peers: []Peer{{ID: ida}}, MaxPacket: MaxFrame, VirtioHeaders: virtioB})
+				b := newNode(t, Options{Key: kb, Listen: []string{listen}, Peers: []Peer{{ID: ida}}, MaxPacket: MaxFrame, MTU: rc.mtu, VirtioHeaders: virtioB})
+				if rc.old {
+					b.Host().RemoveStreamHandler(GSOProtocol)
+				}
 				a := newNode(t, Options{Key: ka, Listen: []string{listen}, Peers: []Peer{{ID: idb, Addrs: b.Host().Addrs()}}, MaxPacket: MaxFrame, VirtioHeaders: true})
 				start(t, a, b)
 				type rx struct{ hdr, pkt []byte }
@@ -283,6 +318,13 @@ func TestSuperPackets(t *testing.T) {
 						data = append(data, payload...)
 						continue
 					}
+					if rc.name == "whole" {
+						if len(r.pkt) != len(super) || !valid(r.pkt) || !bytes.Equal(r.hdr, make([]byte, VirtioHdrLen)) {
+							t.Fatalf("the super-packet arrived as %d bytes (want %d), checksum valid %v, header %x", len(r.pkt), len(super), valid(r.pkt), r.hdr)
+						}
+						data = append(data, r.pkt[52:]...)
+						continue
+					}
 					if len(r.pkt) > 20+32+1380 || !valid(r.pkt) || !bytes.Equal(r.hdr, make([]byte, VirtioHdrLen)) {
 						t.Fatalf("a segment of %d bytes, checksum valid %v, header %x", len(r.pkt), valid(r.pkt), r.hdr)
 					}
@@ -293,7 +335,7 @@ func TestSuperPackets(t *testing.T) {
 				}
 				st := a.Transport().Stats(idb)
 				wantWhole, wantCut := uint64(1), uint64(1) // the tiny one is always cut
-				if !virtioB {
+				if rc.old {
 					wantWhole, wantCut = 0, 2
 				}
 				if st.TxSuperPackets.Load() != wantWhole || st.TxSegmented.Load() != wantCut {

@@ -77,6 +77,10 @@ type Options struct {
 	// predates it; packets then all ride the stream.
 	NoDatagrams bool
 	MaxPacket   int
+	// MTU is the device's MTU: a peer's TCP super-packet larger than this
+	// reaches a device without virtio-net headers cut into segments; 0
+	// means MaxPacket.
+	MTU int
 	// VirtioHeaders: the device's packets carry a virtio-net header, and
 	// the node speaks GSOProtocol (see gso.go).
 	VirtioHeaders bool
@@ -141,7 +145,7 @@ func New(opts Options) (_ *Node, err error) {
 	}
 	n.loadAddrBook()
 	h.SetStreamHandler(AddrsProtocol, n.handleAddrs)
-	if n.transport, err = NewTransport(h, ids, opts.MaxPacket, !opts.NoDatagrams, opts.VirtioHeaders, opts.Log); err != nil {
+	if n.transport, err = NewTransport(h, ids, opts); err != nil {
 		return nil, err
 	}
 	// A node joins the DHT through its bootstrap peers; a public node with

@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -104,6 +105,7 @@ type Transport struct {
 	h         host.Host
 	log       *slog.Logger
 	maxPacket int
+	mtu       int                     // the device's: larger super-packets from peers are cut
 	peers     map[peer.ID]*peerSender // fixed at New: read without locks
 	inbox     chan *packet
 	pool      sync.Pool // maxPacket-sized buffers
@@ -129,14 +131,17 @@ type Transport struct {
 	closeOnce sync.Once
 }
 
-// NewTransport registers the packet protocol on h for the given peers.
-// maxPacket is the largest packet carried (at most MaxFrame).
+// NewTransport registers the packet protocols on h for the given peers,
+// with o's MaxPacket (the largest packet carried, at most MaxFrame), MTU,
+// NoDatagrams, VirtioHeaders and Log.
 //
 // With datagrams, the node advertises DatagramProtocol and reads and sends
 // QUIC datagrams on direct QUIC connections; without, it behaves like a peer
-// that predates them. With virtio, packets carry a virtio-net header in
-// their headroom and the node speaks GSOProtocol too (see gso.go).
-func NewTransport(h host.Host, peers []peer.ID, maxPacket int, datagrams, virtio bool, log *slog.Logger) (*Transport, error) {
+// that predates them. With virtio headers, packets carry a virtio-net
+// header in their headroom and the node offers GSOProtocol when it sends;
+// it takes GSOProtocol either way (see gso.go).
+func NewTransport(h host.Host, peers []peer.ID, o Options) (*Transport, error) {
+	maxPacket, log := o.MaxPacket, o.Log
 	if maxPacket <= 0 || maxPacket > MaxFrame {
 		return nil, fmt.Errorf("packet transport: max packet %d outside 1..%d", maxPacket, MaxFrame)
 	}
@@ -144,7 +149,7 @@ func NewTransport(h host.Host, peers []peer.ID, maxPacket int, datagrams, virtio
 		log = slog.Default()
 	}
 	t := &Transport{
-		h: h, log: log, maxPacket: maxPacket,
+		h: h, log: log, maxPacket: maxPacket, mtu: cmp.Or(o.MTU, maxPacket),
 		peers:   make(map[peer.ID]*peerSender, len(peers)),
 		inbox:   make(chan *packet, max(64, inboxBytes/maxPacket)),
 		streams: make(map[network.Stream]struct{}),
@@ -162,12 +167,10 @@ func NewTransport(h host.Host, peers []peer.ID, maxPacket int, datagrams, virtio
 		go t.sendLoop(ps)
 	}
 	h.SetStreamHandler(PacketProtocol, t.handleStream)
-	t.virtio = virtio
-	if virtio {
-		h.SetStreamHandler(GSOProtocol, t.handleStream)
-	}
-	t.noDatagrams = !datagrams
-	if datagrams {
+	h.SetStreamHandler(GSOProtocol, t.handleStream)
+	t.virtio = o.VirtioHeaders
+	t.noDatagrams = o.NoDatagrams
+	if !o.NoDatagrams {
 		// The handler only advertises support; nothing is ever sent on it.
 		h.SetStreamHandler(DatagramProtocol, func(s network.Stream) { s.Reset() })
 		t.notifee = &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) { t.connected(c) }}
@@ -538,6 +541,7 @@ func (t *Transport) handleStream(s network.Stream) {
 	s.CloseWrite()
 	r := bufio.NewReaderSize(s, readBufSize)
 	gso := s.Protocol() == GSOProtocol
+	var scratch []byte
 	for {
 		pk := t.pool.Get().(*packet)
 		var n int
@@ -555,19 +559,54 @@ func (t *Transport) handleStream(s network.Stream) {
 		pk.n, pk.from = n, from
 		if !gso {
 			clear(pk.vhdr())
-		} else if err := parseVirtioHdr(pk.vhdr()).check(pk.data(), minMSS); err != nil {
+		} else if h := parseVirtioHdr(pk.vhdr()); h.check(pk.data(), minMSS) != nil {
 			ps.stats.DropQueue.Add(1) // the kernel would refuse it
 			t.pool.Put(pk)
 			continue
-		}
-		ps.stats.RxPackets.Add(1)
-		select {
-		case t.inbox <- pk: // blocking here pushes back on the sender's stream
-		case <-t.closed:
+		} else if !t.virtio && h.gsoType != gsoNone && pk.n > t.mtu {
+			// Too large for this device: its segments instead.
+			err := segment(pk.data(), h, t.cutBuf(&scratch), func(seg []byte) error {
+				q := t.get(len(seg))
+				q.n, q.from = copy(q.buf[Headroom:], seg), from
+				clear(q.vhdr())
+				return t.deliver(ps, q)
+			})
 			t.pool.Put(pk)
+			if err != nil {
+				s.Reset()
+				return
+			}
+			continue
+		} else if !t.virtio {
+			h.finish(pk.data())
+			clear(pk.vhdr())
+		}
+		if t.deliver(ps, pk) != nil {
 			s.Reset()
 			return
 		}
+	}
+}
+
+// cutBuf is a stream reader's scratch buffer for segments, made at first use.
+func (t *Transport) cutBuf(b *[]byte) []byte {
+	if *b == nil {
+		*b = make([]byte, Headroom+t.maxPacket)
+	}
+	return *b
+}
+
+// deliver hands a received packet to the inbox, blocking while it is full
+// (which pushes back on the sender's stream); an error means the
+// transport is closed, and the packet went back to its pool.
+func (t *Transport) deliver(ps *peerSender, pk *packet) error {
+	ps.stats.RxPackets.Add(1)
+	select {
+	case t.inbox <- pk:
+		return nil
+	case <-t.closed:
+		t.put(pk)
+		return net.ErrClosed
 	}
 }
 

@@ -131,18 +131,17 @@ func (d *Daemon) p2pOptions() (p2p.Options, error) {
 		relays = append(relays, *ai)
 	}
 	// A device with virtio-net headers hands over TCP super-packets of up
-	// to 64 KiB and takes them from peers like it; any node takes packets
-	// up to the largest MTU a peer may have.
-	maxPacket := config.MaxMTU + 64
-	virtio := d.virtio()
-	if virtio {
-		maxPacket = p2p.MaxFrame
+	// to 64 KiB, and every node takes them from peers: packets up to the
+	// frame limit, more than the largest MTU a peer may have.
+	mtu, err := d.dev.MTU()
+	if err != nil {
+		return p2p.Options{}, fmt.Errorf("interface %s: MTU: %w", d.opts.Interface, err)
 	}
 	return p2p.Options{
 		Key: key, Listen: d.cfg.Listen(), Bootstrap: boot, MDNS: d.cfg.MDNSEnabled(),
 		Peers: peers, Relays: relays, Reachability: d.cfg.Reachability,
 		AddrBook:  strings.TrimSuffix(d.opts.ConfigPath, ".json") + ".addrs.json",
-		MaxPacket: maxPacket, VirtioHeaders: virtio, Log: d.log,
+		MaxPacket: p2p.MaxFrame, MTU: mtu, VirtioHeaders: d.virtio(), Log: d.log,
 	}, nil
 }
 
