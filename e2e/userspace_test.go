@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,7 +15,8 @@ import (
 // TestKernelAndUserspace joins a kernel-mode node (host A) and a userspace
 // node (host B, no TUN) in two namespaces: ping A→B, ssh from A to a real
 // sshd exposed by B, ssh from B to A's sshd through 'mynetwork nc', and
-// curl through B's SOCKS5 proxy to an HTTP server on A.
+// curl through B's SOCKS5 proxy to an HTTP server on A, and 30 MB each way
+// byte-exact in TCP super-packets.
 func TestKernelAndUserspace(t *testing.T) {
 	requireE2E(t, "ping", "ssh", "sshd", "ssh-keygen", "curl", "python3")
 	tag := uniq(t)
@@ -73,6 +76,53 @@ func TestKernelAndUserspace(t *testing.T) {
 		out, err := nsB.try("curl", "-s", "-m", "3", "--socks5", "127.0.0.1:1080", "http://10.121.0.1:8080/")
 		if err == nil {
 			t.Fatalf("SOCKS5 reached a host off the mesh: %s", out)
+		}
+	})
+
+	t.Run("30 MB each way, byte-exact, TCP in super-packets", func(t *testing.T) {
+		dir := t.TempDir()
+		blob := make([]byte, 30<<20)
+		rand.Read(blob)
+		want := fmt.Sprintf("%x", sha256.Sum256(blob))
+		os.WriteFile(filepath.Join(dir, "blob"), blob, 0o644)
+
+		// A (kernel) to B (userspace): curl through B's SOCKS5.
+		srv := nsA.start(t, "http-blob", "python3", "-m", "http.server", "--bind", a.v4, "--directory", dir, "8081")
+		defer srv.stop(syscall.SIGTERM)
+		got := filepath.Join(dir, "got")
+		eventually(t, 20*time.Second, "curl of the blob", func() error {
+			_, err := nsB.try("curl", "-sf", "-m", "20", "--socks5-hostname", "127.0.0.1:1080", "-o", got, "http://a:8081/blob")
+			return err
+		})
+		if b, _ := os.ReadFile(got); fmt.Sprintf("%x", sha256.Sum256(b)) != want {
+			t.Errorf("A→B: %d bytes arrived, not the blob", len(b))
+		}
+
+		// B to A: 'mynetwork nc' into a reader on A that prints the hash.
+		sink := nsA.start(t, "sink", "python3", "-c", `import hashlib, socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 9000)); s.listen(1)
+c, _ = s.accept(); h = hashlib.sha256()
+while b := c.recv(1 << 20): h.update(b)
+print(h.hexdigest(), flush=True); c.close()`, a.v4)
+		defer sink.stop(syscall.SIGTERM)
+		nc := fmt.Sprintf("%s -i %s nc a 9000 < %s", binary, b.iface, filepath.Join(dir, "blob"))
+		eventually(t, 20*time.Second, "nc of the blob", func() error {
+			_, err := nsB.try("timeout", "20", "sh", "-c", nc)
+			return err
+		})
+		eventually(t, 10*time.Second, "the sink's hash", func() error {
+			if out, _ := os.ReadFile(sink.log); !strings.Contains(string(out), want) {
+				return fmt.Errorf("sink printed %q, want %s", out, want)
+			}
+			return nil
+		})
+
+		// Both kernels' TCP and gVisor's sent super-packets, carried whole.
+		for _, n := range []*node{a, b} {
+			if p := n.status(t).Peers[0]; p.TxSuperPackets < 100 || p.TxSegmented != 0 {
+				t.Errorf("%s sent %d super-packets whole and cut %d, want hundreds and none", n.iface, p.TxSuperPackets, p.TxSegmented)
+			}
 		}
 	})
 }

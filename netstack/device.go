@@ -16,7 +16,8 @@ const batchSize = 128
 // Read fills bufs[i][offset:] with packets the stack sends out and sizes[i]
 // with their lengths. It blocks until at least one packet is queued, then
 // takes whatever else is queued without waiting, up to len(bufs). After
-// Close it returns os.ErrClosed.
+// Close it returns os.ErrClosed. With offload each packet's virtio-net
+// header goes in the 10 bytes in front of offset.
 func (s *Stack) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	if len(bufs) == 0 {
 		return 0, nil
@@ -32,10 +33,13 @@ func (s *Stack) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		}
 		for pkt != nil {
 			// A packet that does not fit is dropped. It cannot
-			// happen with the engine's buffers (offset+MTU+64):
-			// the stack never emits more than the MTU.
+			// happen with the engine's buffers (offset+ReadSize+64):
+			// the stack never emits more than that.
 			if size, ok := copyPacket(bufs[n][offset:], pkt); ok {
 				sizes[n] = size
+				if s.link.offload {
+					putVirtioHdr(bufs[n][offset-virtioHdrLen:], bufs[n][offset:offset+size], pkt.GSOOptions)
+				}
 				n++
 			}
 			pkt.DecRef()
@@ -69,7 +73,8 @@ func copyPacket(dst []byte, pkt *stack.PacketBuffer) (int, bool) {
 
 // Write hands the packets at bufs[i][offset:] to the stack as if they had
 // arrived on the NIC. Packets that are neither IPv4 nor IPv6 are dropped.
-// It returns len(bufs), or os.ErrClosed after Close.
+// With offload, a packet's virtio-net header is in the 10 bytes in front
+// of offset. It returns len(bufs), or os.ErrClosed after Close.
 func (s *Stack) Write(bufs [][]byte, offset int) (int, error) {
 	if s.closed.Load() {
 		return 0, os.ErrClosed
@@ -84,6 +89,9 @@ func (s *Stack) Write(bufs [][]byte, offset int) (int, error) {
 			proto = header.IPv6ProtocolNumber
 		default:
 			continue
+		}
+		if s.link.offload && b[offset-virtioHdrLen+1] != 0 { // a super-packet
+			setIPLength(pkt)
 		}
 		// gVisor needs the packet in its own buffer: MakeWithData
 		// copies it into a pooled chunk, so the caller may reuse b.

@@ -16,6 +16,7 @@ import (
 // retransmits it.
 type link struct {
 	mtu     atomic.Uint32
+	offload bool // TCP segmentation and checksum offload (offload.go)
 	out     chan *stack.PacketBuffer
 	done    chan struct{} // closed by close
 	dropped atomic.Uint64 // outbound packets that found the queue full
@@ -25,10 +26,13 @@ type link struct {
 	dispatcher stack.NetworkDispatcher
 }
 
-var _ stack.LinkEndpoint = (*link)(nil)
+var (
+	_ stack.LinkEndpoint = (*link)(nil)
+	_ stack.GSOEndpoint  = (*link)(nil)
+)
 
-func newLink(queueLen int, mtu uint32) *link {
-	l := &link{out: make(chan *stack.PacketBuffer, queueLen), done: make(chan struct{})}
+func newLink(queueLen int, mtu uint32, offload bool) *link {
+	l := &link{out: make(chan *stack.PacketBuffer, queueLen), done: make(chan struct{}), offload: offload}
 	l.mtu.Store(mtu)
 	return l
 }
@@ -132,10 +136,33 @@ func (*link) LinkAddress() tcpip.LinkAddress { return "" }
 // SetLinkAddress implements stack.LinkEndpoint.
 func (*link) SetLinkAddress(tcpip.LinkAddress) {}
 
-// Capabilities implements stack.LinkEndpoint. No checksum offload: the stack
-// computes and verifies every checksum, as kernel peers expect. No link
-// address resolution.
-func (*link) Capabilities() stack.LinkEndpointCapabilities { return stack.CapabilityNone }
+// Capabilities implements stack.LinkEndpoint. Without offload the stack
+// computes and verifies every checksum, as kernel peers expect; with it,
+// see offload.go. No link address resolution.
+func (l *link) Capabilities() stack.LinkEndpointCapabilities {
+	if l.offload {
+		return stack.CapabilityRXChecksumOffload
+	}
+	return stack.CapabilityNone
+}
+
+// SupportedGSO implements stack.GSOEndpoint: with offload, TCP hands the
+// link super-packets and partial checksums, which the peer's kernel (or
+// the transport) completes.
+func (l *link) SupportedGSO() stack.SupportedGSO {
+	if l.offload {
+		return stack.HostGSOSupported
+	}
+	return stack.GSONotSupported
+}
+
+// GSOMaxSize implements stack.GSOEndpoint: a super-packet fits one frame.
+func (l *link) GSOMaxSize() uint32 {
+	if l.offload {
+		return maxSuperPacket
+	}
+	return 0
+}
 
 // Wait implements stack.LinkEndpoint: the link has no goroutines.
 func (*link) Wait() {}

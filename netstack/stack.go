@@ -43,6 +43,9 @@ type Config struct {
 	IPv4 netip.Addr // this node's IPv4 address, e.g. 100.64.12.34; required
 	IPv6 netip.Addr // this node's IPv6 ULA, e.g. fd6d:796e:6574::…; optional (zero: none)
 	MTU  int        // 0 means DefaultMTU; otherwise 1280..65535
+	// Offload gives the device TCP segmentation and checksum offload, as
+	// a Linux TUN with the virtio-net header has (see offload.go).
+	Offload bool
 }
 
 // Stack is a userspace TCP/IP stack holding this node's mesh addresses. It is
@@ -89,7 +92,7 @@ func newStack(cfg Config, tune tuning) (*Stack, error) {
 		// route to itself.
 		HandleLocal: true,
 	})
-	s := &Stack{st: st, link: newLink(tune.queueLen, uint32(cfg.MTU)), v4: v4, mtu: cfg.MTU}
+	s := &Stack{st: st, link: newLink(tune.queueLen, uint32(cfg.MTU), cfg.Offload), v4: v4, mtu: cfg.MTU}
 	if v6.IsValid() {
 		s.v6 = v6.WithZone("")
 	}

@@ -80,8 +80,8 @@ wait_ping() {
   echo "no ping to $1" >&2; exit 1
 }
 rtt() { ip netns exec "$1" ping -q -c 50 -i 0.02 "$2" | awk -F/ '/^rtt/ {print $5}'; }
-tput_retr() { # NS HOST PORT STREAMS: "Mbit/s-received sender-retransmits"
-  ip netns exec "$1" iperf3 -c "$2" -p "$3" -t "$secs" -P "$4" -f m |
+tput_retr() { # NS HOST PORT STREAMS [IPERF3-FLAGS]: "Mbit/s-received sender-retransmits"
+  ip netns exec "$1" iperf3 -c "$2" -p "$3" -t "$secs" -P "$4" -f m "${@:5}" |
     awk '/sender/ {r=$(NF-1)} /receiver/ {v=$(NF-2)} END {print v, r}'
 }
 tput() { local v; v=$(tput_retr "$@"); echo "${v%% *}"; }
@@ -241,6 +241,7 @@ start "$b" bu -i mbb -c "$work/b.json" --userspace --socks5 off --expose 5202=12
 wait_ping "$ip_b"
 sleep 3
 row "kernel→userspace 1 stream (Mbit/s)" "$(tput "$a" 10.124.0.2 5201 1)" "$(tput "$a" "$ip_b" 5202 1)"
+row "userspace→kernel 1 stream (Mbit/s)" "$(tput "$a" 10.124.0.2 5201 1 -R)" "$(tput "$a" "$ip_b" 5202 1 -R)"
 
 # 3. Userspace on both: A forwards a local port to B's exposed iperf3, and
 # curl fetches a file through A's SOCKS5. Raw: the same on B's loopback.

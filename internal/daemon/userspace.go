@@ -22,14 +22,13 @@ type userspaceBackend struct {
 }
 
 // newUserspaceBackend makes the stack with the given MTU, or 0 for
-// config.MaxMTU: packets ride a reliable stream, and gVisor's TCP, which
-// has no segmentation offload here, does the least work per byte in the
-// largest segments.
+// config.MaxMTU, and TCP segmentation offload: packets ride a reliable
+// stream, and gVisor's TCP moves up to 64 KiB at a time either way.
 func newUserspaceBackend(name string, a config.Addresses, mtu int) (*userspaceBackend, error) {
 	if mtu == 0 {
 		mtu = config.MaxMTU
 	}
-	st, err := netstack.New(netstack.Config{IPv4: a.IPv4, IPv6: a.IPv6, MTU: mtu})
+	st, err := netstack.New(netstack.Config{IPv4: a.IPv4, IPv6: a.IPv6, MTU: mtu, Offload: true})
 	if err != nil {
 		return nil, fmt.Errorf("userspace network stack: %w", err)
 	}
