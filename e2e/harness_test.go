@@ -277,6 +277,8 @@ type peerStatus struct {
 	TxSuperPackets uint64 `json:"txSuperPackets"`
 	TxSegmented    uint64 `json:"txSegmented"`
 	RxDatagrams    uint64 `json:"rxDatagrams"`
+	// Dropped by CoDel: packets waited too long in the peer's queue.
+	DroppedForDelay uint64 `json:"droppedForDelay"`
 }
 
 type status struct {

@@ -26,10 +26,7 @@ func TestMixedMTU(t *testing.T) {
 	})
 
 	b.editConfig(t, func(c map[string]any) { c["mtu"] = 65000 })
-	a.up(t)
-	b.up(t)
-	a.waitConnected(t, 30*time.Second)
-	b.waitConnected(t, 30*time.Second)
+	upPair(t, a, b)
 
 	t.Run("each interface has its MTU", func(t *testing.T) {
 		if out := nsA.run(t, "ip", "link", "show", a.iface); !strings.Contains(out, "mtu 1420") {
@@ -66,10 +63,7 @@ func TestMixedMTU(t *testing.T) {
 func TestSegmentationOffload(t *testing.T) {
 	requireE2E(t, "ping", "iperf3")
 	nsA, nsB, a, b := vethPair(t, "mg", "10.119.0")
-	a.up(t)
-	b.up(t)
-	a.waitConnected(t, 30*time.Second)
-	b.waitConnected(t, 30*time.Second)
+	upPair(t, a, b)
 
 	if out := nsA.run(t, "ip", "-d", "link", "show", a.iface); !strings.Contains(out, "mtu 1420") || !strings.Contains(out, "vnet_hdr on") {
 		t.Errorf("ip -d link show %s:\n%s", a.iface, out)
@@ -89,6 +83,23 @@ func TestSegmentationOffload(t *testing.T) {
 	}
 }
 
+// TestQueueDelayDrops: one CUBIC stream (loss-based, the usual Linux
+// default) through the tunnel over a 100 Mbit/s link builds a queue at the
+// sender; CoDel drops from it (status: droppedForDelay), which is what
+// keeps a ping beside it from waiting behind the whole queue, and the
+// transfer goes on.
+func TestQueueDelayDrops(t *testing.T) {
+	requireE2E(t, "iperf3", "tc")
+	nsA, nsB, a, b := vethPair(t, "mq", "10.126.0")
+	upPair(t, a, b)
+	ping(t, nsA, b.v4, 20*time.Second)
+	nsA.run(t, "tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "100mbit", "burst", "32kb", "latency", "20ms")
+	iperf(t, nsA, nsB, b.v4, "-t", "3", "-C", "cubic")
+	if p := a.status(t).Peers[0]; p.DroppedForDelay == 0 {
+		t.Errorf("no packet dropped for delay behind a CUBIC stream over a 100 Mbit/s link: %+v", p)
+	}
+}
+
 // vethPair makes two namespaces joined by a veth pair on net.0/24 and a
 // node in each, peered (A knows B's TCP address), not yet up.
 func vethPair(t *testing.T, prefix, net string) (nsA, nsB *netns, a, b *node) {
@@ -102,6 +113,15 @@ func vethPair(t *testing.T, prefix, net string) (nsA, nsB *netns, a, b *node) {
 	a.addPeer(t, "b", b, map[string]any{"addrs": []string{"/ip4/" + net + ".2/tcp/8001"}})
 	b.addPeer(t, "a", a, nil)
 	return nsA, nsB, a, b
+}
+
+// upPair brings A and B up and waits until each has the other.
+func upPair(t *testing.T, a, b *node) {
+	t.Helper()
+	a.up(t)
+	b.up(t)
+	a.waitConnected(t, 30*time.Second)
+	b.waitConnected(t, 30*time.Second)
 }
 
 // bigPings waits for A to reach B, then pings count times with size-byte

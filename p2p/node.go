@@ -518,7 +518,8 @@ type PeerState struct {
 	RxDatagrams uint64
 	// TCP super-packets sent whole, and cut into segments.
 	TxSuperPackets, TxSegmented uint64
-	Dropped                     uint64
+	Dropped                     uint64 // all drops, including DroppedForDelay
+	DroppedForDelay             uint64 // by CoDel: packets waited too long
 }
 
 // State reports a configured peer's connection, preferring a direct one.
@@ -541,7 +542,8 @@ func (n *Node) State(p peer.ID) PeerState {
 		st.TxPackets, st.RxPackets = c.TxPackets.Load(), c.RxPackets.Load()
 		st.TxDatagrams, st.RxDatagrams = c.TxDatagrams.Load(), c.RxDatagrams.Load()
 		st.TxSuperPackets, st.TxSegmented = c.TxSuperPackets.Load(), c.TxSegmented.Load()
-		st.Dropped = c.DropQueue.Load() + c.DropNoLink.Load()
+		st.DroppedForDelay = c.DropDelay.Load()
+		st.Dropped = c.DropQueue.Load() + c.DropNoLink.Load() + st.DroppedForDelay
 	}
 	return st
 }

@@ -53,6 +53,7 @@ type PeerCounters struct {
 	TxSuperPackets, TxSegmented atomic.Uint64
 	DropQueue                   atomic.Uint64 // Send found the peer's queue full
 	DropNoLink                  atomic.Uint64 // no connection or stream to the peer
+	DropDelay                   atomic.Uint64 // CoDel: packets waited too long (codel.go)
 }
 
 // packet is a queued or received packet at buf[Headroom:Headroom+n]. The
@@ -63,6 +64,7 @@ type packet struct {
 	buf  []byte
 	n    int
 	from peer.ID
+	enq  time.Duration // when it entered a peer's queue, since the transport's start
 }
 
 // Headroom is the space in front of every packet: engine.Offset.
@@ -79,6 +81,7 @@ type peerSender struct {
 	stats  PeerCounters
 	reset  atomic.Bool  // set by ResetPeer, read by sendLoop
 	queued atomic.Int64 // bytes in queue
+	aqm    codel        // sendLoop's
 }
 
 // get returns a pooled buffer for an n-byte packet: small packets (ACKs,
@@ -104,6 +107,7 @@ func (t *Transport) put(pk *packet) {
 type Transport struct {
 	h         host.Host
 	log       *slog.Logger
+	start     time.Time // packets' queue times count from here
 	maxPacket int
 	mtu       int                     // the device's: larger super-packets from peers are cut
 	peers     map[peer.ID]*peerSender // fixed at New: read without locks
@@ -149,7 +153,7 @@ func NewTransport(h host.Host, peers []peer.ID, o Options) (*Transport, error) {
 		log = slog.Default()
 	}
 	t := &Transport{
-		h: h, log: log, maxPacket: maxPacket, mtu: cmp.Or(o.MTU, maxPacket),
+		h: h, log: log, maxPacket: maxPacket, start: time.Now(), mtu: cmp.Or(o.MTU, maxPacket),
 		peers:   make(map[peer.ID]*peerSender, len(peers)),
 		inbox:   make(chan *packet, max(64, inboxBytes/maxPacket)),
 		streams: make(map[network.Stream]struct{}),
@@ -261,6 +265,7 @@ func (t *Transport) admit(ps *peerSender, n int) *packet {
 }
 
 func (t *Transport) enqueue(ps *peerSender, pk *packet) {
+	pk.enq = time.Since(t.start)
 	select {
 	case ps.queue <- pk:
 	default:
@@ -345,6 +350,12 @@ func (t *Transport) sendLoop(ps *peerSender) {
 			dg, dgAt = t.datagramConn(ps.id), time.Now()
 		}
 		for pk != nil {
+			if now := time.Since(t.start); ps.aqm.drop(now, now-pk.enq, ps.queued.Load()) {
+				ps.stats.DropDelay.Add(1)
+				t.put(pk)
+				pk = t.next(ps)
+				continue
+			}
 			h, herr := t.header(pk)
 			gso := h.gsoType != gsoNone
 			switch {

@@ -177,9 +177,9 @@ row "shaped 1 Gbit/s, 1 stream (Mbit/s)" "$shaped_raw" "$shaped_tun"
 row "shaped 1 Gbit/s, TCP retransmits" "$retr_raw" "$retr_tun"
 # Latency under load: ping while one iperf3 stream fills the shaped link,
 # the queue an ssh session next to a large copy waits behind.
-loaded_rtt() { # HOST: ping RTT avg (ms) to HOST during a 1-stream transfer to it
+loaded_rtt() { # HOST [PORT [IPERF3-FLAGS]]: ping RTT avg (ms) to HOST during a 1-stream transfer
   local ip r
-  ip netns exec "$a" iperf3 -c "$1" -p 5201 -t 4 >/dev/null & ip=$!
+  ip netns exec "$a" iperf3 -c "$1" -p "${2:-5201}" -t 4 "${@:3}" >/dev/null & ip=$!
   sleep 1; r=$(rtt "$a" "$1"); wait "$ip" || true
   echo "$r"
 }
@@ -192,6 +192,11 @@ loaded_rows() { # RATE: rows for the link as it is shaped now
 loaded_rows "1 Gbit/s"
 shape 100mbit 32kb
 loaded_rows "100 Mbit/s"
+# This machine's default congestion control is BBR, which keeps queues
+# short by itself; most Linux systems default to CUBIC, which fills every
+# queue that does not drop (see p2p/codel.go).
+row "ping under load, 100 Mbit/s, CUBIC (ms)" "$(loaded_rtt 10.124.0.2 5201 -C cubic)" "$(loaded_rtt "$ip_b" 5201 -C cubic)"
+if [ -n "$wg" ]; then row "wireguard-go ping under load, 100 Mbit/s, CUBIC (ms)" "$(loaded_rtt 10.124.0.2 5201 -C cubic)" "$(loaded_rtt "$wg" 5201 -C cubic)"; fi
 unshape
 
 # 1% random loss each way (no netem here: iptables statistic), dropped as
@@ -242,6 +247,10 @@ wait_ping "$ip_b"
 sleep 3
 row "kernel→userspace 1 stream (Mbit/s)" "$(tput "$a" 10.124.0.2 5201 1)" "$(tput "$a" "$ip_b" 5202 1)"
 row "userspace→kernel 1 stream (Mbit/s)" "$(tput "$a" 10.124.0.2 5201 1 -R)" "$(tput "$a" "$ip_b" 5202 1 -R)"
+# gVisor's TCP (Reno) uploading over a 100 Mbit/s link, and ping beside it.
+shape 100mbit 32kb
+row "userspace upload: ping under load, 100 Mbit/s (ms)" "$(loaded_rtt 10.124.0.2 5201 -R -C reno)" "$(loaded_rtt "$ip_b" 5202 -R)"
+unshape
 
 # 3. Userspace on both: A forwards a local port to B's exposed iperf3, and
 # curl fetches a file through A's SOCKS5. Raw: the same on B's loopback.

@@ -55,6 +55,10 @@ type PeerStatus struct {
 	TxSuperPackets uint64 `json:"txSuperPackets"`
 	TxSegmented    uint64 `json:"txSegmented"`
 	Dropped        uint64 `json:"dropped"`
+	// DroppedForDelay counts packets dropped (and in Dropped) because
+	// they had waited too long in the peer's queue: the signal that slows
+	// a sender down before a standing queue forms.
+	DroppedForDelay uint64 `json:"droppedForDelay"`
 }
 
 // Counters are the packet engine's totals.
