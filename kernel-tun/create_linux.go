@@ -14,19 +14,21 @@ import (
 // sizes its bursts to the link's rate. At 65000 every TCP segment is 64 KB
 // whatever the link, and a few of them in flight fill a slow link's queue:
 // ping beside one iperf3 stream over a 100 Mbit/s link took 49 ms at 65000
-// and 4-7 ms at 1420 (raw 4.3, wireguard-go 5). Measured in the same runs,
-// 1420 cost one stream nothing (0.98-1.04 of 65000's rate, unshaped veth)
-// and four streams about as much as the machine's noise (6 interleaved
-// pairs: 0.15-0.17 of raw at 1420, 0.15-0.18 at 65000).
+// and 3-8 ms at 1420 (raw 4-5, wireguard-go 5). On an unshaped 20 Gbit/s
+// veth, where both are CPU-bound, 1420 gave one stream 0.73-1.18 of
+// 65000's rate in eight same-run comparisons (mean 0.95) and four streams
+// 0.74-1.20 in five (mean 0.93): a few percent at most, within the
+// machine's noise, for a tenfold shorter queue on the links people have.
 const DefaultMTU = 1420
 
-// createTUN opens a Linux TUN. At MTU 16000 and up it has no virtio-net header (IFF_VNET_HDR), which tun.CreateTUN always
-// asks for: every TCP segment is already one packet of up to 65000 bytes,
-// so segmentation offload has nothing to do, and with the header the
-// library would read each packet into its own buffer, copy it out and
-// compute its TCP checksum in Go (together 10% of the sending daemon's CPU
-// under iperf3). Without it the kernel reads straight into the engine's
-// buffer and fills in checksums itself.
+// createTUN opens a Linux TUN. At MTU 16000 and up it has no virtio-net
+// header (IFF_VNET_HDR), which tun.CreateTUN always asks for: every TCP
+// segment is already one packet of up to 65000 bytes, so segmentation
+// offload has nothing to do, and with the header the library would read
+// each packet into its own buffer, copy it out and compute its TCP
+// checksum in Go (together 10% of the sending daemon's CPU under iperf3).
+// Without it the kernel reads straight into the engine's buffer and fills
+// in checksums itself.
 //
 // Below 16000 the TUN has the header and TCP segmentation offload, and the
 // device hands the header over with each packet (gsoTUN): the inner TCP

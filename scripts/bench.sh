@@ -157,6 +157,26 @@ if [ -n "$wg" ]; then
   row "wireguard-go ping RTT avg (ms)" "$raw_rtt" "$wg_rtt"
   row "Mynetwork vs wireguard-go, ping (ms)" "$wg_rtt" "$tun_rtt"
 fi
+# Latency under load: ping while one iperf3 stream fills the shaped link,
+# the queue an ssh session next to a large copy waits behind.
+loaded_rtt() { # HOST [PORT [IPERF3-FLAGS]]: ping RTT avg (ms) to HOST during a 1-stream transfer
+  local ip r
+  ip netns exec "$a" iperf3 -c "$1" -p "${2:-5201}" -t 4 "${@:3}" >/dev/null & ip=$!
+  sleep 1; r=$(rtt "$a" "$1"); wait "$ip" || true
+  echo "$r"
+}
+# This machine's default congestion control is BBR, which keeps queues
+# short by itself; most Linux systems default to CUBIC, which fills every
+# queue that does not drop (see p2p/codel.go). First on the fresh
+# connection, as on a slow link; again below, after the fast rows have
+# grown its buffers.
+cubic_rows() { # WHEN
+  row "ping under load, 100 Mbit/s, CUBIC, $1 (ms)" "$(loaded_rtt 10.124.0.2 5201 -C cubic)" "$(loaded_rtt "$ip_b" 5201 -C cubic)"
+  if [ -n "$wg" ]; then row "wireguard-go ping under load, 100 Mbit/s, CUBIC, $1 (ms)" "$(loaded_rtt 10.124.0.2 5201 -C cubic)" "$(loaded_rtt "$wg" 5201 -C cubic)"; fi
+}
+shape 100mbit 32kb
+cubic_rows "fresh"
+unshape
 paired "kernel TCP 1 stream (Mbit/s)" 1
 kernel1=$median
 if [ -n "$wg" ]; then
@@ -175,14 +195,6 @@ read -r shaped_raw retr_raw <<<"$(tput_retr "$a" 10.124.0.2 5201 1)"
 read -r shaped_tun retr_tun <<<"$(tput_retr "$a" "$ip_b" 5201 1)"
 row "shaped 1 Gbit/s, 1 stream (Mbit/s)" "$shaped_raw" "$shaped_tun"
 row "shaped 1 Gbit/s, TCP retransmits" "$retr_raw" "$retr_tun"
-# Latency under load: ping while one iperf3 stream fills the shaped link,
-# the queue an ssh session next to a large copy waits behind.
-loaded_rtt() { # HOST [PORT [IPERF3-FLAGS]]: ping RTT avg (ms) to HOST during a 1-stream transfer
-  local ip r
-  ip netns exec "$a" iperf3 -c "$1" -p "${2:-5201}" -t 4 "${@:3}" >/dev/null & ip=$!
-  sleep 1; r=$(rtt "$a" "$1"); wait "$ip" || true
-  echo "$r"
-}
 loaded_rows() { # RATE: rows for the link as it is shaped now
   local raw tun
   raw=$(loaded_rtt 10.124.0.2); tun=$(loaded_rtt "$ip_b")
@@ -192,11 +204,7 @@ loaded_rows() { # RATE: rows for the link as it is shaped now
 loaded_rows "1 Gbit/s"
 shape 100mbit 32kb
 loaded_rows "100 Mbit/s"
-# This machine's default congestion control is BBR, which keeps queues
-# short by itself; most Linux systems default to CUBIC, which fills every
-# queue that does not drop (see p2p/codel.go).
-row "ping under load, 100 Mbit/s, CUBIC (ms)" "$(loaded_rtt 10.124.0.2 5201 -C cubic)" "$(loaded_rtt "$ip_b" 5201 -C cubic)"
-if [ -n "$wg" ]; then row "wireguard-go ping under load, 100 Mbit/s, CUBIC (ms)" "$(loaded_rtt 10.124.0.2 5201 -C cubic)" "$(loaded_rtt "$wg" 5201 -C cubic)"; fi
+cubic_rows "warm"
 unshape
 
 # 1% random loss each way (no netem here: iptables statistic), dropped as
@@ -245,12 +253,15 @@ ip netns exec "$b" python3 -m http.server --bind 127.0.0.1 --directory "$work/ww
 start "$b" bu -i mbb -c "$work/b.json" --userspace --socks5 off --expose 5202=127.0.0.1:5202 --expose 8080=127.0.0.1:8080; pid_b=$started
 wait_ping "$ip_b"
 sleep 3
+# gVisor's TCP (Reno) uploading over a 100 Mbit/s link, and ping beside
+# it: on the fresh connection, and after the fast rows.
+upload_row() { # WHEN
+  row "userspace upload: ping under load, 100 Mbit/s, $1 (ms)" "$(loaded_rtt 10.124.0.2 5201 -R -C reno)" "$(loaded_rtt "$ip_b" 5202 -R)"
+}
+shape 100mbit 32kb; upload_row fresh; unshape
 row "kernel→userspace 1 stream (Mbit/s)" "$(tput "$a" 10.124.0.2 5201 1)" "$(tput "$a" "$ip_b" 5202 1)"
 row "userspace→kernel 1 stream (Mbit/s)" "$(tput "$a" 10.124.0.2 5201 1 -R)" "$(tput "$a" "$ip_b" 5202 1 -R)"
-# gVisor's TCP (Reno) uploading over a 100 Mbit/s link, and ping beside it.
-shape 100mbit 32kb
-row "userspace upload: ping under load, 100 Mbit/s (ms)" "$(loaded_rtt 10.124.0.2 5201 -R -C reno)" "$(loaded_rtt "$ip_b" 5202 -R)"
-unshape
+shape 100mbit 32kb; upload_row warm; unshape
 
 # 3. Userspace on both: A forwards a local port to B's exposed iperf3, and
 # curl fetches a file through A's SOCKS5. Raw: the same on B's loopback.
@@ -271,11 +282,11 @@ for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
 pids=()
 mesh=$(MYNETWORK_BIN="$bin" "$(dirname "$0")/bench-mesh.sh")
 
-printf '\n%-46s %12s %12s %8s  %s\n' scenario raw tunnel ratio "ratios of the ${BENCH_PAIRS:-3} pairs"
-for r in "${rows[@]}"; do IFS='|' read -r n raw tun ratio range <<<"$r"; printf '%-46s %12s %12s %8s  %s\n' "$n" "$raw" "$tun" "$ratio" "$range"; done
-printf '%-46s %12s\n' "daemon RSS after up, idle (MiB)" "$idle_rss"
-printf '%-46s %12s\n' "CPU s per GB, both daemons (kernel 1 stream)" "$cpu_per_gb"
-while IFS='|' read -r name value; do printf '%-46s %12s\n' "$name" "$value"; done <<<"$mesh"
+printf '\n%-62s %12s %12s %8s  %s\n' scenario raw tunnel ratio "ratios of the ${BENCH_PAIRS:-3} pairs"
+for r in "${rows[@]}"; do IFS='|' read -r n raw tun ratio range <<<"$r"; printf '%-62s %12s %12s %8s  %s\n' "$n" "$raw" "$tun" "$ratio" "$range"; done
+printf '%-62s %12s\n' "daemon RSS after up, idle (MiB)" "$idle_rss"
+printf '%-62s %12s\n' "CPU s per GB, both daemons (kernel 1 stream)" "$cpu_per_gb"
+while IFS='|' read -r name value; do printf '%-62s %12s\n' "$name" "$value"; done <<<"$mesh"
 if [ -n "${BENCH_JSON:-}" ]; then
   { echo '{"rows": ['; sep=''
     num() { [[ $1 =~ ^[0-9.]+$ ]] && echo "$1" || echo null; }
