@@ -90,7 +90,7 @@ func (s *Stack) Write(bufs [][]byte, offset int) (int, error) {
 		default:
 			continue
 		}
-		if s.link.offload && b[offset-virtioHdrLen+1] != 0 { // a super-packet
+		if s.link.offload && isSuperPacket(b[offset-virtioHdrLen:]) {
 			setIPLength(pkt)
 		}
 		// gVisor needs the packet in its own buffer: MakeWithData

@@ -61,6 +61,10 @@ func putVirtioHdr(h, pkt []byte, gso stack.GSO) {
 	binary.LittleEndian.PutUint16(h[4:], gso.MSS)
 }
 
+// isSuperPacket says whether the virtio-net header h asks for
+// segmentation (its gso_type is set).
+func isSuperPacket(h []byte) bool { return h[1] != 0 }
+
 // setIPLength makes a peer's super-packet's IP length field match its size,
 // so that the stack takes it as one large TCP segment.
 func setIPLength(pkt []byte) {

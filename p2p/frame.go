@@ -26,8 +26,9 @@ func WriteFrame(w *bufio.Writer, pkt []byte) error {
 // noOffload is a virtio-net header that asks for nothing.
 var noOffload [VirtioHdrLen]byte
 
-// writeSmall buffers a frame (no check: see WriteFrame): the packet's length, hdr (empty on a plain
-// stream, a virtio-net header on a GSO one), then the packet.
+// writeSmall buffers a frame (no check: see WriteFrame): the packet's
+// length, hdr (empty on a plain stream, a virtio-net header on a GSO one),
+// then the packet.
 func writeSmall(w *bufio.Writer, hdr, pkt []byte) error {
 	var n [2]byte
 	binary.BigEndian.PutUint16(n[:], uint16(len(pkt)))

@@ -465,9 +465,7 @@ func (t *Transport) writeFrame(w *bufio.Writer, s network.Stream, pk *packet, h 
 			segHdr = noOffload[:]
 		}
 		*pending = true
-		scratch := t.pool.Get().(*packet)
-		defer t.pool.Put(scratch)
-		return false, segment(pk.data(), h, scratch.buf, func(seg []byte) error {
+		return false, t.segment(pk, h, func(seg []byte) error {
 			return writeSmall(w, segHdr, seg)
 		})
 	}
@@ -552,7 +550,6 @@ func (t *Transport) handleStream(s network.Stream) {
 	s.CloseWrite()
 	r := bufio.NewReaderSize(s, readBufSize)
 	gso := s.Protocol() == GSOProtocol
-	var scratch []byte
 	for {
 		pk := t.pool.Get().(*packet)
 		var n int
@@ -570,41 +567,49 @@ func (t *Transport) handleStream(s network.Stream) {
 		pk.n, pk.from = n, from
 		if !gso {
 			clear(pk.vhdr())
-		} else if h := parseVirtioHdr(pk.vhdr()); h.check(pk.data(), minMSS) != nil {
-			ps.stats.DropQueue.Add(1) // the kernel would refuse it
-			t.pool.Put(pk)
-			continue
-		} else if !t.virtio && h.gsoType != gsoNone && pk.n > t.mtu {
-			// Too large for this device: its segments instead.
-			err := segment(pk.data(), h, t.cutBuf(&scratch), func(seg []byte) error {
-				q := t.get(len(seg))
-				q.n, q.from = copy(q.buf[Headroom:], seg), from
-				clear(q.vhdr())
-				return t.deliver(ps, q)
-			})
-			t.pool.Put(pk)
-			if err != nil {
-				s.Reset()
-				return
-			}
-			continue
-		} else if !t.virtio {
-			h.finish(pk.data())
-			clear(pk.vhdr())
+			err = t.deliver(ps, pk)
+		} else {
+			err = t.deliverGSO(ps, pk)
 		}
-		if t.deliver(ps, pk) != nil {
+		if err != nil {
 			s.Reset()
 			return
 		}
 	}
 }
 
-// cutBuf is a stream reader's scratch buffer for segments, made at first use.
-func (t *Transport) cutBuf(b *[]byte) []byte {
-	if *b == nil {
-		*b = make([]byte, Headroom+t.maxPacket)
+// deliverGSO delivers a packet from a GSO stream, its peer's header in
+// front of it: as it is to a device with virtio-net headers; otherwise
+// finished into one TCP segment, or cut into segments when it is larger
+// than the device's MTU. A header the kernel would refuse drops it.
+func (t *Transport) deliverGSO(ps *peerSender, pk *packet) error {
+	h := parseVirtioHdr(pk.vhdr())
+	switch {
+	case h.check(pk.data(), minMSS) != nil:
+		ps.stats.DropQueue.Add(1)
+		t.pool.Put(pk)
+		return nil
+	case t.virtio:
+	case h.gsoType != gsoNone && pk.n > t.mtu:
+		defer t.pool.Put(pk)
+		return t.segment(pk, h, func(seg []byte) error {
+			q := t.get(len(seg))
+			q.n, q.from = copy(q.buf[Headroom:], seg), pk.from
+			clear(q.vhdr())
+			return t.deliver(ps, q)
+		})
+	default:
+		h.finish(pk.data())
+		clear(pk.vhdr())
 	}
-	return *b
+	return t.deliver(ps, pk)
+}
+
+// segment cuts a super-packet into segments for emit, in a pooled buffer.
+func (t *Transport) segment(pk *packet, h virtioHdr, emit func([]byte) error) error {
+	scratch := t.pool.Get().(*packet)
+	defer t.pool.Put(scratch)
+	return segment(pk.data(), h, scratch.buf, emit)
 }
 
 // deliver hands a received packet to the inbox, blocking while it is full

@@ -130,13 +130,14 @@ func (d *Daemon) p2pOptions() (p2p.Options, error) {
 		ai, _ := peer.AddrInfoFromString(s) // validated by Load
 		relays = append(relays, *ai)
 	}
-	// A device with virtio-net headers hands over TCP super-packets of up
-	// to 64 KiB, and every node takes them from peers: packets up to the
-	// frame limit, more than the largest MTU a peer may have.
 	mtu, err := d.dev.MTU()
 	if err != nil {
 		return p2p.Options{}, fmt.Errorf("interface %s: MTU: %w", d.opts.Interface, err)
 	}
+	// MaxPacket: a device with virtio-net headers hands over TCP
+	// super-packets of up to 64 KiB, and every node takes them from peers:
+	// packets up to the frame limit, more than the largest MTU a peer may
+	// have.
 	return p2p.Options{
 		Key: key, Listen: d.cfg.Listen(), Bootstrap: boot, MDNS: d.cfg.MDNSEnabled(),
 		Peers: peers, Relays: relays, Reachability: d.cfg.Reachability,
