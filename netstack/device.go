@@ -33,7 +33,7 @@ func (s *Stack) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		}
 		for pkt != nil {
 			// A packet that does not fit is dropped. It cannot
-			// happen with the engine's buffers (offset+ReadSize+64):
+			// happen with the engine's buffers (engine.BufferSize):
 			// the stack never emits more than that.
 			if size, ok := copyPacket(bufs[n][offset:], pkt); ok {
 				sizes[n] = size

@@ -6,103 +6,125 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/mynetwork/mynetwork/internal/engine"
 )
 
+// sizedDevice is an engine.Device with an MTU and, when read is set, reads
+// as large as a TCP super-packet: only its sizes are used.
+type sizedDevice struct {
+	engine.Device
+	mtu, read int
+}
+
+func (d sizedDevice) MTU() (int, error) { return d.mtu, nil }
+func (d sizedDevice) ReadSize() int {
+	return max(d.mtu, d.read)
+}
+
 // TestLargePacketsChangeHands sends a mix of large and small packets as the
-// engine does (SendBuffers from engine-sized buffers) and receives them into
-// engine-sized buffers: every packet arrives intact and in order, and the
-// large ones moved by buffer, not by copy, at both ends.
+// engine does (SendBuffers from buffers of the engine's size for the
+// device) and receives them into such buffers: every packet arrives intact
+// and in order, and the large ones moved by buffer, not by copy, at both
+// ends.
 func TestLargePacketsChangeHands(t *testing.T) {
-	const maxPacket = 65064
+	devices := map[string]sizedDevice{"TUN with offload": {mtu: 1420, read: 0xFFFF}, "TUN at 65000": {mtu: 65000}}
 	for _, listen := range []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"} {
-		t.Run(listen, func(t *testing.T) {
-			ka, ida := newKey(t)
-			kb, idb := newKey(t)
-			b := newNode(t, Options{Key: kb, Listen: []string{listen}, Peers: []Peer{{ID: ida}}, MaxPacket: maxPacket})
-			a := newNode(t, Options{Key: ka, Listen: []string{listen}, Peers: []Peer{{ID: idb, Addrs: b.Host().Addrs()}}, MaxPacket: maxPacket})
-			start(t, a, b)
-			engineBufs := func(n int) [][]byte {
-				bufs := make([][]byte, n)
-				for i := range bufs {
-					bufs[i] = make([]byte, Headroom+maxPacket)
-				}
-				return bufs
-			}
+		for name, dev := range devices {
+			t.Run(listen+"/"+name, func(t *testing.T) {
+				largePacketsChangeHands(t, listen, dev)
+			})
+		}
+	}
+}
 
-			rx := engineBufs(8)
-			sizes, from := make([]int, len(rx)), make([]peer.ID, len(rx))
-			got := make(chan []byte, 100)
-			swappedRx := 0
-			go func() {
-				for {
-					before := make([]*byte, len(rx))
-					for i := range rx {
-						before[i] = &rx[i][0]
-					}
-					n, err := b.Transport().Receive(rx, sizes, from, Headroom)
-					if err != nil {
-						close(got)
-						return
-					}
-					for i := range n {
-						if &rx[i][0] != before[i] {
-							swappedRx++
-						}
-						got <- bytes.Clone(rx[i][Headroom : Headroom+sizes[i]])
-					}
-				}
-			}()
-			probe := ipv4(6, 60, 0x18, 0)
-			openStream(t, a, idb, probe, got)
+func largePacketsChangeHands(t *testing.T, listen string, dev sizedDevice) {
+	ka, ida := newKey(t)
+	kb, idb := newKey(t)
+	b := newNode(t, Options{Key: kb, Listen: []string{listen}, Peers: []Peer{{ID: ida}}, MaxPacket: MaxFrame})
+	a := newNode(t, Options{Key: ka, Listen: []string{listen}, Peers: []Peer{{ID: idb, Addrs: b.Host().Addrs()}}, MaxPacket: MaxFrame})
+	start(t, a, b)
+	maxPacket, bufLen := dev.ReadSize(), engine.BufferSize(dev, a.Transport())
+	engineBufs := func(n int) [][]byte {
+		bufs := make([][]byte, n)
+		for i := range bufs {
+			bufs[i] = make([]byte, bufLen)
+		}
+		return bufs
+	}
 
-			var want [][]byte
-			tx := engineBufs(4)
-			txSizes := make([]int, len(tx))
-			swappedTx, large := 0, 0
-			for round := range 10 {
-				for i := range tx {
-					size := []int{maxPacket, 100, 30000, 1400}[i]
-					p := ipv4(6, size, 0x18, round*4+i)
-					txSizes[i] = copy(tx[i][Headroom:], p)
-					want = append(want, p)
-					if size > smallPacket {
-						large++
-					}
-				}
-				before := make([]*byte, len(tx))
-				for i := range tx {
-					before[i] = &tx[i][0]
-				}
-				if err := a.Transport().SendBuffers(idb, tx, txSizes, Headroom); err != nil {
-					t.Fatal(err)
-				}
-				for i := range tx {
-					if &tx[i][0] != before[i] {
-						swappedTx++
-					}
-					if len(tx[i]) < Headroom+maxPacket {
-						t.Fatalf("SendBuffers left a %d-byte buffer in place of a %d-byte one", len(tx[i]), Headroom+maxPacket)
-					}
-				}
+	rx := engineBufs(8)
+	sizes, from := make([]int, len(rx)), make([]peer.ID, len(rx))
+	got := make(chan []byte, 100)
+	swappedRx := 0
+	go func() {
+		for {
+			before := make([]*byte, len(rx))
+			for i := range rx {
+				before[i] = &rx[i][0]
 			}
-			for i, w := range want {
-				var p []byte
-				select {
-				case p = <-got:
-					for bytes.Equal(p, probe) { // a late probe: not one of ours
-						p = <-got
-					}
-					if !bytes.Equal(p, w) {
-						t.Fatalf("packet %d: got %d bytes, want %d (or the bytes differ)", i, len(p), len(w))
-					}
-				case <-time.After(10 * time.Second):
-					t.Fatalf("packet %d of %d not received; %+v", i, len(want), a.Transport().Stats(idb))
+			n, err := b.Transport().Receive(rx, sizes, from, Headroom)
+			if err != nil {
+				close(got)
+				return
+			}
+			for i := range n {
+				if &rx[i][0] != before[i] {
+					swappedRx++
 				}
+				got <- bytes.Clone(rx[i][Headroom : Headroom+sizes[i]])
 			}
-			if swappedTx != large || swappedRx != large {
-				t.Errorf("large packets moved by buffer: %d sent, %d received, of %d", swappedTx, swappedRx, large)
+		}
+	}()
+	probe := ipv4(6, 60, 0x18, 0)
+	openStream(t, a, idb, probe, got)
+
+	var want [][]byte
+	tx := engineBufs(4)
+	txSizes := make([]int, len(tx))
+	swappedTx, large := 0, 0
+	for round := range 10 {
+		for i := range tx {
+			size := []int{maxPacket, 100, 30000, 1400}[i]
+			p := ipv4(6, size, 0x18, round*4+i)
+			txSizes[i] = copy(tx[i][Headroom:], p)
+			want = append(want, p)
+			if size > smallPacket {
+				large++
 			}
-		})
+		}
+		before := make([]*byte, len(tx))
+		for i := range tx {
+			before[i] = &tx[i][0]
+		}
+		if err := a.Transport().SendBuffers(idb, tx, txSizes, Headroom); err != nil {
+			t.Fatal(err)
+		}
+		for i := range tx {
+			if &tx[i][0] != before[i] {
+				swappedTx++
+			}
+			if len(tx[i]) < bufLen {
+				t.Fatalf("SendBuffers left a %d-byte buffer in place of a %d-byte one", len(tx[i]), bufLen)
+			}
+		}
+	}
+	for i, w := range want {
+		var p []byte
+		select {
+		case p = <-got:
+			for bytes.Equal(p, probe) { // a late probe: not one of ours
+				p = <-got
+			}
+			if !bytes.Equal(p, w) {
+				t.Fatalf("packet %d: got %d bytes, want %d (or the bytes differ)", i, len(p), len(w))
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("packet %d of %d not received; %+v", i, len(want), a.Transport().Stats(idb))
+		}
+	}
+	if swappedTx != large || swappedRx != large {
+		t.Errorf("large packets moved by buffer: %d sent, %d received, of %d", swappedTx, swappedRx, large)
 	}
 }
 

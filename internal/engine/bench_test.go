@@ -116,7 +116,7 @@ func (t *takingTransport) SendBuffers(_ peer.ID, bufs [][]byte, _ []int, _ int) 
 // BenchmarkOutboundBuffers is BenchmarkOutbound over a transport that takes
 // the buffers (engine.BufferTaker).
 func BenchmarkOutboundBuffers(b *testing.B) {
-	benchOutbound(b, &takingTransport{spare: makeBufs(benchBatch, bufSize(&benchDevice{}))})
+	benchOutbound(b, &takingTransport{spare: makeBufs(benchBatch, BufferSize(&benchDevice{}, nil))})
 }
 
 // BenchmarkInbound measures the transport → device loop per batch of 64

@@ -170,17 +170,25 @@ type ReadSizer interface {
 	ReadSize() int
 }
 
-// bufSize is the size of each packet buffer: headroom plus the device MTU
-// (or read size), with room for the largest IPv6 header variants.
-func bufSize(d Device) int {
+// BufferSize is the length of each of the engine's packet buffers for a
+// device and a transport: headroom plus the device's largest packet (its
+// MTU with room for the largest IPv6 header variants, or a read's
+// super-packet), and whatever the transport may deliver. Buffers that are
+// large anyway are made the transport's size, so that a BufferTaker can
+// trade them for its own instead of copying the packet.
+func BufferSize(d Device, tr Transport) int {
 	mtu, err := d.MTU()
 	if err != nil || mtu <= 0 {
 		mtu = 1500
 	}
+	size := mtu + 64
 	if r, ok := d.(ReadSizer); ok {
-		mtu = max(mtu, r.ReadSize())
+		size = max(size, r.ReadSize())
 	}
-	return Offset + mtu + 64
+	if m, ok := tr.(MaxPacketer); ok && size > m.MaxPacket()/2 {
+		size = max(size, m.MaxPacket())
+	}
+	return Offset + size
 }
 
 func makeBufs(n, size int) [][]byte {
@@ -195,7 +203,7 @@ func makeBufs(n, size int) [][]byte {
 // bound for one peer as one Send.
 func (e *Engine) outbound() error {
 	n := batchOf(e.dev)
-	bufs := makeBufs(n, bufSize(e.dev))
+	bufs := makeBufs(n, BufferSize(e.dev, e.tr))
 	sizes := make([]int, n)
 	run := newRun(n)
 	for {
@@ -294,8 +302,8 @@ func (e *Engine) send(to peer.ID, r *run, bufs [][]byte, sizes []int) {
 // the sender may not use, and writes the rest to the device as one batch.
 func (e *Engine) inbound() error {
 	n := batchOf(e.dev)
-	size := bufSize(e.dev)
-	if m, ok := e.tr.(MaxPacketer); ok {
+	size := BufferSize(e.dev, e.tr)
+	if m, ok := e.tr.(MaxPacketer); ok { // a peer's MTU can be larger than ours
 		size = max(size, Offset+m.MaxPacket())
 	}
 	bufs := makeBufs(n, size)

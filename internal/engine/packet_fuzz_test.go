@@ -163,7 +163,7 @@ func newInboundRig(tb testing.TB) *inboundRig {
 		tb.Fatal(err)
 	}
 	r.eng = eng
-	r.maxPkt = bufSize(r.tun.TUN()) - Offset
+	r.maxPkt = BufferSize(r.tun.TUN(), r.tr) - Offset
 	done := make(chan error, 1)
 	go func() { done <- eng.Run(ctx) }()
 	tb.Cleanup(func() {
