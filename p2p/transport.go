@@ -65,6 +65,7 @@ type packet struct {
 	n    int
 	from peer.ID
 	enq  time.Duration // when it entered a peer's queue, since the transport's start
+	next *packet       // in a flow's queue (fq.go)
 }
 
 // Headroom is the space in front of every packet: engine.Offset.
@@ -76,12 +77,10 @@ func (pk *packet) data() []byte { return pk.buf[Headroom : Headroom+pk.n] }
 func (pk *packet) vhdr() []byte { return pk.buf[Headroom-VirtioHdrLen : Headroom] }
 
 type peerSender struct {
-	id     peer.ID
-	queue  chan *packet
-	stats  PeerCounters
-	reset  atomic.Bool  // set by ResetPeer, read by sendLoop
-	queued atomic.Int64 // bytes in queue
-	aqm    codel        // sendLoop's
+	id    peer.ID
+	queue *fq
+	stats PeerCounters
+	reset atomic.Bool // set by ResetPeer, read by sendLoop
 }
 
 // get returns a pooled buffer for an n-byte packet: small packets (ACKs,
@@ -164,7 +163,9 @@ func NewTransport(h host.Host, peers []peer.ID, o Options) (*Transport, error) {
 	t.pool.New = func() any { return &packet{buf: make([]byte, Headroom+maxPacket)} }
 	t.small.New = func() any { return &packet{buf: make([]byte, Headroom+min(smallPacket, maxPacket))} }
 	for _, p := range peers {
-		t.peers[p] = &peerSender{id: p, queue: make(chan *packet, queueSlots)}
+		ps := &peerSender{id: p}
+		ps.queue = newFQ(func() { ps.stats.DropDelay.Add(1) }, func() { ps.stats.DropQueue.Add(1) }, t.put)
+		t.peers[p] = ps
 	}
 	for _, ps := range t.peers {
 		t.wg.Add(1)
@@ -249,30 +250,21 @@ func (t *Transport) swappable(pooled, theirs []byte, offset int) bool {
 	return offset == Headroom && len(pooled) >= len(theirs) && len(theirs) >= Headroom+t.maxPacket
 }
 
-// admit counts an n-byte packet into the peer's queue and returns a buffer
-// for it, or nil when it is too large or the queue is full.
+// admit returns a buffer for an n-byte packet to the peer, or nil when no
+// frame can carry it.
 func (t *Transport) admit(ps *peerSender, n int) *packet {
 	if n == 0 || n > t.maxPacket { // no frame for it: see WriteFrame
-		ps.stats.DropQueue.Add(1)
-		return nil
-	}
-	if ps.queued.Add(int64(n)) > queueBytes {
-		ps.queued.Add(-int64(n))
 		ps.stats.DropQueue.Add(1)
 		return nil
 	}
 	return t.get(n)
 }
 
+// enqueue adds a packet to the peer's queue, which drops from its largest
+// flow when it is full.
 func (t *Transport) enqueue(ps *peerSender, pk *packet) {
 	pk.enq = time.Since(t.start)
-	select {
-	case ps.queue <- pk:
-	default:
-		ps.queued.Add(-int64(pk.n))
-		ps.stats.DropQueue.Add(1)
-		t.put(pk)
-	}
+	ps.queue.add(pk, queueSlots, queueBytes)
 }
 
 // Receive blocks for one packet and takes whatever else is already there.
@@ -332,12 +324,19 @@ func (t *Transport) sendLoop(ps *peerSender) {
 	)
 	defer reset()
 	for {
-		var pk *packet
 		select {
 		case <-t.closed:
 			return
-		case pk = <-ps.queue:
-			ps.queued.Add(-int64(pk.n))
+		default:
+		}
+		pk := t.next(ps)
+		if pk == nil {
+			select {
+			case <-t.closed:
+				return
+			case <-ps.queue.ready:
+			}
+			continue
 		}
 		if ps.reset.Swap(false) {
 			reset()
@@ -350,12 +349,6 @@ func (t *Transport) sendLoop(ps *peerSender) {
 			dg, dgAt = t.datagramConn(ps.id), time.Now()
 		}
 		for pk != nil {
-			if now := time.Since(t.start); ps.aqm.drop(now, now-pk.enq, ps.queued.Load()) {
-				ps.stats.DropDelay.Add(1)
-				t.put(pk)
-				pk = t.next(ps)
-				continue
-			}
 			h, herr := t.header(pk)
 			gso := h.gsoType != gsoNone
 			switch {
@@ -409,13 +402,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 
 // next takes the peer's next queued packet, if one is there.
 func (t *Transport) next(ps *peerSender) *packet {
-	select {
-	case pk := <-ps.queue:
-		ps.queued.Add(-int64(pk.n))
-		return pk
-	default:
-		return nil
-	}
+	return ps.queue.take(time.Since(t.start))
 }
 
 // header is the virtio-net header the device put in front of a packet,
