@@ -15,18 +15,27 @@ import (
 	"testing"
 	"time"
 
+	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 )
 
-// recordingConn is a manet.Conn that records each Write and can fail them.
+// recordingConn is a manet.Conn that records each Write, can fail them,
+// and can hold them until released.
 type recordingConn struct {
 	manet.Conn
-	mu     sync.Mutex
-	writes [][]byte
-	fail   error
+	mu      sync.Mutex
+	writes  [][]byte
+	fail    error
+	blocked chan struct{} // when set, each Write waits for a receive
 }
 
 func (r *recordingConn) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	b := r.blocked
+	r.mu.Unlock()
+	if b != nil {
+		<-b
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail != nil {
@@ -38,113 +47,134 @@ func (r *recordingConn) Write(p []byte) (int, error) {
 
 func (r *recordingConn) Close() error { return nil }
 
+func (r *recordingConn) LocalMultiaddr() ma.Multiaddr  { return ma.StringCast("/ip4/127.0.0.1/tcp/1") }
+func (r *recordingConn) RemoteMultiaddr() ma.Multiaddr { return ma.StringCast("/ip4/127.0.0.1/tcp/2") }
+
 func (r *recordingConn) got() [][]byte {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.writes
 }
 
-// record builds a TLS 1.3 application-data record with n bytes of payload.
-func record(n int, fill byte) []byte {
-	p := bytes.Repeat([]byte{fill}, 5+n)
-	p[0], p[1], p[2], p[3], p[4] = 23, 3, 3, byte(n>>8), byte(n)
-	return p
+// unblock lets the held write and all later ones through.
+func (r *recordingConn) unblock() {
+	r.mu.Lock()
+	release := r.blocked
+	r.blocked = nil
+	r.mu.Unlock()
+	close(release)
 }
 
-func TestCoalescingConnHoldsFullRecords(t *testing.T) {
-	rc := &recordingConn{}
+// TestCoalescingConnGathers: what is written while the socket is busy
+// goes out in one system call, in order, byte for byte.
+func TestCoalescingConnGathers(t *testing.T) {
+	rc := &recordingConn{blocked: make(chan struct{})}
 	c := newCoalescingConn(rc)
-	c.limit = time.Minute // only the records decide when to write
-	full := tlsFullRecord - 5
+	defer c.Close()
+	c.Write([]byte("first"))
+	eventually(t, "the first write in the socket", func() bool { return c.writing.Load() == 5 })
 	var want []byte
-	for i := range 3 {
-		r := record(full, byte(i))
-		want = append(want, r...)
-		if n, err := c.Write(r); n != len(r) || err != nil {
-			t.Fatalf("write of a full record: %d, %v", n, err)
+	for i := range 10 {
+		p := bytes.Repeat([]byte{byte(i)}, 1000)
+		if n, err := c.Write(p); n != len(p) || err != nil {
+			t.Fatalf("Write: %d, %v", n, err)
 		}
+		want = append(want, p...)
 	}
-	if w := rc.got(); len(w) != 0 {
-		t.Fatalf("full records were written at once (%d writes); want them held", len(w))
+	if got := c.backlog.Load(); got != int64(5+len(want)) {
+		t.Errorf("backlog %d, want %d", got, 5+len(want))
 	}
-	last := record(100, 9)
-	want = append(want, last...)
-	if _, err := c.Write(last); err != nil {
-		t.Fatal(err)
+	rc.unblock()
+	eventually(t, "two writes", func() bool { return len(rc.got()) == 2 })
+	if w := rc.got(); string(w[0]) != "first" || !bytes.Equal(w[1], want) {
+		t.Fatalf("writes of %d and %d bytes; want 5, then the ten gathered as one", len(w[0]), len(w[1]))
 	}
-	if w := rc.got(); len(w) != 1 || !bytes.Equal(w[0], want) {
-		t.Fatalf("got %d writes; want the three held records and the short one in one write", len(w))
-	}
-
-	// Anything that is not a full application-data record goes at once.
-	for _, p := range [][]byte{{22, 3, 3, 0, 1, 0}, record(full-1, 1), []byte("/multistream/1.0.0\n")} {
-		before := len(rc.got())
-		c.Write(p)
-		if len(rc.got()) != before+1 {
-			t.Fatalf("% x... was held", p[:5])
-		}
-	}
+	eventually(t, "no backlog", func() bool { return c.backlog.Load() == 0 })
 }
 
-func TestCoalescingConnFlushesALoneFullRecord(t *testing.T) {
-	rc := &recordingConn{}
+// TestCoalescingConnBacklogged: more waiting than the connection should
+// hold makes Backlogged true until the socket has taken it, and each
+// piece the socket takes sends a token on room.
+func TestCoalescingConnBacklogged(t *testing.T) {
+	rc := &recordingConn{blocked: make(chan struct{})}
 	c := newCoalescingConn(rc)
-	r := record(tlsFullRecord-5, 7)
-	c.Write(r)
-	eventually(t, "the held record written", func() bool { return len(rc.got()) == 1 })
-	if !bytes.Equal(rc.got()[0], r) {
-		t.Fatal("the held record changed")
+	defer c.Close()
+	c.limit.Store(10_000)
+	c.Write(make([]byte, 6000))
+	if c.Backlogged() {
+		t.Fatal("backlogged under the limit")
 	}
+	c.Write(make([]byte, 6000))
+	if !c.Backlogged() {
+		t.Fatal("not backlogged over the limit")
+	}
+	rc.unblock()
+	select {
+	case <-c.room:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no token on room after the socket took the data")
+	}
+	eventually(t, "the backlog gone", func() bool { return !c.Backlogged() })
 }
 
-func TestCoalescingConnHoldsAtMostHoldBytes(t *testing.T) {
-	rc := &recordingConn{}
+// TestCoalescingConnBoundsItsBuffer: while the socket takes nothing,
+// Write waits once maxBuffered bytes are gathered.
+func TestCoalescingConnBoundsItsBuffer(t *testing.T) {
+	rc := &recordingConn{blocked: make(chan struct{})}
 	c := newCoalescingConn(rc)
-	c.limit = time.Minute // only the records decide when to write
-	r := record(tlsFullRecord-5, 1)
-	total := 0
-	for range 20 {
-		c.Write(r)
-		total += len(r)
+	defer c.Close()
+	c.Write([]byte("x")) // held in the socket
+	eventually(t, "the first write in the socket", func() bool { return c.writing.Load() == 1 })
+	c.Write(make([]byte, maxBuffered))
+	wrote := make(chan struct{})
+	go func() {
+		c.Write([]byte("y"))
+		close(wrote)
+	}()
+	select {
+	case <-wrote:
+		t.Fatal("Write took more than maxBuffered while the socket was stuck")
+	case <-time.After(100 * time.Millisecond):
 	}
-	c.Write(record(10, 2))
-	sum := 0
-	for _, w := range rc.got() {
-		if len(w) > holdBytes+tlsFullRecord {
-			t.Fatalf("one write of %d bytes; at most %d are held", len(w), holdBytes)
-		}
-		sum += len(w)
-	}
-	if sum != total+15 {
-		t.Fatalf("%d bytes written; want %d", sum, total+15)
+	rc.unblock()
+	select {
+	case <-wrote:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Write still waiting after the socket took the data")
 	}
 }
 
-func TestCoalescingConnReportsAFailedFlush(t *testing.T) {
-	rc := &recordingConn{}
+// TestCoalescingConnReportsAFailedWrite: once the socket fails, every
+// later Write returns its error.
+func TestCoalescingConnReportsAFailedWrite(t *testing.T) {
+	broken := errors.New("broken pipe")
+	rc := &recordingConn{fail: broken}
 	c := newCoalescingConn(rc)
-	c.limit = time.Minute // only the records decide when to write
-	c.Write(record(tlsFullRecord-5, 1))
-	broken := errors.New("connection reset")
-	rc.mu.Lock()
-	rc.fail = broken
-	rc.mu.Unlock()
-	if _, err := c.Write(record(10, 2)); !errors.Is(err, broken) {
-		t.Fatalf("write after a failed flush: %v; want %v", err, broken)
-	}
-	if _, err := c.Write(record(10, 2)); !errors.Is(err, broken) {
-		t.Fatalf("the failure is not sticky: %v", err)
-	}
+	defer c.Close()
+	c.Write([]byte("lost"))
+	eventually(t, "the error reported", func() bool {
+		_, err := c.Write([]byte("more"))
+		return errors.Is(err, broken)
+	})
 }
 
+// TestCoalescingConnFlushesOnClose: Close sends what is gathered first.
 func TestCoalescingConnFlushesOnClose(t *testing.T) {
-	rc := &recordingConn{}
+	rc := &recordingConn{blocked: make(chan struct{})}
 	c := newCoalescingConn(rc)
-	c.limit = time.Minute // only the records decide when to write
-	c.Write(record(tlsFullRecord-5, 1))
+	c.Write([]byte("one"))
+	eventually(t, "the first write in the socket", func() bool { return c.writing.Load() == 3 })
+	c.Write([]byte("two"))
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		rc.unblock()
+	}()
 	c.Close()
-	if len(rc.got()) != 1 {
-		t.Fatal("Close dropped a held record")
+	if w := rc.got(); len(w) != 2 || string(w[1]) != "two" {
+		t.Fatalf("writes %q; want one, two", w)
+	}
+	if _, err := c.Write([]byte("late")); err == nil {
+		t.Fatal("Write after Close succeeded")
 	}
 }
 
@@ -168,10 +198,9 @@ func (c *countingConn) count() int {
 	return c.writes
 }
 
-// TestCoalescingUnderCryptoTLS pins what the coalescing relies on: Go's
-// TLS 1.3 writes a large Write as full records followed by a shorter one,
-// and through coalescingConn each Write reaches the socket in one piece,
-// byte for byte.
+// TestCoalescingUnderCryptoTLS: through coalescingConn, the records Go's
+// TLS 1.3 cuts a large Write into reach the socket together, byte for
+// byte.
 func TestCoalescingUnderCryptoTLS(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -208,27 +237,30 @@ func TestCoalescingUnderCryptoTLS(t *testing.T) {
 	}
 	counted := &countingConn{Conn: mc}
 	cc := newCoalescingConn(counted)
-	// A loaded machine can stall this goroutine between two records of
-	// one Write for longer than the usual hold; that case has its own test.
-	cc.limit = 10 * time.Second
 	c := tls.Client(cc, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
 	defer c.Close()
 	if err := c.Handshake(); err != nil {
 		t.Fatal(err)
 	}
-	start := counted.count()
+	start, steady := counted.count(), 0
 	var sent []byte
 	for i, m := range msgs {
-		before := counted.count()
+		// crypto/tls starts with small records and sends full-size ones
+		// once 128 KiB have gone: the first three writes are not counted.
+		if i == 3 {
+			eventually(t, "the first writes sent", func() bool { return cc.backlog.Load() == 0 })
+			steady = counted.count()
+		}
 		if _, err := c.Write(m); err != nil {
 			t.Fatal(err)
 		}
-		// crypto/tls starts with small records and sends full-size ones
-		// once 128 KiB have gone: the first three writes are not counted.
-		if i >= 3 && counted.count()-before != 1 {
-			t.Errorf("write %d of %d bytes reached the socket in %d writes; want 1", i, size, counted.count()-before)
-		}
 		sent = append(sent, m...)
+	}
+	eventually(t, "all sent", func() bool { return cc.backlog.Load() == 0 })
+	// Each Write is four full records and a short one; the writer may
+	// catch the first record alone, but no more than that.
+	if n, most := counted.count()-steady, 2*(len(msgs)-3); n > most {
+		t.Errorf("%d writes of %d bytes reached the socket in %d system calls; want at most %d", len(msgs)-3, size, n, most)
 	}
 	select {
 	case got := <-done:
@@ -253,4 +285,60 @@ func selfSigned(t *testing.T) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestGate: after the connection's limit has been written to the stream,
+// full waits until as many bytes have reached the connection (yamux hands
+// them on later), then says whether it is backlogged; waitRoom returns
+// once the socket has taken the backlog.
+func TestGate(t *testing.T) {
+	rc := &recordingConn{blocked: make(chan struct{})}
+	c := newCoalescingConn(rc)
+	defer c.Close()
+	c.Write([]byte("x")) // held in the socket
+	eventually(t, "the first write in the socket", func() bool { return c.writing.Load() == 1 })
+	c.limit.Store(1000)
+	g := newGate(c)
+	noFlush := func() error { return nil }
+	never := func() bool { return false }
+	g.wrote(500)
+	if g.full(noFlush, nil, never) {
+		t.Fatal("full before the limit was written")
+	}
+	g.wrote(1000)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		c.Write(make([]byte, 1500))
+	}()
+	if !g.full(noFlush, nil, never) {
+		t.Fatal("not full: it did not wait for the 1500 bytes to reach the connection")
+	}
+	done := make(chan bool)
+	go func() { done <- g.waitRoom(nil, never) }()
+	select {
+	case <-done:
+		t.Fatal("waitRoom returned while the socket took nothing")
+	case <-time.After(50 * time.Millisecond):
+	}
+	rc.unblock()
+	select {
+	case ok := <-done:
+		if !ok {
+			t.Fatal("waitRoom says cancelled")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("waitRoom still waiting after the socket took the backlog")
+	}
+	if g.full(noFlush, nil, never) {
+		t.Fatal("full with nothing written since")
+	}
+	// Bytes counted that never reach the connection do not stall it.
+	g.wrote(5000)
+	returned := make(chan bool)
+	go func() { returned <- g.full(noFlush, nil, never) }()
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		t.Fatal("full waits for bytes that never come")
+	}
 }

@@ -41,6 +41,7 @@ const (
 	openTimeout     = 10 * time.Second
 	reopenBackoff   = 500 * time.Millisecond
 	datagramRecheck = 2 * time.Second
+	gateRecheck     = 100 * time.Millisecond
 )
 
 // PeerCounters count one peer's traffic on the packet transport.
@@ -314,12 +315,25 @@ func (t *Transport) sendLoop(ps *peerSender) {
 		dg       *quic.Conn // nil: no datagram path right now
 		dgAt     time.Time  // when dg was last chosen
 		pending  bool       // frames written to w and not flushed
+		g        *gate      // the TCP connection under s, or nil
 		reset    = func() {
 			if s != nil {
 				s.Reset()
 				s = nil
 			}
+			pending, g = false, nil
+		}
+		flush = func() error {
+			if !pending {
+				return nil
+			}
 			pending = false
+			err := w.Flush()
+			if err != nil {
+				t.log.Debug("packet stream failed; reopening", "peer", ps.id, "err", err)
+				reset()
+			}
+			return err
 		}
 	)
 	defer reset()
@@ -373,6 +387,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 						break
 					}
 					w.Reset(s)
+					g = newGate(conns.lookup(s.Conn()))
 				}
 				whole, err := t.writeFrame(w, s, pk, h, &pending)
 				if err != nil {
@@ -381,6 +396,9 @@ func (t *Transport) sendLoop(ps *peerSender) {
 					break
 				}
 				ps.stats.TxPackets.Add(1)
+				if g != nil {
+					g.wrote(pk.n) // a frame is more: never over-counted
+				}
 				if gso && whole {
 					ps.stats.TxSuperPackets.Add(1)
 				} else if gso {
@@ -388,14 +406,16 @@ func (t *Transport) sendLoop(ps *peerSender) {
 				}
 			}
 			t.put(pk)
+			if g != nil && g.full(flush, t.closed, ps.reset.Load) {
+				break
+			}
 			pk = t.next(ps)
 		}
-		if pending {
-			pending = false
-			if err := w.Flush(); err != nil {
-				t.log.Debug("packet stream failed; reopening", "peer", ps.id, "err", err)
-				reset()
-			}
+		flush()
+		// While the connection holds more than it should, packets wait in
+		// the flow queues (coalesce.go).
+		if g != nil && !g.waitRoom(t.closed, ps.reset.Load) {
+			return
 		}
 	}
 }
