@@ -212,3 +212,12 @@ func TestNodeThatListensNowhere(t *testing.T) {
 		}
 	}
 }
+
+// TestYamuxMessageHoldsAFrame: a whole frame of the packet stream, the
+// largest super-packet with its length and virtio-net header, fits one
+// yamux message (its 12-byte header included).
+func TestYamuxMessageHoldsAFrame(t *testing.T) {
+	if got, want := yamuxTransport().MaxMessageSize, uint32(12+2+VirtioHdrLen+MaxFrame); got < want {
+		t.Fatalf("yamux messages of %d bytes; a frame needs %d", got, want)
+	}
+}

@@ -9,8 +9,21 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	ma "github.com/multiformats/go-multiaddr"
 )
+
+// yamuxTransport is go-libp2p's yamux with messages large enough for a
+// whole frame of the packet stream (a 64 KB super-packet with its length
+// and virtio-net header): with yamux's default of 64 KiB, each took two
+// messages, so two TLS writes at the sender and two frames to decode at
+// the receiver. The limit is the sender's only: a receiver takes any
+// message its stream's window allows.
+func yamuxTransport() *yamux.Transport {
+	t := *yamux.DefaultTransport
+	t.MaxMessageSize = 128 << 10
+	return &t
+}
 
 // hostOptions are the libp2p settings of a VPN node.
 func (n *Node) hostOptions(opts Options) []libp2p.Option {
@@ -28,6 +41,7 @@ func (n *Node) hostOptions(opts Options) []libp2p.Option {
 		listen,
 		libp2p.Transport(newTCPTransport), // see coalesce.go
 		libp2p.Transport(libp2pquic.NewTransport),
+		libp2p.Muxer(yamux.ID, yamuxTransport()),
 		libp2p.UserAgent(userAgentName),
 		libp2p.AddrsFactory(withoutMesh),
 		libp2p.ConnectionGater(meshGater{}),
