@@ -13,7 +13,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/transport"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcpreuse"
-	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 )
 
@@ -223,114 +222,6 @@ func (c *coalescingConn) failed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closing || c.err != nil
-}
-
-// gate holds a peer's packets in its flow queues while the TCP connection
-// under its stream holds more than it should. Frames written to a yamux
-// stream reach the connection only when yamux's send loop gets to them (it
-// queues up to 64 frames), so after writing about the connection's limit
-// the gate first waits until as many bytes have reached it.
-type gate struct {
-	c        *coalescingConn
-	base     int64 // c.received once all written before had reached it
-	unsynced int64 // bytes written to the stream since
-	timer    *time.Timer
-}
-
-func newGate(c *coalescingConn) *gate {
-	if c == nil {
-		return nil
-	}
-	g := &gate{c: c, base: c.received.Load(), timer: time.NewTimer(time.Hour)}
-	g.timer.Stop()
-	return g
-}
-
-// wrote counts n bytes written to the stream.
-func (g *gate) wrote(n int) { g.unsynced += int64(n) }
-
-// full says whether to stop taking packets: once about the connection's
-// limit has been written since the last check, it waits (flushing first)
-// until those bytes have reached the connection, then asks it. It stops
-// waiting when recheck says the stream is to move.
-func (g *gate) full(flush func() error, cancel <-chan struct{}, recheck func() bool) bool {
-	if g.unsynced < g.c.limit.Load() {
-		return false
-	}
-	if flush() != nil {
-		return false
-	}
-	// The bytes written are counted short (without frame headers), so they
-	// all arrive; a wait is bounded all the same, by one gateRecheck.
-	target := g.base + g.unsynced
-	g.c.waiting.Store(true)
-	for deadline := time.Now().Add(gateRecheck); g.c.received.Load() < target && !g.c.failed() && !recheck() && time.Now().Before(deadline); {
-		if !g.wait(g.c.progress, cancel) {
-			break
-		}
-	}
-	g.c.waiting.Store(false)
-	g.base, g.unsynced = g.c.received.Load(), 0
-	return g.c.Backlogged()
-}
-
-// waitRoom waits while the connection is backlogged, rechecking every
-// gateRecheck whether to stop (recheck true: the stream is to move).
-func (g *gate) waitRoom(cancel <-chan struct{}, recheck func() bool) bool {
-	for g.c.Backlogged() && !g.c.failed() && !recheck() {
-		if !g.wait(g.c.room, cancel) {
-			return false
-		}
-	}
-	return true
-}
-
-// wait waits for a token on ch, at most gateRecheck; false: cancelled.
-func (g *gate) wait(ch <-chan struct{}, cancel <-chan struct{}) bool {
-	g.timer.Reset(gateRecheck)
-	defer g.timer.Stop()
-	select {
-	case <-cancel:
-		return false
-	case <-ch:
-	case <-g.timer.C:
-	}
-	return true
-}
-
-// connRegistry finds the coalescingConn under a libp2p connection by its
-// addresses, for the packet transport.
-type connRegistry struct {
-	mu sync.Mutex
-	m  map[string]*coalescingConn
-}
-
-var conns = connRegistry{m: map[string]*coalescingConn{}}
-
-func connKey(local, remote ma.Multiaddr) string { return local.String() + " " + remote.String() }
-
-func (r *connRegistry) add(c *coalescingConn) {
-	r.mu.Lock()
-	r.m[connKey(c.LocalMultiaddr(), c.RemoteMultiaddr())] = c
-	r.mu.Unlock()
-}
-
-func (r *connRegistry) remove(c *coalescingConn) {
-	k := connKey(c.LocalMultiaddr(), c.RemoteMultiaddr())
-	r.mu.Lock()
-	if r.m[k] == c {
-		delete(r.m, k)
-	}
-	r.mu.Unlock()
-}
-
-// lookup returns the coalescingConn under a libp2p connection, or nil (a
-// QUIC or relayed connection).
-func (r *connRegistry) lookup(c network.Conn) *coalescingConn {
-	k := connKey(c.LocalMultiaddr(), c.RemoteMultiaddr())
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.m[k]
 }
 
 // coalescingUpgrader hands the libp2p upgrader (security, then yamux)

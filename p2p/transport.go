@@ -41,7 +41,6 @@ const (
 	openTimeout     = 10 * time.Second
 	reopenBackoff   = 500 * time.Millisecond
 	datagramRecheck = 2 * time.Second
-	gateRecheck     = 100 * time.Millisecond
 )
 
 // PeerCounters count one peer's traffic on the packet transport.
@@ -315,7 +314,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 		dg       *quic.Conn // nil: no datagram path right now
 		dgAt     time.Time  // when dg was last chosen
 		pending  bool       // frames written to w and not flushed
-		g        *gate      // the TCP connection under s, or nil
+		g        *sendGate  // the TCP connection under s, or nil
 		reset    = func() {
 			if s != nil {
 				s.Reset()
@@ -387,7 +386,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 						break
 					}
 					w.Reset(s)
-					g = newGate(conns.lookup(s.Conn()))
+					g = newSendGate(conns.lookup(s.Conn()))
 				}
 				whole, err := t.writeFrame(w, s, pk, h, &pending)
 				if err != nil {
