@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -85,16 +86,44 @@ func TestSegmentationOffload(t *testing.T) {
 
 // TestQueueDelayDrops: one CUBIC stream (loss-based, the usual Linux
 // default) through the tunnel over a 100 Mbit/s link builds a queue at the
-// sender; CoDel drops from it (status: droppedForDelay), which is what
-// keeps a ping beside it from waiting behind the whole queue, and the
-// transfer goes on.
+// sender, after the connection has run fast; the queue forms in the
+// peer's flow queues, not in the socket, and CoDel drops from it (status:
+// droppedForDelay), which is what keeps a ping beside it from waiting
+// behind the whole queue, and the transfer goes on.
 func TestQueueDelayDrops(t *testing.T) {
 	requireE2E(t, "iperf3", "tc")
 	nsA, nsB, a, b := vethPair(t, "mq", "10.126.0")
 	upPair(t, a, b)
 	ping(t, nsA, b.v4, 20*time.Second)
+	// First a fast period on the same connection: its socket's send
+	// buffer grows to what that needed (megabytes).
+	iperf(t, nsA, nsB, b.v4, "-t", "2")
 	nsA.run(t, "tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "100mbit", "burst", "32kb", "latency", "20ms")
+	// While the slow link is full, what the socket holds unsent stays
+	// small (the socket's unsent limit, p2p/coalesce.go): the queue is in
+	// the peer's flow queues, where CoDel sees it.
+	unsent := make(chan int)
+	go func() {
+		most := 0
+		time.Sleep(time.Second)
+		for range 10 {
+			out, _ := nsA.try("ss", "-tinH", "( sport = :8001 or dport = :8001 )")
+			for _, f := range strings.Fields(out) {
+				if v, ok := strings.CutPrefix(f, "notsent:"); ok {
+					n, _ := strconv.Atoi(v)
+					most = max(most, n)
+				}
+			}
+			time.Sleep(150 * time.Millisecond)
+		}
+		unsent <- most
+	}()
 	iperf(t, nsA, nsB, b.v4, "-t", "3", "-C", "cubic")
+	most := <-unsent
+	if most > 512<<10 {
+		t.Errorf("the connection's socket held %d bytes unsent behind a slow link; the queue belongs in the flow queues", most)
+	}
+	t.Logf("at most %d bytes unsent in the socket", most)
 	if p := a.status(t).Peers[0]; p.DroppedForDelay == 0 {
 		t.Errorf("no packet dropped for delay behind a CUBIC stream over a 100 Mbit/s link: %+v", p)
 	}
