@@ -42,6 +42,7 @@ import (
 // a ping or a keystroke is served first.
 const (
 	maxBuffered = 4 << 20 // Write blocks beyond this
+	keepBuffer  = 1 << 20 // the largest buffer kept for reuse
 	// unsentTime is how long the socket's unsent bytes, and the buffer's,
 	// last at the connection's delivery rate: long enough to cover a
 	// wake-up, short against a link's delay.
@@ -136,7 +137,9 @@ func (c *coalescingConn) run() {
 		c.mu.Unlock()
 		err := c.send(data)
 		c.mu.Lock()
-		c.spare = data[:0]
+		if cap(data) <= keepBuffer { // a rare large one is not kept for the connection's life
+			c.spare = data[:0]
+		}
 		c.wake.Broadcast()
 		if err != nil {
 			poke(c.room)

@@ -142,6 +142,13 @@ func TestCoalescingConnBoundsItsBuffer(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Write still waiting after the socket took the data")
 	}
+	// The 4 MiB buffer is not kept once it is written.
+	eventually(t, "all written", func() bool { return c.backlog.Load() == 0 })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cap(c.buf) > keepBuffer || cap(c.spare) > keepBuffer {
+		t.Fatalf("buffers of %d and %d bytes kept", cap(c.buf), cap(c.spare))
+	}
 }
 
 // TestCoalescingConnReportsAFailedWrite: once the socket fails, every
