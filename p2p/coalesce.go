@@ -42,7 +42,11 @@ import (
 // a ping or a keystroke is served first.
 const (
 	maxBuffered = 4 << 20 // Write blocks beyond this
-	keepBuffer  = 1 << 20 // the largest buffer kept for reuse
+	// Buffers larger than keepBuffer are let go once the connection has
+	// written nothing for releaseAfter: a burst's megabytes are not held
+	// for the connection's life, and a busy one does not grow new ones.
+	keepBuffer   = 1 << 20
+	releaseAfter = time.Second
 	// unsentTime is how long the socket's unsent bytes, and the buffer's,
 	// last at the connection's delivery rate: long enough to cover a
 	// wake-up, short against a link's delay.
@@ -56,29 +60,34 @@ type coalescingConn struct {
 	manet.Conn
 	sock *tuning // nil: the socket cannot be tuned (not Linux TCP)
 
-	mu       sync.Mutex
-	wake     sync.Cond    // the writer waits for data, writers for room
-	buf      []byte       // gathered, not yet handed to the socket
-	spare    []byte       // the writer's last buffer, for reuse
-	writing  atomic.Int64 // bytes in the writer's current system call
-	idle     bool         // the writer waits for data
-	closing  bool
-	err      error         // the failed write, reported to every later Write
-	done     chan struct{} // closed when the writer has stopped
-	room     chan struct{} // a token after each piece the socket takes (Backlogged waiters)
-	received atomic.Int64  // bytes written to it, ever
-	progress chan struct{} // a token after a Write while waiting is set
-	waiting  atomic.Bool
-	backlog  atomic.Int64 // bytes not yet in the socket: buf's and the writer's
-	limit    atomic.Int64 // the backlog above which Backlogged says so
-	lastTune time.Time    // the writer's
-	rates    [8]uint64    // the writer's last delivery rates, a ring
-	nrate    int
+	mu           sync.Mutex
+	wake         sync.Cond    // the writer waits for data, writers for room
+	buf          []byte       // gathered, not yet handed to the socket
+	spare        []byte       // the writer's last buffer, for reuse
+	writing      atomic.Int64 // bytes in the writer's current system call
+	idle         bool         // the writer waits for data
+	closing      bool
+	err          error         // the failed write, reported to every later Write
+	done         chan struct{} // closed when the writer has stopped
+	room         chan struct{} // a token after each piece the socket takes (Backlogged waiters)
+	received     atomic.Int64  // bytes written to it, ever
+	progress     chan struct{} // a token after a Write while waiting is set
+	waiting      atomic.Bool
+	backlog      atomic.Int64  // bytes not yet in the socket: buf's and the writer's
+	limit        atomic.Int64  // the backlog above which Backlogged says so
+	release      *time.Timer   // lets go of large buffers after releaseAfter idle
+	releaseAfter time.Duration // tests shorten it
+	lastTune     time.Time     // the writer's
+	rates        [8]uint64     // the writer's last delivery rates, a ring
+	nrate        int
 }
 
 func newCoalescingConn(c manet.Conn) *coalescingConn {
 	cc := &coalescingConn{Conn: c, sock: newTuning(c), done: make(chan struct{}), room: make(chan struct{}, 1), progress: make(chan struct{}, 1)}
 	cc.wake.L = &cc.mu
+	cc.releaseAfter = releaseAfter
+	cc.release = time.AfterFunc(time.Hour, cc.releaseIdle)
+	cc.release.Stop()
 	cc.limit.Store(maxUnsent)
 	conns.add(cc)
 	go cc.run()
@@ -125,6 +134,9 @@ func (c *coalescingConn) run() {
 	defer c.mu.Unlock()
 	for {
 		for len(c.buf) == 0 && !c.closing {
+			if cap(c.buf) > keepBuffer || cap(c.spare) > keepBuffer {
+				c.release.Reset(c.releaseAfter)
+			}
 			c.idle = true
 			c.wake.Wait()
 			c.idle = false
@@ -137,9 +149,7 @@ func (c *coalescingConn) run() {
 		c.mu.Unlock()
 		err := c.send(data)
 		c.mu.Lock()
-		if cap(data) <= keepBuffer { // a rare large one is not kept for the connection's life
-			c.spare = data[:0]
-		}
+		c.spare = data[:0]
 		c.wake.Broadcast()
 		if err != nil {
 			poke(c.room)
@@ -149,6 +159,15 @@ func (c *coalescingConn) run() {
 			c.buf = nil
 			return
 		}
+	}
+}
+
+// releaseIdle lets go of the buffers if the writer is still idle.
+func (c *coalescingConn) releaseIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.idle && len(c.buf) == 0 {
+		c.buf, c.spare = nil, nil
 	}
 }
 
@@ -207,6 +226,7 @@ func (c *coalescingConn) Close() error {
 	c.closing = true
 	c.wake.Broadcast()
 	c.mu.Unlock()
+	c.release.Stop()
 	poke(c.progress)
 	conns.remove(c)
 	// What is gathered (a TLS close_notify, yamux's go-away) goes out if

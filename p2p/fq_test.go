@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"encoding/binary"
+	"hash/maphash"
 	"testing"
 	"time"
 )
@@ -14,10 +15,27 @@ type fqRig struct {
 	freed               int
 }
 
-func newFQRig() *fqRig {
+// newFQRig returns a rig whose hash puts each of the flows of pks in a
+// bucket of its own (a random seed makes two collide now and then).
+func newFQRig(pks ...*packet) *fqRig {
 	r := &fqRig{}
 	r.q = newFQ(func() { r.delayDrops++ }, func() { r.limDrop++ }, func(*packet) { r.freed++ })
+	for !r.distinct(pks) {
+		r.q.seed = maphash.MakeSeed()
+	}
 	return r
+}
+
+func (r *fqRig) distinct(pks []*packet) bool {
+	seen := map[uint64]uint64{} // bucket → hash
+	for _, pk := range pks {
+		h := r.q.flowHash(pk.data())
+		if other, ok := seen[h%fqFlows]; ok && other != h {
+			return false
+		}
+		seen[h%fqFlows] = h
+	}
+	return true
 }
 
 // flowPacket is an IPv4 packet of size bytes in flow (proto, sport).
@@ -40,7 +58,7 @@ func sport(pk *packet) uint16 { return binary.BigEndian.Uint16(pk.data()[20:22])
 // TestFQSparseFlowFirst: a packet of a flow that has nothing queued (a
 // ping, a keystroke) leaves before the bulk flow's queued packets.
 func TestFQSparseFlowFirst(t *testing.T) {
-	r := newFQRig()
+	r := newFQRig(flowPacket(6, 1000, 40), flowPacket(6, 2000, 40), flowPacket(1, 0, 40))
 	for range 200 {
 		r.add(flowPacket(6, 1000, 1400), 0)
 	}
@@ -61,7 +79,7 @@ func TestFQSparseFlowFirst(t *testing.T) {
 // TestFQFairShares: two bulk flows, one in 64 KB super-packets and one in
 // 1400-byte packets, get the same bytes to within a super-packet.
 func TestFQFairShares(t *testing.T) {
-	r := newFQRig()
+	r := newFQRig(flowPacket(6, 1, 40), flowPacket(6, 2, 40))
 	for range 100 {
 		r.add(flowPacket(6, 1, 65000), 0)
 	}
@@ -88,7 +106,7 @@ func countPackets(sent map[uint16]int) int { return sent[1]/65000 + sent[2]/1400
 // TestFQFullDropsFattest: a full queue drops from the flow with the most
 // bytes queued, not the packet that arrives.
 func TestFQFullDropsFattest(t *testing.T) {
-	r := newFQRig()
+	r := newFQRig(flowPacket(6, 1, 40), flowPacket(17, 53, 40))
 	for range queueBytes / 65000 {
 		r.add(flowPacket(6, 1, 65000), 0)
 	}
@@ -107,7 +125,7 @@ func TestFQFullDropsFattest(t *testing.T) {
 // TestFQCoDelPerFlow: a flow whose queue stands is dropped from; a sparse
 // flow beside it, over the same time, is not.
 func TestFQCoDelPerFlow(t *testing.T) {
-	r := newFQRig()
+	r := newFQRig(flowPacket(6, 1, 40), flowPacket(1, 0, 40))
 	ms := time.Millisecond
 	sparse := 0
 	for now := time.Duration(0); now < time.Second; now += ms {
