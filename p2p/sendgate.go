@@ -22,13 +22,14 @@ type sendGate struct {
 	base     int64 // c.received once all written before had reached it
 	unsynced int64 // bytes written to the stream since
 	timer    *time.Timer
+	recheck  time.Duration // gateRecheck; tests change it
 }
 
 func newSendGate(c *coalescingConn) *sendGate {
 	if c == nil {
 		return nil
 	}
-	g := &sendGate{c: c, base: c.received.Load(), timer: time.NewTimer(time.Hour)}
+	g := &sendGate{c: c, base: c.received.Load(), timer: time.NewTimer(time.Hour), recheck: gateRecheck}
 	g.timer.Stop()
 	return g
 }
@@ -51,7 +52,7 @@ func (g *sendGate) full(flush func() error, cancel <-chan struct{}, recheck func
 	// all arrive; a wait is bounded all the same, by one gateRecheck.
 	target := g.base + g.unsynced
 	g.c.waiting.Store(true)
-	for deadline := time.Now().Add(gateRecheck); g.c.received.Load() < target && !g.c.failed() && !recheck() && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(g.recheck); g.c.received.Load() < target && !g.c.failed() && !recheck() && time.Now().Before(deadline); {
 		if !g.wait(g.c.progress, cancel) {
 			break
 		}
@@ -74,7 +75,7 @@ func (g *sendGate) waitRoom(cancel <-chan struct{}, recheck func() bool) bool {
 
 // wait waits for a token on ch, at most gateRecheck; false: cancelled.
 func (g *sendGate) wait(ch <-chan struct{}, cancel <-chan struct{}) bool {
-	g.timer.Reset(gateRecheck)
+	g.timer.Reset(g.recheck)
 	defer g.timer.Stop()
 	select {
 	case <-cancel:

@@ -17,6 +17,7 @@ func TestSendGate(t *testing.T) {
 	eventually(t, "the first write in the socket", func() bool { return c.writing.Load() == 1 })
 	c.limit.Store(1000)
 	g := newSendGate(c)
+	g.recheck = time.Minute // no waiting bounded by time, but where said
 	noFlush := func() error { return nil }
 	never := func() bool { return false }
 	g.wrote(500)
@@ -51,6 +52,7 @@ func TestSendGate(t *testing.T) {
 		t.Fatal("full with nothing written since")
 	}
 	// Bytes counted that never reach the connection do not stall it.
+	g.recheck = 50 * time.Millisecond
 	g.wrote(5000)
 	returned := make(chan bool)
 	go func() { returned <- g.full(noFlush, nil, never) }()
