@@ -117,7 +117,7 @@ func largePacketsChangeHands(t *testing.T, listen string, dev sizedDevice) {
 				p = <-got
 			}
 			if !bytes.Equal(p, w) {
-				t.Fatalf("packet %d: got %d bytes, want %d (or the bytes differ)", i, len(p), len(w))
+				t.Fatalf("packet %d: got %d bytes, want %d (or the bytes differ); sender %+v", i, len(p), len(w), a.Transport().Stats(idb))
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("packet %d of %d not received; %+v", i, len(want), a.Transport().Stats(idb))
