@@ -279,6 +279,7 @@ type peerStatus struct {
 	RxDatagrams    uint64 `json:"rxDatagrams"`
 	// Dropped by CoDel: packets waited too long in the peer's queue.
 	DroppedForDelay uint64 `json:"droppedForDelay"`
+	MarkedForDelay  uint64 `json:"markedForDelay"`
 }
 
 type status struct {

@@ -129,6 +129,27 @@ func TestQueueDelayDrops(t *testing.T) {
 	}
 }
 
+// TestQueueDelayMarksECN: when the inner TCP negotiates ECN (here both
+// namespaces ask for it), CoDel marks its packets Congestion Experienced
+// instead of dropping them (status: markedForDelay), and the sender slows
+// down as for a drop.
+func TestQueueDelayMarksECN(t *testing.T) {
+	requireE2E(t, "iperf3", "tc")
+	nsA, nsB, a, b := vethPair(t, "me", "10.127.0")
+	for _, ns := range []*netns{nsA, nsB} {
+		ns.run(t, "sysctl", "-q", "-w", "net.ipv4.tcp_ecn=1")
+	}
+	upPair(t, a, b)
+	ping(t, nsA, b.v4, 20*time.Second)
+	nsA.run(t, "tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "100mbit", "burst", "32kb", "latency", "20ms")
+	iperf(t, nsA, nsB, b.v4, "-t", "3", "-C", "cubic")
+	p := a.status(t).Peers[0]
+	if p.MarkedForDelay == 0 {
+		t.Errorf("no packet marked behind an ECN-capable CUBIC stream over a 100 Mbit/s link: %+v", p)
+	}
+	t.Logf("marked %d, dropped %d for delay", p.MarkedForDelay, p.DroppedForDelay)
+}
+
 // vethPair makes two namespaces joined by a veth pair on net.0/24 and a
 // node in each, peered (A knows B's TCP address), not yet up.
 func vethPair(t *testing.T, prefix, net string) (nsA, nsB *netns, a, b *node) {

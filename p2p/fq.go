@@ -69,12 +69,13 @@ type fq struct {
 	seed          maphash.Seed
 	ready         chan struct{} // a token after each add: the taker waits on it
 	dropDelay     func()        // counts a CoDel drop
+	markDelay     func()        // counts a packet CoDel marked instead
 	dropOverLimit func()        // counts a packet dropped from the fattest flow
 	put           func(*packet) // returns a dropped packet's buffer
 }
 
-func newFQ(dropDelay, dropOverLimit func(), put func(*packet)) *fq {
-	return &fq{seed: maphash.MakeSeed(), ready: make(chan struct{}, 1), dropDelay: dropDelay, dropOverLimit: dropOverLimit, put: put}
+func newFQ(dropDelay, markDelay, dropOverLimit func(), put func(*packet)) *fq {
+	return &fq{seed: maphash.MakeSeed(), ready: make(chan struct{}, 1), dropDelay: dropDelay, markDelay: markDelay, dropOverLimit: dropOverLimit, put: put}
 }
 
 // add queues pk, whose enq is set. When that makes the queue longer than
@@ -166,9 +167,16 @@ func (q *fq) take(now time.Duration) *packet {
 		}
 		pk := q.pop(f)
 		if f.aqm.drop(now, now-pk.enq, int64(f.bytes)) {
-			q.put(pk)
-			q.dropDelay()
-			continue
+			// A packet whose sender understands ECN is marked
+			// Congestion Experienced instead (RFC 8289, 5.4): the
+			// sender slows down as for a drop, with nothing to resend.
+			if markCE(pk.data()) {
+				q.markDelay()
+			} else {
+				q.put(pk)
+				q.dropDelay()
+				continue
+			}
 		}
 		f.credit -= pk.n
 		return pk
@@ -212,4 +220,30 @@ func (q *fq) flowHash(p []byte) uint64 {
 		n += copy(buf[n:], l4)
 	}
 	return maphash.Bytes(q.seed, buf[:n])
+}
+
+// markCE marks an ECN-capable IP packet Congestion Experienced in place
+// and says whether it was ECN-capable; the IPv4 header checksum is
+// updated (RFC 1624).
+func markCE(p []byte) bool {
+	switch {
+	case len(p) >= 20 && p[0]>>4 == 4:
+		if p[1]&3 == 0 {
+			return false
+		}
+		old := binary.BigEndian.Uint16(p[0:2])
+		p[1] |= 3
+		sum := uint32(^binary.BigEndian.Uint16(p[10:12])) + uint32(^old) + uint32(binary.BigEndian.Uint16(p[0:2]))
+		sum = sum&0xFFFF + sum>>16
+		sum = sum&0xFFFF + sum>>16
+		binary.BigEndian.PutUint16(p[10:12], ^uint16(sum))
+		return true
+	case len(p) >= 40 && p[0]>>4 == 6:
+		if p[1]>>4&3 == 0 { // the traffic class's low bits
+			return false
+		}
+		p[1] |= 3 << 4
+		return true
+	}
+	return false
 }

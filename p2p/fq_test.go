@@ -10,16 +10,16 @@ import (
 // fqRig is a flow queue with counted drops and packets made from IPv4
 // headers with the given protocol and source port.
 type fqRig struct {
-	q                   *fq
-	delayDrops, limDrop int
-	freed               int
+	q                          *fq
+	delayDrops, marks, limDrop int
+	freed                      int
 }
 
 // newFQRig returns a rig whose hash puts each of the flows of pks in a
 // bucket of its own (a random seed makes two collide now and then).
 func newFQRig(pks ...*packet) *fqRig {
 	r := &fqRig{}
-	r.q = newFQ(func() { r.delayDrops++ }, func() { r.limDrop++ }, func(*packet) { r.freed++ })
+	r.q = newFQ(func() { r.delayDrops++ }, func() { r.marks++ }, func() { r.limDrop++ }, func(*packet) { r.freed++ })
 	for !r.distinct(pks) {
 		r.q.seed = maphash.MakeSeed()
 	}
@@ -153,8 +153,85 @@ func TestFQCoDelPerFlow(t *testing.T) {
 	}
 }
 
+// TestFQMarksECN: from a standing queue of ECN-capable packets CoDel
+// marks instead of dropping, and every packet leaves the queue.
+func TestFQMarksECN(t *testing.T) {
+	r := newFQRig()
+	ms := time.Millisecond
+	taken, ce := 0, 0
+	for now := time.Duration(0); now < time.Second; now += ms {
+		for range 2 {
+			pk := flowPacket(6, 1, 1400)
+			pk.data()[1] = 2 // ECT(0)
+			r.add(pk, now)
+		}
+		if now < 50*ms {
+			continue
+		}
+		for range 2 {
+			if pk := r.q.take(now); pk != nil {
+				taken++
+				if pk.data()[1]&3 == 3 {
+					ce++
+				}
+			}
+		}
+	}
+	if r.delayDrops != 0 || r.marks == 0 || ce != r.marks {
+		t.Fatalf("%d drops, %d marks, %d packets taken marked CE: want marks only", r.delayDrops, r.marks, ce)
+	}
+	if n, _ := r.q.len(); taken+n != 2000 {
+		t.Fatalf("%d taken and %d queued of 2000", taken, n)
+	}
+}
+
+// TestMarkCE: ECT packets are marked CE with a valid IPv4 header
+// checksum; others are left as they are.
+func TestMarkCE(t *testing.T) {
+	for _, ecn := range []byte{1, 2, 3} {
+		p := ipv4(6, 60, 0x10, 0)
+		p[1] = 0xB8 | ecn // DSCP EF and the ECN field
+		binary.BigEndian.PutUint16(p[10:12], ipv4HeaderChecksum(p[:20]))
+		if !markCE(p) || p[1] != 0xBB {
+			t.Fatalf("ECN %d: marked to %#x", ecn, p[1])
+		}
+		if got, want := binary.BigEndian.Uint16(p[10:12]), ipv4HeaderChecksum(p[:20]); got != want {
+			t.Fatalf("ECN %d: checksum %#x, want %#x", ecn, got, want)
+		}
+	}
+	p := ipv4(6, 60, 0x10, 0)
+	p[1] = 0xB8
+	if markCE(p) || p[1] != 0xB8 {
+		t.Fatal("a packet that is not ECN-capable was marked")
+	}
+	v6 := make([]byte, 60)
+	v6[0], v6[1] = 0x6B, 0x90 // traffic class 0xB9: ECT(1)
+	if !markCE(v6) || v6[0] != 0x6B || v6[1] != 0xB0 {
+		t.Fatalf("IPv6 marked to %#x %#x", v6[0], v6[1])
+	}
+	v6[1] = 0x80
+	if markCE(v6) {
+		t.Fatal("an IPv6 packet that is not ECN-capable was marked")
+	}
+}
+
+// ipv4HeaderChecksum computes an IPv4 header's checksum from scratch,
+// its checksum field counted as zero.
+func ipv4HeaderChecksum(h []byte) uint16 {
+	var sum uint32
+	for i := 0; i < len(h); i += 2 {
+		if i != 10 {
+			sum += uint32(binary.BigEndian.Uint16(h[i:]))
+		}
+	}
+	for sum > 0xFFFF {
+		sum = sum&0xFFFF + sum>>16
+	}
+	return ^uint16(sum)
+}
+
 func TestFlowHash(t *testing.T) {
-	q := newFQ(func() {}, func() {}, func(*packet) {})
+	q := newFQ(func() {}, func() {}, func() {}, func(*packet) {})
 	h := func(pk *packet) uint64 { return q.flowHash(pk.data()) }
 	if h(flowPacket(6, 1, 100)) != h(flowPacket(6, 1, 1400)) {
 		t.Error("one TCP flow hashed twice")

@@ -520,6 +520,7 @@ type PeerState struct {
 	TxSuperPackets, TxSegmented uint64
 	Dropped                     uint64 // all drops, including DroppedForDelay
 	DroppedForDelay             uint64 // by CoDel: packets waited too long
+	MarkedForDelay              uint64 // by CoDel too, ECN-capable ones marked instead
 }
 
 // State reports a configured peer's connection, preferring a direct one.
@@ -542,7 +543,7 @@ func (n *Node) State(p peer.ID) PeerState {
 		st.TxPackets, st.RxPackets = c.TxPackets.Load(), c.RxPackets.Load()
 		st.TxDatagrams, st.RxDatagrams = c.TxDatagrams.Load(), c.RxDatagrams.Load()
 		st.TxSuperPackets, st.TxSegmented = c.TxSuperPackets.Load(), c.TxSegmented.Load()
-		st.DroppedForDelay = c.DropDelay.Load()
+		st.DroppedForDelay, st.MarkedForDelay = c.DropDelay.Load(), c.MarkDelay.Load()
 		st.Dropped = c.DropQueue.Load() + c.DropNoLink.Load() + st.DroppedForDelay
 	}
 	return st

@@ -54,6 +54,7 @@ type PeerCounters struct {
 	DropQueue                   atomic.Uint64 // Send found the peer's queue full
 	DropNoLink                  atomic.Uint64 // no connection or stream to the peer
 	DropDelay                   atomic.Uint64 // CoDel: packets waited too long (codel.go)
+	MarkDelay                   atomic.Uint64 // CoDel marked them CE instead (ECN)
 }
 
 // packet is a queued or received packet at buf[Headroom:Headroom+n]. The
@@ -164,7 +165,7 @@ func NewTransport(h host.Host, peers []peer.ID, o Options) (*Transport, error) {
 	t.small.New = func() any { return &packet{buf: make([]byte, Headroom+min(smallPacket, maxPacket))} }
 	for _, p := range peers {
 		ps := &peerSender{id: p}
-		ps.queue = newFQ(func() { ps.stats.DropDelay.Add(1) }, func() { ps.stats.DropQueue.Add(1) }, t.put)
+		ps.queue = newFQ(func() { ps.stats.DropDelay.Add(1) }, func() { ps.stats.MarkDelay.Add(1) }, func() { ps.stats.DropQueue.Add(1) }, t.put)
 		t.peers[p] = ps
 	}
 	for _, ps := range t.peers {

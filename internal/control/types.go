@@ -59,6 +59,9 @@ type PeerStatus struct {
 	// they had waited too long in the peer's queue: the signal that slows
 	// a sender down before a standing queue forms.
 	DroppedForDelay uint64 `json:"droppedForDelay"`
+	// MarkedForDelay counts packets CoDel marked Congestion Experienced
+	// instead of dropping them, because their sender understands ECN.
+	MarkedForDelay uint64 `json:"markedForDelay"`
 }
 
 // Counters are the packet engine's totals.

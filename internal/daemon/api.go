@@ -36,7 +36,7 @@ func (d *Daemon) Status(context.Context) (control.Status, error) {
 			Name: p.name, ID: p.id.String(), IPv4: p.addrs.IPv4.String(), IPv6: p.addrs.IPv6.String(),
 			Connected: ps.Connected, Path: ps.Path, Why: ps.Why,
 			RTTMillis: float64(ps.RTT.Microseconds()) / 1000,
-			TxPackets: ps.TxPackets, RxPackets: ps.RxPackets, Dropped: ps.Dropped, DroppedForDelay: ps.DroppedForDelay,
+			TxPackets: ps.TxPackets, RxPackets: ps.RxPackets, Dropped: ps.Dropped, DroppedForDelay: ps.DroppedForDelay, MarkedForDelay: ps.MarkedForDelay,
 			TxDatagrams: ps.TxDatagrams, RxDatagrams: ps.RxDatagrams,
 			TxSuperPackets: ps.TxSuperPackets, TxSegmented: ps.TxSegmented,
 		}
