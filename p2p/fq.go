@@ -61,27 +61,25 @@ func (l *flowList) pop() *flow {
 // fq is a peer's queue. Any goroutine may add; one (the peer's sendLoop)
 // takes.
 type fq struct {
-	mu            sync.Mutex
-	flows         []flow // made on the first packet
-	newer, older  flowList
-	packets       int
-	bytes         int64
-	seed          maphash.Seed
-	ready         chan struct{} // a token after each add: the taker waits on it
-	dropDelay     func()        // counts a CoDel drop
-	markDelay     func()        // counts a packet CoDel marked instead
-	dropOverLimit func()        // counts a packet dropped from the fattest flow
-	put           func(*packet) // returns a dropped packet's buffer
+	mu           sync.Mutex
+	flows        []flow // made on the first packet
+	newer, older flowList
+	packets      int
+	bytes        int64
+	seed         maphash.Seed
+	ready        chan struct{} // a token after each add: the taker waits on it
+	stats        *PeerCounters // counts CoDel's drops and marks, and a full queue's drops
+	put          func(*packet) // returns a dropped packet's buffer
 }
 
-func newFQ(dropDelay, markDelay, dropOverLimit func(), put func(*packet)) *fq {
-	return &fq{seed: maphash.MakeSeed(), ready: make(chan struct{}, 1), dropDelay: dropDelay, markDelay: markDelay, dropOverLimit: dropOverLimit, put: put}
+func newFQ(stats *PeerCounters, put func(*packet)) *fq {
+	return &fq{seed: maphash.MakeSeed(), ready: make(chan struct{}, 1), stats: stats, put: put}
 }
 
 // add queues pk, whose enq is set. When that makes the queue longer than
-// maxPackets or maxBytes, packets are dropped from the head of the flow
-// with the most bytes queued until it fits again.
-func (q *fq) add(pk *packet, maxPackets int, maxBytes int64) {
+// queueSlots packets or queueBytes, packets are dropped from the head of
+// the flow with the most bytes queued until it fits again.
+func (q *fq) add(pk *packet) {
 	h := q.flowHash(pk.data())
 	q.mu.Lock()
 	if q.flows == nil {
@@ -101,14 +99,11 @@ func (q *fq) add(pk *packet, maxPackets int, maxBytes int64) {
 		f.credit = fqQuantum
 		q.newer.push(f)
 	}
-	for q.packets > maxPackets || q.bytes > maxBytes {
+	for q.packets > queueSlots || q.bytes > queueBytes {
 		q.dropFattest()
 	}
 	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
+	poke(q.ready)
 }
 
 // dropFattest drops the head packet of the flow with the most bytes.
@@ -120,7 +115,7 @@ func (q *fq) dropFattest() {
 		}
 	}
 	q.put(q.pop(fat))
-	q.dropOverLimit()
+	q.stats.DropQueue.Add(1)
 }
 
 func (q *fq) pop(f *flow) *packet {
@@ -171,10 +166,10 @@ func (q *fq) take(now time.Duration) *packet {
 			// Congestion Experienced instead (RFC 8289, 5.4): the
 			// sender slows down as for a drop, with nothing to resend.
 			if markCE(pk.data()) {
-				q.markDelay()
+				q.stats.MarkDelay.Add(1)
 			} else {
 				q.put(pk)
-				q.dropDelay()
+				q.stats.DropDelay.Add(1)
 				continue
 			}
 		}
@@ -233,10 +228,8 @@ func markCE(p []byte) bool {
 		}
 		old := binary.BigEndian.Uint16(p[0:2])
 		p[1] |= 3
-		sum := uint32(^binary.BigEndian.Uint16(p[10:12])) + uint32(^old) + uint32(binary.BigEndian.Uint16(p[0:2]))
-		sum = sum&0xFFFF + sum>>16
-		sum = sum&0xFFFF + sum>>16
-		binary.BigEndian.PutUint16(p[10:12], ^uint16(sum))
+		sum := uint64(^binary.BigEndian.Uint16(p[10:12])) + uint64(^old) + uint64(binary.BigEndian.Uint16(p[0:2]))
+		binary.BigEndian.PutUint16(p[10:12], ^fold(sum))
 		return true
 	case len(p) >= 40 && p[0]>>4 == 6:
 		if p[1]>>4&3 == 0 { // the traffic class's low bits

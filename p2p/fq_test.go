@@ -10,16 +10,16 @@ import (
 // fqRig is a flow queue with counted drops and packets made from IPv4
 // headers with the given protocol and source port.
 type fqRig struct {
-	q                          *fq
-	delayDrops, marks, limDrop int
-	freed                      int
+	q     *fq
+	st    PeerCounters
+	freed int
 }
 
 // newFQRig returns a rig whose hash puts each of the flows of pks in a
 // bucket of its own (a random seed makes two collide now and then).
 func newFQRig(pks ...*packet) *fqRig {
 	r := &fqRig{}
-	r.q = newFQ(func() { r.delayDrops++ }, func() { r.marks++ }, func() { r.limDrop++ }, func(*packet) { r.freed++ })
+	r.q = newFQ(&r.st, func(*packet) { r.freed++ })
 	for !r.distinct(pks) {
 		r.q.seed = maphash.MakeSeed()
 	}
@@ -50,7 +50,7 @@ func flowPacket(proto byte, sport uint16, size int) *packet {
 
 func (r *fqRig) add(pk *packet, at time.Duration) {
 	pk.enq = at
-	r.q.add(pk, queueSlots, queueBytes)
+	r.q.add(pk)
 }
 
 func sport(pk *packet) uint16 { return binary.BigEndian.Uint16(pk.data()[20:22]) }
@@ -112,8 +112,8 @@ func TestFQFullDropsFattest(t *testing.T) {
 	}
 	r.add(flowPacket(6, 1, queueBytes%65000-40), 0) // 40 bytes short of full
 	r.add(flowPacket(17, 53, 80), 0)
-	if r.limDrop != 1 || r.freed != 1 {
-		t.Fatalf("drops %d, freed %d: want the fat flow's one", r.limDrop, r.freed)
+	if r.st.DropQueue.Load() != 1 || r.freed != 1 {
+		t.Fatalf("drops %d, freed %d: want the fat flow's one", r.st.DropQueue.Load(), r.freed)
 	}
 	// The DNS packet is there, and served as soon as the fat flow (new
 	// too, never served) has spent its quantum on one super-packet.
@@ -145,7 +145,7 @@ func TestFQCoDelPerFlow(t *testing.T) {
 			}
 		}
 	}
-	if r.delayDrops == 0 {
+	if r.st.DropDelay.Load() == 0 {
 		t.Fatal("no CoDel drops from a standing queue")
 	}
 	if sparse < 45 {
@@ -177,8 +177,8 @@ func TestFQMarksECN(t *testing.T) {
 			}
 		}
 	}
-	if r.delayDrops != 0 || r.marks == 0 || ce != r.marks {
-		t.Fatalf("%d drops, %d marks, %d packets taken marked CE: want marks only", r.delayDrops, r.marks, ce)
+	if drops, marks := r.st.DropDelay.Load(), r.st.MarkDelay.Load(); drops != 0 || marks == 0 || uint64(ce) != marks {
+		t.Fatalf("%d drops, %d marks, %d packets taken marked CE: want marks only", drops, marks, ce)
 	}
 	if n, _ := r.q.len(); taken+n != 2000 {
 		t.Fatalf("%d taken and %d queued of 2000", taken, n)
@@ -218,20 +218,13 @@ func TestMarkCE(t *testing.T) {
 // ipv4HeaderChecksum computes an IPv4 header's checksum from scratch,
 // its checksum field counted as zero.
 func ipv4HeaderChecksum(h []byte) uint16 {
-	var sum uint32
-	for i := 0; i < len(h); i += 2 {
-		if i != 10 {
-			sum += uint32(binary.BigEndian.Uint16(h[i:]))
-		}
-	}
-	for sum > 0xFFFF {
-		sum = sum&0xFFFF + sum>>16
-	}
-	return ^uint16(sum)
+	c := append([]byte(nil), h...)
+	c[10], c[11] = 0, 0
+	return ^fold(sum16(0, c))
 }
 
 func TestFlowHash(t *testing.T) {
-	q := newFQ(func() {}, func() {}, func() {}, func(*packet) {})
+	q := newFQ(&PeerCounters{}, func(*packet) {})
 	h := func(pk *packet) uint64 { return q.flowHash(pk.data()) }
 	if h(flowPacket(6, 1, 100)) != h(flowPacket(6, 1, 1400)) {
 		t.Error("one TCP flow hashed twice")
@@ -268,7 +261,7 @@ func BenchmarkFQ(b *testing.B) {
 	pks := []*packet{flowPacket(6, 1, 1400), flowPacket(6, 2, 1400), flowPacket(6, 3, 1400), flowPacket(1, 0, 1400)}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		r.q.add(pks[i%4], queueSlots, queueBytes)
+		r.q.add(pks[i%4])
 		r.q.take(0)
 	}
 }

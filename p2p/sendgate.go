@@ -19,17 +19,20 @@ const gateRecheck = 100 * time.Millisecond
 // the gate first waits until as many bytes have reached it.
 type sendGate struct {
 	c        *coalescingConn
-	base     int64 // c.received once all written before had reached it
-	unsynced int64 // bytes written to the stream since
+	cancel   <-chan struct{} // closed: stop waiting, for good
+	moving   func() bool     // true: the stream is to move, stop waiting
+	base     int64           // c.received once all written before had reached it
+	unsynced int64           // bytes written to the stream since
 	timer    *time.Timer
 	recheck  time.Duration // gateRecheck; tests change it
 }
 
-func newSendGate(c *coalescingConn) *sendGate {
+// newSendGate returns the gate of the connection c, or nil for none.
+func newSendGate(c *coalescingConn, cancel <-chan struct{}, moving func() bool) *sendGate {
 	if c == nil {
 		return nil
 	}
-	g := &sendGate{c: c, base: c.received.Load(), timer: time.NewTimer(time.Hour), recheck: gateRecheck}
+	g := &sendGate{c: c, cancel: cancel, moving: moving, base: c.received.Load(), timer: time.NewTimer(time.Hour), recheck: gateRecheck}
 	g.timer.Stop()
 	return g
 }
@@ -39,9 +42,8 @@ func (g *sendGate) wrote(n int) { g.unsynced += int64(n) }
 
 // full says whether to stop taking packets: once about the connection's
 // limit has been written since the last check, it waits (flushing first)
-// until those bytes have reached the connection, then asks it. It stops
-// waiting when recheck says the stream is to move.
-func (g *sendGate) full(flush func() error, cancel <-chan struct{}, recheck func() bool) bool {
+// until those bytes have reached the connection, then asks it.
+func (g *sendGate) full(flush func() error) bool {
 	if g.unsynced < g.c.limit.Load() {
 		return false
 	}
@@ -52,8 +54,8 @@ func (g *sendGate) full(flush func() error, cancel <-chan struct{}, recheck func
 	// all arrive; a wait is bounded all the same, by one gateRecheck.
 	target := g.base + g.unsynced
 	g.c.waiting.Store(true)
-	for deadline := time.Now().Add(g.recheck); g.c.received.Load() < target && !g.c.failed() && !recheck() && time.Now().Before(deadline); {
-		if !g.wait(g.c.progress, cancel) {
+	for deadline := time.Now().Add(g.recheck); g.c.received.Load() < target && !g.c.failed() && !g.moving() && time.Now().Before(deadline); {
+		if !g.wait(g.c.progress) {
 			break
 		}
 	}
@@ -63,10 +65,10 @@ func (g *sendGate) full(flush func() error, cancel <-chan struct{}, recheck func
 }
 
 // waitRoom waits while the connection is backlogged, rechecking every
-// gateRecheck whether to stop (recheck true: the stream is to move).
-func (g *sendGate) waitRoom(cancel <-chan struct{}, recheck func() bool) bool {
-	for g.c.Backlogged() && !g.c.failed() && !recheck() {
-		if !g.wait(g.c.room, cancel) {
+// gateRecheck whether the stream is to move; false: cancelled.
+func (g *sendGate) waitRoom() bool {
+	for g.c.Backlogged() && !g.c.failed() && !g.moving() {
+		if !g.wait(g.c.room) {
 			return false
 		}
 	}
@@ -74,11 +76,11 @@ func (g *sendGate) waitRoom(cancel <-chan struct{}, recheck func() bool) bool {
 }
 
 // wait waits for a token on ch, at most gateRecheck; false: cancelled.
-func (g *sendGate) wait(ch <-chan struct{}, cancel <-chan struct{}) bool {
+func (g *sendGate) wait(ch <-chan struct{}) bool {
 	g.timer.Reset(g.recheck)
 	defer g.timer.Stop()
 	select {
-	case <-cancel:
+	case <-g.cancel:
 		return false
 	case <-ch:
 	case <-g.timer.C:

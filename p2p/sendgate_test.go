@@ -16,12 +16,11 @@ func TestSendGate(t *testing.T) {
 	c.Write([]byte("x")) // held in the socket
 	eventually(t, "the first write in the socket", func() bool { return c.writing.Load() == 1 })
 	c.limit.Store(1000)
-	g := newSendGate(c)
+	g := newSendGate(c, nil, func() bool { return false })
 	g.recheck = time.Minute // no waiting bounded by time, but where said
 	noFlush := func() error { return nil }
-	never := func() bool { return false }
 	g.wrote(500)
-	if g.full(noFlush, nil, never) {
+	if g.full(noFlush) {
 		t.Fatal("full before the limit was written")
 	}
 	g.wrote(1000)
@@ -29,11 +28,11 @@ func TestSendGate(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		c.Write(make([]byte, 1500))
 	}()
-	if !g.full(noFlush, nil, never) {
+	if !g.full(noFlush) {
 		t.Fatal("not full: it did not wait for the 1500 bytes to reach the connection")
 	}
 	done := make(chan bool)
-	go func() { done <- g.waitRoom(nil, never) }()
+	go func() { done <- g.waitRoom() }()
 	select {
 	case <-done:
 		t.Fatal("waitRoom returned while the socket took nothing")
@@ -48,14 +47,14 @@ func TestSendGate(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("waitRoom still waiting after the socket took the backlog")
 	}
-	if g.full(noFlush, nil, never) {
+	if g.full(noFlush) {
 		t.Fatal("full with nothing written since")
 	}
 	// Bytes counted that never reach the connection do not stall it.
 	g.recheck = 50 * time.Millisecond
 	g.wrote(5000)
 	returned := make(chan bool)
-	go func() { returned <- g.full(noFlush, nil, never) }()
+	go func() { returned <- g.full(noFlush) }()
 	select {
 	case <-returned:
 	case <-time.After(5 * time.Second):

@@ -165,7 +165,7 @@ func NewTransport(h host.Host, peers []peer.ID, o Options) (*Transport, error) {
 	t.small.New = func() any { return &packet{buf: make([]byte, Headroom+min(smallPacket, maxPacket))} }
 	for _, p := range peers {
 		ps := &peerSender{id: p}
-		ps.queue = newFQ(func() { ps.stats.DropDelay.Add(1) }, func() { ps.stats.MarkDelay.Add(1) }, func() { ps.stats.DropQueue.Add(1) }, t.put)
+		ps.queue = newFQ(&ps.stats, t.put)
 		t.peers[p] = ps
 	}
 	for _, ps := range t.peers {
@@ -265,7 +265,7 @@ func (t *Transport) admit(ps *peerSender, n int) *packet {
 // flow when it is full.
 func (t *Transport) enqueue(ps *peerSender, pk *packet) {
 	pk.enq = time.Since(t.start)
-	ps.queue.add(pk, queueSlots, queueBytes)
+	ps.queue.add(pk)
 }
 
 // Receive blocks for one packet and takes whatever else is already there.
@@ -387,7 +387,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 						break
 					}
 					w.Reset(s)
-					g = newSendGate(conns.lookup(s.Conn()))
+					g = newSendGate(conns.lookup(s.Conn()), t.closed, ps.reset.Load)
 				}
 				whole, err := t.writeFrame(w, s, pk, h, &pending)
 				if err != nil {
@@ -406,7 +406,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 				}
 			}
 			t.put(pk)
-			if g != nil && g.full(flush, t.closed, ps.reset.Load) {
+			if g != nil && g.full(flush) {
 				break
 			}
 			pk = t.next(ps)
@@ -414,7 +414,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 		flush()
 		// While the connection holds more than it should, packets wait in
 		// the flow queues (coalesce.go).
-		if g != nil && !g.waitRoom(t.closed, ps.reset.Load) {
+		if g != nil && !g.waitRoom() {
 			return
 		}
 	}
