@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/mynetwork/mynetwork/internal/virtio"
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun"
 )
@@ -85,20 +86,20 @@ func (gsoTUN) ReadSize() int { return 65535 }
 func (gsoTUN) BatchSize() int { return 1 }
 
 func (d gsoTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	n, err := d.File().Read(bufs[0][offset-virtioHdrLen:])
+	n, err := d.File().Read(bufs[0][offset-virtio.HdrLen:])
 	if err != nil {
 		return 0, err
 	}
-	if n < virtioHdrLen {
+	if n < virtio.HdrLen {
 		return 0, fmt.Errorf("TUN read of %d bytes is shorter than its header", n)
 	}
-	sizes[0] = n - virtioHdrLen
+	sizes[0] = n - virtio.HdrLen
 	return 1, nil
 }
 
 func (d gsoTUN) Write(bufs [][]byte, offset int) (int, error) {
 	for i, b := range bufs {
-		if _, err := d.File().Write(b[offset-virtioHdrLen:]); err != nil {
+		if _, err := d.File().Write(b[offset-virtio.HdrLen:]); err != nil {
 			return i, err
 		}
 	}
@@ -124,6 +125,3 @@ func (d gsoTUN) tcpOffloadOnly() error {
 	}
 	return nil
 }
-
-// virtioHdrLen is the size of struct virtio_net_hdr.
-const virtioHdrLen = 10

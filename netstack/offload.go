@@ -3,6 +3,7 @@ package netstack
 import (
 	"encoding/binary"
 
+	"github.com/mynetwork/mynetwork/internal/virtio"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
@@ -26,44 +27,35 @@ import (
 // packet arrived over an authenticated, integrity-protected connection, and
 // a partial checksum is one the sending kernel has not computed yet.
 
-const (
-	virtioHdrLen    = 10 // struct virtio_net_hdr, little-endian
-	virtioNeedsCsum = 1
-	gsoTCPv4        = 1
-	gsoTCPv6        = 4
-	// maxSuperPacket is the largest packet the link hands out with
-	// offload: what a frame carries.
-	maxSuperPacket = 0xFFFF
-)
+// maxSuperPacket is the largest packet the link hands out with offload:
+// what a frame carries.
+const maxSuperPacket = 0xFFFF
 
 // putVirtioHdr writes into h the virtio-net header of an outbound packet
 // from gVisor's GSO options: none for a packet whose checksums are
 // complete; a partial TCP checksum; and for more than one MSS of payload,
 // TCP segmentation at the MSS.
 func putVirtioHdr(h, pkt []byte, gso stack.GSO) {
-	clear(h[:virtioHdrLen])
-	if gso.Type != stack.GSOTCPv4 && gso.Type != stack.GSOTCPv6 || !gso.NeedsCsum {
-		return
+	var v virtio.Header
+	if (gso.Type == stack.GSOTCPv4 || gso.Type == stack.GSOTCPv6) && gso.NeedsCsum {
+		start := int(gso.L3HdrLen)
+		v = virtio.Header{Flags: virtio.NeedsCsum, CsumStart: uint16(start), CsumOffset: gso.CsumOffset}
+		hdrEnd := start + int(pkt[start+12]>>4)*4
+		// More than one MSS of payload: segmentation too; otherwise only
+		// the checksum is left to do.
+		if gso.MSS != 0 && len(pkt)-hdrEnd > int(gso.MSS) {
+			v.GSOType, v.HdrLen, v.GSOSize = virtio.GSOTCPv4, uint16(hdrEnd), gso.MSS
+			if gso.Type == stack.GSOTCPv6 {
+				v.GSOType = virtio.GSOTCPv6
+			}
+		}
 	}
-	start, typ := int(gso.L3HdrLen), uint8(gsoTCPv4)
-	if gso.Type == stack.GSOTCPv6 {
-		typ = gsoTCPv6
-	}
-	h[0] = virtioNeedsCsum
-	binary.LittleEndian.PutUint16(h[6:], uint16(start))
-	binary.LittleEndian.PutUint16(h[8:], gso.CsumOffset)
-	hdrEnd := start + int(pkt[start+12]>>4)*4
-	if gso.MSS == 0 || len(pkt)-hdrEnd <= int(gso.MSS) {
-		return // one segment: only the checksum is left to do
-	}
-	h[1] = typ
-	binary.LittleEndian.PutUint16(h[2:], uint16(hdrEnd))
-	binary.LittleEndian.PutUint16(h[4:], gso.MSS)
+	v.Put(h)
 }
 
 // isSuperPacket says whether the virtio-net header h asks for
 // segmentation (its gso_type is set).
-func isSuperPacket(h []byte) bool { return h[1] != 0 }
+func isSuperPacket(h []byte) bool { return virtio.Parse(h).GSOType != virtio.GSONone }
 
 // setIPLength makes a peer's super-packet's IP length field match its size,
 // so that the stack takes it as one large TCP segment.

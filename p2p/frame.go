@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/mynetwork/mynetwork/internal/virtio"
 )
 
 // MaxFrame is the largest packet a frame can carry: the 2-byte length limit.
@@ -24,7 +26,7 @@ func WriteFrame(w *bufio.Writer, pkt []byte) error {
 }
 
 // noOffload is a virtio-net header that asks for nothing.
-var noOffload [VirtioHdrLen]byte
+var noOffload [virtio.HdrLen]byte
 
 // writeSmall buffers a frame (no check: see WriteFrame): the packet's
 // length, hdr (empty on a plain stream, a virtio-net header on a GSO one),
@@ -46,7 +48,7 @@ func ReadFrame(r *bufio.Reader, buf []byte) (int, error) { return readFrame(r, b
 // packet, the virtio-net header, then the packet, into buf (header first)
 // and returns the packet's length.
 func readGSOFrame(r *bufio.Reader, buf []byte) (int, error) {
-	return readFrame(r, buf, VirtioHdrLen)
+	return readFrame(r, buf, virtio.HdrLen)
 }
 
 // readFrame reads a frame whose packet follows pre bytes of header.

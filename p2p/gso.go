@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/mynetwork/mynetwork/internal/virtio"
 )
 
 // Segmentation offload carried end to end.
@@ -30,62 +31,38 @@ import (
 // node offers it when its device reads and writes that header.
 const GSOProtocol protocol.ID = "/mynetwork/packets/1.1.0"
 
-// VirtioHdrLen is the size of the virtio-net header (struct
-// virtio_net_hdr), which such a device puts in front of every packet, in
-// the packet buffer's headroom. Its fields are little-endian.
-const VirtioHdrLen = 10
-
-const (
-	virtioNeedsCsum = 1 // flags: the checksum at csumStart+csumOffset is partial
-
-	gsoNone  = 0
-	gsoTCPv4 = 1
-	gsoTCPv6 = 4
-	gsoECN   = 0x80
-)
-
 // minMSS is the smallest segment size a super-packet travels whole with:
 // a peer refuses smaller ones, which would make a forwarding kernel cut a
 // super-packet into thousands; the sender segments them itself.
 const minMSS = 536
 
-type virtioHdr struct {
-	flags, gsoType                         uint8
-	hdrLen, gsoSize, csumStart, csumOffset uint16
-}
-
-func parseVirtioHdr(b []byte) virtioHdr {
-	return virtioHdr{
-		flags: b[0], gsoType: b[1],
-		hdrLen:     binary.LittleEndian.Uint16(b[2:]),
-		gsoSize:    binary.LittleEndian.Uint16(b[4:]),
-		csumStart:  binary.LittleEndian.Uint16(b[6:]),
-		csumOffset: binary.LittleEndian.Uint16(b[8:]),
-	}
-}
+// virtioHdr is a packet's virtio-net header, which sits in the packet
+// buffer's headroom, in front of the packet, as the device reads and
+// writes it.
+type virtioHdr = virtio.Header
 
 var errBadVirtioHdr = errors.New("virtio-net header does not fit the packet")
 
-// check says whether h is a header this node sends and accepts for pkt:
+// checkHdr says whether h is a header this node sends and accepts for pkt:
 // no offload, or TCP segmentation into segments of at least minSeg (≥ 1)
 // bytes with a partial TCP checksum, every offset inside the packet.
-func (h virtioHdr) check(pkt []byte, minSeg int) error {
-	if h.flags&virtioNeedsCsum != 0 && int(h.csumStart)+int(h.csumOffset)+2 > len(pkt) {
+func checkHdr(h virtioHdr, pkt []byte, minSeg int) error {
+	if h.Flags&virtio.NeedsCsum != 0 && int(h.CsumStart)+int(h.CsumOffset)+2 > len(pkt) {
 		return errBadVirtioHdr
 	}
-	switch h.gsoType &^ gsoECN {
-	case gsoNone:
-		if h.gsoType != gsoNone { // the ECN bit goes only with TCP
+	switch h.GSOType &^ virtio.GSOECN {
+	case virtio.GSONone:
+		if h.GSOType != virtio.GSONone { // the ECN bit goes only with TCP
 			return errBadVirtioHdr
 		}
 		return nil
-	case gsoTCPv4, gsoTCPv6:
+	case virtio.GSOTCPv4, virtio.GSOTCPv6:
 		v := byte(4)
-		if h.gsoType&^gsoECN == gsoTCPv6 {
+		if h.GSOType&^virtio.GSOECN == virtio.GSOTCPv6 {
 			v = 6
 		}
-		start := int(h.csumStart)
-		if h.flags&virtioNeedsCsum == 0 || h.csumOffset != 16 || int(h.gsoSize) < minSeg ||
+		start := int(h.CsumStart)
+		if h.Flags&virtio.NeedsCsum == 0 || h.CsumOffset != 16 || int(h.GSOSize) < minSeg ||
 			len(pkt) < start+20 || pkt[0]>>4 != v || start < 20 {
 			return errBadVirtioHdr
 		}
@@ -145,17 +122,17 @@ func pseudoSum(pkt []byte, ipv6 bool, l4len int) uint64 {
 	return s + 6 + uint64(l4len)
 }
 
-// finish makes a packet from a GSO stream whole for a device without
+// finishHdr makes a packet from a GSO stream whole for a device without
 // virtio-net headers: a partial checksum is completed, and a super-packet
 // becomes one TCP segment with its own lengths and checksums. h must have
 // passed check.
-func (h virtioHdr) finish(pkt []byte) {
+func finishHdr(h virtioHdr, pkt []byte) {
 	switch {
-	case h.flags&virtioNeedsCsum == 0:
-	case h.gsoType == gsoNone:
-		completeChecksum(pkt, int(h.csumStart), int(h.csumOffset))
+	case h.Flags&virtio.NeedsCsum == 0:
+	case h.GSOType == virtio.GSONone:
+		completeChecksum(pkt, int(h.CsumStart), int(h.CsumOffset))
 	default:
-		finishTCP(pkt, int(h.csumStart), h.gsoType&^gsoECN == gsoTCPv6)
+		finishTCP(pkt, int(h.CsumStart), h.GSOType&^virtio.GSOECN == virtio.GSOTCPv6)
 	}
 }
 
@@ -180,11 +157,11 @@ func finishTCP(pkt []byte, start int, ipv6 bool) {
 // The last segment keeps FIN and PSH, the first CWR, as the kernel does.
 // h must have passed check.
 func segment(pkt []byte, h virtioHdr, scratch []byte, emit func([]byte) error) error {
-	ipv6 := h.gsoType&^gsoECN == gsoTCPv6
-	start := int(h.csumStart)
+	ipv6 := h.GSOType&^virtio.GSOECN == virtio.GSOTCPv6
+	start := int(h.CsumStart)
 	hdrEnd := start + int(pkt[start+12]>>4)*4
 	payload := pkt[hdrEnd:]
-	mss := int(h.gsoSize)
+	mss := int(h.GSOSize)
 	seq := binary.BigEndian.Uint32(pkt[start+4:])
 	var id uint16
 	if !ipv6 {

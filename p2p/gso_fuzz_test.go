@@ -3,6 +3,8 @@ package p2p
 import (
 	"bytes"
 	"testing"
+
+	"github.com/mynetwork/mynetwork/internal/virtio"
 )
 
 // FuzzVirtioHdr feeds arbitrary headers and packets, as a peer could send
@@ -15,33 +17,33 @@ func FuzzVirtioHdr(f *testing.F) {
 		p, h := superPacket(&testing.T{}, ipv6, bytes.Repeat([]byte{7}, 3000), 1380, 0x18)
 		f.Add(hdrBytes(h), p)
 		p, h = superPacket(&testing.T{}, ipv6, nil, 1380, 0x10)
-		h.gsoType, h.gsoSize = gsoNone, 0
+		h.GSOType, h.GSOSize = virtio.GSONone, 0
 		f.Add(hdrBytes(h), p)
 	}
-	f.Add(make([]byte, VirtioHdrLen), []byte{0x45})
+	f.Add(make([]byte, virtio.HdrLen), []byte{0x45})
 	scratch := make([]byte, Headroom+MaxFrame)
 	f.Fuzz(func(t *testing.T, hdr, pkt []byte) {
-		if len(hdr) != VirtioHdrLen || len(pkt) == 0 || len(pkt) > MaxFrame {
+		if len(hdr) != virtio.HdrLen || len(pkt) == 0 || len(pkt) > MaxFrame {
 			t.Skip()
 		}
-		h := parseVirtioHdr(hdr)
-		if h.check(pkt, minMSS) != nil {
+		h := virtio.Parse(hdr)
+		if checkHdr(h, pkt, minMSS) != nil {
 			return
 		}
 		whole := bytes.Clone(pkt)
-		h.finish(whole)
-		if h.gsoType == gsoNone {
+		finishHdr(h, whole)
+		if h.GSOType == virtio.GSONone {
 			return
 		}
-		start := int(h.csumStart)
+		start := int(h.CsumStart)
 		if (pkt[0]>>4 == 4 || start == 40) && !valid(whole) {
 			t.Fatalf("the finished super-packet's checksum does not verify")
 		}
 		hdrEnd := start + int(pkt[start+12]>>4)*4
 		var payload []byte
 		err := segment(pkt, h, scratch, func(seg []byte) error {
-			if len(seg) > hdrEnd+int(h.gsoSize) {
-				t.Fatalf("a %d-byte segment for segment size %d", len(seg), h.gsoSize)
+			if len(seg) > hdrEnd+int(h.GSOSize) {
+				t.Fatalf("a %d-byte segment for segment size %d", len(seg), h.GSOSize)
 			}
 			if (pkt[0]>>4 == 4 || start == 40) && !valid(seg) {
 				t.Fatalf("a segment's checksum does not verify")
@@ -59,8 +61,8 @@ func FuzzVirtioHdr(f *testing.F) {
 }
 
 func hdrBytes(h virtioHdr) []byte {
-	b := []byte{h.flags, h.gsoType, 0, 0, 0, 0, 0, 0, 0, 0}
-	for i, v := range []uint16{h.hdrLen, h.gsoSize, h.csumStart, h.csumOffset} {
+	b := []byte{h.Flags, h.GSOType, 0, 0, 0, 0, 0, 0, 0, 0}
+	for i, v := range []uint16{h.HdrLen, h.GSOSize, h.CsumStart, h.CsumOffset} {
 		b[2+2*i], b[3+2*i] = byte(v), byte(v>>8)
 	}
 	return b

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/mynetwork/mynetwork/internal/virtio"
 )
 
 // superPacket builds a TCP super-packet as a Linux TUN with segmentation
@@ -15,21 +16,21 @@ import (
 func superPacket(t *testing.T, ipv6 bool, payload []byte, mss int, flags byte) ([]byte, virtioHdr) {
 	t.Helper()
 	var ip []byte
-	h := virtioHdr{flags: virtioNeedsCsum, csumOffset: 16, gsoSize: uint16(mss)}
+	h := virtioHdr{Flags: virtio.NeedsCsum, CsumOffset: 16, GSOSize: uint16(mss)}
 	if ipv6 {
 		ip = make([]byte, 40)
 		ip[0] = 0x60
 		ip[6], ip[7] = 6, 64
 		copy(ip[8:], bytes.Repeat([]byte{0xfd, 1}, 8))
 		copy(ip[24:], bytes.Repeat([]byte{0xfd, 2}, 8))
-		h.gsoType = gsoTCPv6
+		h.GSOType = virtio.GSOTCPv6
 	} else {
 		ip = make([]byte, 20)
 		ip[0] = 0x45
 		binary.BigEndian.PutUint16(ip[4:], 0x1234)
 		ip[8], ip[9] = 64, 6
 		copy(ip[12:], []byte{100, 64, 0, 1, 100, 64, 0, 2})
-		h.gsoType = gsoTCPv4
+		h.GSOType = virtio.GSOTCPv4
 	}
 	tcp := make([]byte, 32) // with 12 bytes of options
 	binary.BigEndian.PutUint16(tcp[0:], 40000)
@@ -48,8 +49,8 @@ func superPacket(t *testing.T, ipv6 bool, payload []byte, mss int, flags byte) (
 		binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
 		binary.BigEndian.PutUint16(pkt[10:], ^fold(sum16(0, pkt[:20])))
 	}
-	h.csumStart = uint16(len(ip))
-	h.hdrLen = uint16(len(ip) + len(tcp))
+	h.CsumStart = uint16(len(ip))
+	h.HdrLen = uint16(len(ip) + len(tcp))
 	binary.BigEndian.PutUint16(pkt[len(ip)+16:], fold(pseudoSum(pkt, ipv6, len(pkt)-len(ip))))
 	return pkt, h
 }
@@ -83,7 +84,7 @@ func TestSegmentTCP(t *testing.T) {
 		}
 		const fin, psh, ack, cwr = 0x01, 0x08, 0x10, 0x80
 		pkt, h := superPacket(t, ipv6, payload, 1380, fin|psh|ack|cwr)
-		if err := h.check(pkt, minMSS); err != nil {
+		if err := checkHdr(h, pkt, minMSS); err != nil {
 			t.Fatalf("ipv6=%v: check: %v", ipv6, err)
 		}
 		var segs [][]byte
@@ -99,7 +100,7 @@ func TestSegmentTCP(t *testing.T) {
 		}
 		var got []byte
 		for i, s := range segs {
-			start := int(h.csumStart)
+			start := int(h.CsumStart)
 			if !valid(s) {
 				t.Errorf("ipv6=%v: segment %d: bad checksum", ipv6, i)
 			}
@@ -136,7 +137,7 @@ func TestFinishWhole(t *testing.T) {
 	for _, ipv6 := range []bool{false, true} {
 		pkt, h := superPacket(t, ipv6, bytes.Repeat([]byte{1, 2, 3}, 9000), 1380, 0x01|0x08|0x10|0x80)
 		before := bytes.Clone(pkt)
-		h.finish(pkt)
+		finishHdr(h, pkt)
 		if !valid(pkt) {
 			t.Errorf("ipv6=%v: bad checksum", ipv6)
 		}
@@ -144,7 +145,7 @@ func TestFinishWhole(t *testing.T) {
 			!ipv6 && int(binary.BigEndian.Uint16(pkt[2:])) != len(pkt) {
 			t.Errorf("ipv6=%v: IP length does not match its %d bytes", ipv6, len(pkt))
 		}
-		start := int(h.csumStart)
+		start := int(h.CsumStart)
 		for _, c := range [][2]int{{10, 12}, {start + 16, start + 18}} { // the checksums
 			copy(before[c[0]:c[1]], pkt[c[0]:c[1]])
 		}
@@ -161,7 +162,7 @@ func TestCompleteChecksum(t *testing.T) {
 	if valid(pkt) {
 		t.Fatal("a partial checksum verified")
 	}
-	completeChecksum(pkt, int(h.csumStart), int(h.csumOffset))
+	completeChecksum(pkt, int(h.CsumStart), int(h.CsumOffset))
 	if !valid(pkt) {
 		t.Fatal("completed TCP checksum does not verify")
 	}
@@ -185,22 +186,22 @@ func TestVirtioHdrCheck(t *testing.T) {
 		name string
 		mod  func(*virtioHdr)
 	}{
-		{"UDP segmentation", func(h *virtioHdr) { h.gsoType = 5 }},
-		{"no segment size", func(h *virtioHdr) { h.gsoSize = 0 }},
-		{"a tiny segment size", func(h *virtioHdr) { h.gsoSize = 8 }},
-		{"checksum beyond the packet", func(h *virtioHdr) { h.csumStart = 6000 }},
-		{"TCP header not where the IPv4 header ends", func(h *virtioHdr) { h.csumStart = 24 }},
-		{"IPv6 type on an IPv4 packet", func(h *virtioHdr) { h.gsoType = gsoTCPv6 }},
-		{"not the TCP checksum", func(h *virtioHdr) { h.csumOffset = 6 }},
+		{"UDP segmentation", func(h *virtioHdr) { h.GSOType = 5 }},
+		{"no segment size", func(h *virtioHdr) { h.GSOSize = 0 }},
+		{"a tiny segment size", func(h *virtioHdr) { h.GSOSize = 8 }},
+		{"checksum beyond the packet", func(h *virtioHdr) { h.CsumStart = 6000 }},
+		{"TCP header not where the IPv4 header ends", func(h *virtioHdr) { h.CsumStart = 24 }},
+		{"IPv6 type on an IPv4 packet", func(h *virtioHdr) { h.GSOType = virtio.GSOTCPv6 }},
+		{"not the TCP checksum", func(h *virtioHdr) { h.CsumOffset = 6 }},
 	}
 	for _, b := range bad {
 		g := h
 		b.mod(&g)
-		if g.check(pkt, minMSS) == nil {
+		if checkHdr(g, pkt, minMSS) == nil {
 			t.Errorf("%s: accepted", b.name)
 		}
 	}
-	if err := (virtioHdr{}).check(pkt[:1], minMSS); err != nil {
+	if err := checkHdr(virtioHdr{}, pkt[:1], minMSS); err != nil {
 		t.Errorf("no offload: %v", err)
 	}
 }
@@ -241,7 +242,7 @@ func TestSuperPackets(t *testing.T) {
 							close(got)
 							return
 						}
-						got <- rx{bytes.Clone(bufs[0][Headroom-VirtioHdrLen : Headroom]), bytes.Clone(bufs[0][Headroom : Headroom+sizes[0]])}
+						got <- rx{bytes.Clone(bufs[0][Headroom-virtio.HdrLen : Headroom]), bytes.Clone(bufs[0][Headroom : Headroom+sizes[0]])}
 					}
 				}()
 				probe := ipv4(17, 60, 0, 0)
@@ -257,19 +258,19 @@ func TestSuperPackets(t *testing.T) {
 				// that takes super-packets.
 				tinyPayload := bytes.Repeat([]byte{0xab}, 300)
 				tiny, th := superPacket(t, false, tinyPayload, 100, 0x18)
-				ah.gsoType, ah.gsoSize = gsoNone, 0
+				ah.GSOType, ah.GSOSize = virtio.GSONone, 0
 				put := func(buf []byte, pkt []byte, h virtioHdr) int {
-					v := buf[Headroom-VirtioHdrLen : Headroom]
-					v[0], v[1] = h.flags, h.gsoType
-					binary.LittleEndian.PutUint16(v[2:], h.hdrLen)
-					binary.LittleEndian.PutUint16(v[4:], h.gsoSize)
-					binary.LittleEndian.PutUint16(v[6:], h.csumStart)
-					binary.LittleEndian.PutUint16(v[8:], h.csumOffset)
+					v := buf[Headroom-virtio.HdrLen : Headroom]
+					v[0], v[1] = h.Flags, h.GSOType
+					binary.LittleEndian.PutUint16(v[2:], h.HdrLen)
+					binary.LittleEndian.PutUint16(v[4:], h.GSOSize)
+					binary.LittleEndian.PutUint16(v[6:], h.CsumStart)
+					binary.LittleEndian.PutUint16(v[8:], h.CsumOffset)
 					return copy(buf[Headroom:], pkt)
 				}
 				tx := [][]byte{make([]byte, Headroom+MaxFrame), make([]byte, Headroom+MaxFrame), make([]byte, Headroom+MaxFrame)}
 				sizes := []int{put(tx[0], super, h), put(tx[1], ack, ah), put(tx[2], tiny, th)}
-				wantHdr := bytes.Clone(tx[0][Headroom-VirtioHdrLen : Headroom])
+				wantHdr := bytes.Clone(tx[0][Headroom-virtio.HdrLen : Headroom])
 				if err := a.Transport().SendBuffers(idb, tx, sizes, Headroom); err != nil {
 					t.Fatal(err)
 				}
@@ -291,7 +292,7 @@ func TestSuperPackets(t *testing.T) {
 						continue
 					}
 					if len(r.pkt) > len(ack) && len(r.pkt) <= 52+100 {
-						if !valid(r.pkt) || !bytes.Equal(r.hdr, make([]byte, VirtioHdrLen)) {
+						if !valid(r.pkt) || !bytes.Equal(r.hdr, make([]byte, virtio.HdrLen)) {
 							t.Fatalf("a small segment with checksum valid %v, header %x", valid(r.pkt), r.hdr)
 						}
 						tinyData = append(tinyData, r.pkt[52:]...)
@@ -301,9 +302,9 @@ func TestSuperPackets(t *testing.T) {
 						gotACK = true
 						// To a node like it, on the stream, the checksum may
 						// stay partial for the receiving kernel to complete.
-						if ah := parseVirtioHdr(r.hdr); virtioB && ah.flags == virtioNeedsCsum {
-							completeChecksum(r.pkt, int(ah.csumStart), int(ah.csumOffset))
-						} else if ah.flags != 0 {
+						if ah := virtio.Parse(r.hdr); virtioB && ah.Flags == virtio.NeedsCsum {
+							completeChecksum(r.pkt, int(ah.CsumStart), int(ah.CsumOffset))
+						} else if ah.Flags != 0 {
 							t.Errorf("the ACK arrived with a header %x", r.hdr)
 						}
 						if !valid(r.pkt) {
@@ -319,13 +320,13 @@ func TestSuperPackets(t *testing.T) {
 						continue
 					}
 					if rc.name == "whole" {
-						if len(r.pkt) != len(super) || !valid(r.pkt) || !bytes.Equal(r.hdr, make([]byte, VirtioHdrLen)) {
+						if len(r.pkt) != len(super) || !valid(r.pkt) || !bytes.Equal(r.hdr, make([]byte, virtio.HdrLen)) {
 							t.Fatalf("the super-packet arrived as %d bytes (want %d), checksum valid %v, header %x", len(r.pkt), len(super), valid(r.pkt), r.hdr)
 						}
 						data = append(data, r.pkt[52:]...)
 						continue
 					}
-					if len(r.pkt) > 20+32+1380 || !valid(r.pkt) || !bytes.Equal(r.hdr, make([]byte, VirtioHdrLen)) {
+					if len(r.pkt) > 20+32+1380 || !valid(r.pkt) || !bytes.Equal(r.hdr, make([]byte, virtio.HdrLen)) {
 						t.Fatalf("a segment of %d bytes, checksum valid %v, header %x", len(r.pkt), valid(r.pkt), r.hdr)
 					}
 					data = append(data, r.pkt[52:]...)

@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/mynetwork/mynetwork/internal/virtio"
 )
 
 func newKey(t testing.TB) (crypto.PrivKey, peer.ID) {
@@ -217,7 +218,7 @@ func TestNodeThatListensNowhere(t *testing.T) {
 // largest super-packet with its length and virtio-net header, fits one
 // yamux message (its 12-byte header included).
 func TestYamuxMessageHoldsAFrame(t *testing.T) {
-	if got, want := yamuxTransport().MaxMessageSize, uint32(12+2+VirtioHdrLen+MaxFrame); got < want {
+	if got, want := yamuxTransport().MaxMessageSize, uint32(12+2+virtio.HdrLen+MaxFrame); got < want {
 		t.Fatalf("yamux messages of %d bytes; a frame needs %d", got, want)
 	}
 }

@@ -7,8 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/mynetwork/mynetwork/internal/engine"
-	"github.com/mynetwork/mynetwork/internal/ratelimit"
 	"log/slog"
 	"net"
 	"sync"
@@ -19,6 +17,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/mynetwork/mynetwork/internal/engine"
+	"github.com/mynetwork/mynetwork/internal/ratelimit"
+	"github.com/mynetwork/mynetwork/internal/virtio"
 	"github.com/quic-go/quic-go"
 )
 
@@ -75,7 +76,7 @@ const Headroom = engine.Offset
 func (pk *packet) data() []byte { return pk.buf[Headroom : Headroom+pk.n] }
 
 // vhdr is the virtio-net header in front of the packet (virtio transports).
-func (pk *packet) vhdr() []byte { return pk.buf[Headroom-VirtioHdrLen : Headroom] }
+func (pk *packet) vhdr() []byte { return pk.buf[Headroom-virtio.HdrLen : Headroom] }
 
 type peerSender struct {
 	id    peer.ID
@@ -235,7 +236,7 @@ func (t *Transport) SendBuffers(to peer.ID, bufs [][]byte, sizes []int, offset i
 		} else {
 			pk.n = copy(pk.buf[Headroom:], b[offset:offset+size])
 			if t.virtio {
-				copy(pk.vhdr(), b[offset-VirtioHdrLen:offset])
+				copy(pk.vhdr(), b[offset-virtio.HdrLen:offset])
 			}
 		}
 		t.enqueue(ps, pk)
@@ -286,7 +287,7 @@ func (t *Transport) Receive(bufs [][]byte, sizes []int, from []peer.ID, offset i
 		} else {
 			sizes[n] = copy(bufs[n][offset:], pk.data())
 			if t.virtio {
-				copy(bufs[n][offset-VirtioHdrLen:offset], pk.vhdr())
+				copy(bufs[n][offset-virtio.HdrLen:offset], pk.vhdr())
 			}
 		}
 		from[n] = pk.from
@@ -364,7 +365,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 		}
 		for pk != nil {
 			h, herr := t.header(pk)
-			gso := h.gsoType != gsoNone
+			gso := h.GSOType != virtio.GSONone
 			switch {
 			case herr != nil:
 				ps.stats.DropQueue.Add(1)
@@ -431,8 +432,8 @@ func (t *Transport) header(pk *packet) (virtioHdr, error) {
 	if !t.virtio {
 		return virtioHdr{}, nil
 	}
-	h := parseVirtioHdr(pk.vhdr())
-	return h, h.check(pk.data(), 1)
+	h := virtio.Parse(pk.vhdr())
+	return h, checkHdr(h, pk.data(), 1)
 }
 
 // plain makes a packet that is not a super-packet fit to travel without
@@ -442,10 +443,10 @@ func (t *Transport) plain(pk *packet) {
 	if !t.virtio {
 		return
 	}
-	if v := pk.vhdr(); v[0]&virtioNeedsCsum != 0 {
-		h := parseVirtioHdr(v)
-		completeChecksum(pk.data(), int(h.csumStart), int(h.csumOffset))
-		v[0] &^= virtioNeedsCsum
+	if v := pk.vhdr(); v[0]&virtio.NeedsCsum != 0 {
+		h := virtio.Parse(v)
+		completeChecksum(pk.data(), int(h.CsumStart), int(h.CsumOffset))
+		v[0] &^= virtio.NeedsCsum
 	}
 }
 
@@ -466,7 +467,7 @@ func (t *Transport) sendDatagram(dg *quic.Conn, pk *packet) bool {
 // stream, rather than as segments. h is the packet's header, checked.
 func (t *Transport) writeFrame(w *bufio.Writer, s network.Stream, pk *packet, h virtioHdr, pending *bool) (whole bool, err error) {
 	gsoStream := s.Protocol() == GSOProtocol
-	if h.gsoType != gsoNone && (!gsoStream || h.gsoSize < minMSS) {
+	if h.GSOType != virtio.GSONone && (!gsoStream || h.GSOSize < minMSS) {
 		var segHdr []byte // a segment's frame: no header, or one that asks for nothing
 		if gsoStream {
 			segHdr = noOffload[:]
@@ -478,7 +479,7 @@ func (t *Transport) writeFrame(w *bufio.Writer, s network.Stream, pk *packet, h 
 	}
 	hl := 0
 	if gsoStream {
-		hl = VirtioHdrLen // the receiving kernel completes checksums
+		hl = virtio.HdrLen // the receiving kernel completes checksums
 	} else {
 		t.plain(pk)
 	}
@@ -562,7 +563,7 @@ func (t *Transport) handleStream(s network.Stream) {
 		var n int
 		var err error
 		if gso {
-			n, err = readGSOFrame(r, pk.buf[Headroom-VirtioHdrLen:Headroom+t.maxPacket])
+			n, err = readGSOFrame(r, pk.buf[Headroom-virtio.HdrLen:Headroom+t.maxPacket])
 		} else {
 			n, err = ReadFrame(r, pk.buf[Headroom:Headroom+t.maxPacket])
 		}
@@ -590,14 +591,14 @@ func (t *Transport) handleStream(s network.Stream) {
 // finished into one TCP segment, or cut into segments when it is larger
 // than the device's MTU. A header the kernel would refuse drops it.
 func (t *Transport) deliverGSO(ps *peerSender, pk *packet) error {
-	h := parseVirtioHdr(pk.vhdr())
+	h := virtio.Parse(pk.vhdr())
 	switch {
-	case h.check(pk.data(), minMSS) != nil:
+	case checkHdr(h, pk.data(), minMSS) != nil:
 		ps.stats.DropQueue.Add(1)
 		t.pool.Put(pk)
 		return nil
 	case t.virtio:
-	case h.gsoType != gsoNone && pk.n > t.mtu:
+	case h.GSOType != virtio.GSONone && pk.n > t.mtu:
 		defer t.pool.Put(pk)
 		return t.segment(pk, h, func(seg []byte) error {
 			q := t.get(len(seg))
@@ -606,7 +607,7 @@ func (t *Transport) deliverGSO(ps *peerSender, pk *packet) error {
 			return t.deliver(ps, q)
 		})
 	default:
-		h.finish(pk.data())
+		finishHdr(h, pk.data())
 		clear(pk.vhdr())
 	}
 	return t.deliver(ps, pk)
