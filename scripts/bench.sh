@@ -195,6 +195,11 @@ cpu_per_gb=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v mbit="$mbits" -v s=
   'BEGIN { gb = mbit * s / 8 / 1000; if (gb > 0) printf "%.2f", t / hz / gb; else print "n/a" }')
 paired "kernel TCP 4 streams (Mbit/s)" 4
 kernel4=$median
+if [ -n "$wg" ]; then
+  wg4=$(tput "$a" "$wg" 5201 4)
+  row "wireguard-go 4 streams (Mbit/s)" "$(tput "$a" 10.124.0.2 5201 4)" "$wg4"
+  row "Mynetwork vs wireguard-go, 4 streams" "$wg4" "$kernel4"
+fi
 
 # The underlay shaped to 1 Gbit/s with tbf on both veth ends.
 shape 1gbit 256kb
