@@ -15,18 +15,23 @@ import (
 // after Close) until no such goroutine can block any more: from then on
 // every call fails at once with net.ErrClosed.
 //
+// Its reads also count as activity for the connection's idle timer.
+//
 // It also passes CloseWrite through (go-socks5 half-closes by an interface
 // check, which a wrapper would otherwise hide) and always reports a
 // *net.TCPAddr as LocalAddr, which go-socks5 asserts when it replies.
 type ownedConn struct {
 	net.Conn
 	calls sync.WaitGroup
+	idle  *pipe.IdleTimer // nil: none; set before the first Read
 
 	mu     sync.Mutex
 	closed bool
 }
 
-func newOwnedConn(c net.Conn) *ownedConn { return &ownedConn{Conn: c} }
+func newOwnedConn(c net.Conn, idle *pipe.IdleTimer) *ownedConn {
+	return &ownedConn{Conn: c, idle: idle}
+}
 
 func (c *ownedConn) enter() bool {
 	c.mu.Lock()
@@ -43,7 +48,11 @@ func (c *ownedConn) Read(p []byte) (int, error) {
 		return 0, net.ErrClosed
 	}
 	defer c.calls.Done()
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.idle.Touch()
+	}
+	return n, err
 }
 
 func (c *ownedConn) Write(p []byte) (int, error) {

@@ -10,9 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mynetwork/mynetwork/internal/ratelimit"
-
 	"github.com/mynetwork/mynetwork/internal/pipe"
+	"github.com/mynetwork/mynetwork/internal/ratelimit"
 )
 
 // Forward listens locally and connects each client through the dial
@@ -46,24 +45,28 @@ type ForwarderConfig struct {
 	// LocalDial connects to an expose's local target; nil means a
 	// net.Dialer.
 	LocalDial DialFunc
+	// MaxConns bounds, for each forward and expose on its own, the TCP
+	// connections in flight (beyond it new clients are closed at once) or
+	// the UDP sessions (beyond it datagrams from new clients are dropped);
+	// 0 means 1024.
+	MaxConns int
 	// Log receives the forwarder's messages; nil means slog.Default().
 	Log *slog.Logger
 }
 
-// Forwarder runs forwards and exposes until Close. At most 1024 TCP
-// connections are in flight at once (beyond that new clients are closed),
-// and each UDP forward or expose keeps at most 1024 sessions (beyond that
-// datagrams from new clients are dropped).
+// Forwarder runs forwards and exposes until Close. Each rule has its own
+// limit of connections or sessions (ForwarderConfig.MaxConns), and a TCP
+// connection that carries nothing either way for 2 h 4 min is closed.
 type Forwarder struct {
 	cfg  ForwarderConfig
 	log  *slog.Logger
 	g    *group
-	sem  chan struct{}
 	warn ratelimit.Every
 
 	// Tests shorten these.
 	dialTimeout time.Duration
 	udpIdle     time.Duration
+	tcpIdle     time.Duration
 
 	mu     sync.Mutex
 	bound  []net.Addr  // local addresses of the started forwards, in order
@@ -80,18 +83,23 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 		return nil, errors.New("socks: ForwarderConfig.Dial is required")
 	case cfg.Resolve == nil:
 		return nil, errors.New("socks: ForwarderConfig.Resolve is required")
+	case cfg.MaxConns < 0:
+		return nil, fmt.Errorf("socks: ForwarderConfig.MaxConns is %d, want 0 or more", cfg.MaxConns)
 	}
 	if cfg.LocalDial == nil {
 		cfg.LocalDial = (&net.Dialer{}).DialContext
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = defaultMaxConns
 	}
 	return &Forwarder{
 		cfg:         cfg,
 		log:         orDefault(cfg.Log),
 		g:           newGroup(),
-		sem:         make(chan struct{}, defaultMaxConns),
 		warn:        ratelimit.Every{Interval: warnInterval},
 		dialTimeout: dialTimeout,
 		udpIdle:     udpIdleTimeout,
+		tcpIdle:     defaultIdleTimeout,
 	}, nil
 }
 
@@ -212,15 +220,16 @@ func checkExpose(e Expose) error {
 }
 
 // startTCP serves ln in the background: each client is connected with
-// dial and piped to it.
+// dial and piped to it, at most MaxConns at once.
 func (f *Forwarder) startTCP(ln net.Listener, name string, dial func(context.Context) (net.Conn, error)) error {
 	untrack, ok := f.g.track(ln)
 	if !ok {
 		return errForwarderClosed
 	}
+	sem := make(chan struct{}, f.cfg.MaxConns)
 	if !f.g.spawn(func() {
 		defer untrack()
-		f.acceptTCP(ln, name, dial)
+		f.acceptTCP(ln, name, dial, sem)
 	}) {
 		untrack()
 		ln.Close()
@@ -229,7 +238,7 @@ func (f *Forwarder) startTCP(ln net.Listener, name string, dial func(context.Con
 	return nil
 }
 
-func (f *Forwarder) acceptTCP(ln net.Listener, name string, dial func(context.Context) (net.Conn, error)) {
+func (f *Forwarder) acceptTCP(ln net.Listener, name string, dial func(context.Context) (net.Conn, error), sem chan struct{}) {
 	defer ln.Close()
 	var pause time.Duration
 	for {
@@ -251,19 +260,19 @@ func (f *Forwarder) acceptTCP(ln net.Listener, name string, dial func(context.Co
 		}
 		pause = 0
 		select {
-		case f.sem <- struct{}{}:
+		case sem <- struct{}{}:
 		default:
 			c.Close()
 			if f.warn.Allow() {
-				f.log.Warn("forward: too many connections, closing new clients", "forward", name, "max", cap(f.sem))
+				f.log.Warn("forward: too many connections, closing new clients", "forward", name, "max", cap(sem))
 			}
 			continue
 		}
 		if !f.g.spawn(func() {
-			defer func() { <-f.sem }()
+			defer func() { <-sem }()
 			f.serveTCP(c, name, dial)
 		}) {
-			<-f.sem
+			<-sem
 			c.Close()
 			return
 		}
@@ -296,7 +305,7 @@ func (f *Forwarder) serveTCP(c net.Conn, name string, dial func(context.Context)
 	}
 	defer untrackB()
 	f.log.Debug("forward: connected", "forward", name, "client", c.RemoteAddr().String())
-	pipe.Join(c, b)
+	pipe.JoinIdle(c, b, f.tcpIdle)
 }
 
 // reset closes c with a TCP RST where it can.
@@ -316,7 +325,7 @@ func (f *Forwarder) startUDP(pc net.PacketConn, name string, dial func(context.C
 		pc:       pc,
 		dial:     dial,
 		idle:     f.udpIdle,
-		max:      defaultMaxConns,
+		max:      f.cfg.MaxConns,
 		sessions: make(map[string]*udpSession),
 	}
 	untrack, ok := f.g.track(pc)

@@ -2,7 +2,6 @@ package socks
 
 import (
 	"errors"
-	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -61,17 +60,21 @@ func (v *virtualNet) addr(network string, port uint16) net.Addr {
 }
 
 // newForwarder returns a forwarder over loopback that is closed when the
-// test ends.
-func newForwarder(t testing.TB) (*Forwarder, *virtualNet) {
+// test ends; tweak may change its config first.
+func newForwarder(t testing.TB, tweak ...func(*ForwarderConfig)) (*Forwarder, *virtualNet) {
 	t.Helper()
 	v := &virtualNet{}
-	f, err := NewForwarder(ForwarderConfig{
+	cfg := ForwarderConfig{
 		Dial:      testDial(t),
 		Resolve:   testResolve,
 		ListenTCP: v.listenTCP,
 		ListenUDP: v.listenUDP,
 		Log:       testLog(t),
-	})
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	f, err := NewForwarder(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,6 +172,58 @@ func TestExposeTCP(t *testing.T) {
 	defer c.Close()
 	if got := roundTrip(t, c, []byte("hello")); string(got) != "got 5 bytes" {
 		t.Errorf("answer = %q", got)
+	}
+}
+
+// A forward with its limit of connections in flight closes new clients,
+// and another forward and an expose still accept: each rule has a limit
+// of its own.
+func TestForwardLimitPerRule(t *testing.T) {
+	backend := serveTCP(t, "tcp4", echo)
+	f, v := newForwarder(t, func(c *ForwarderConfig) { c.MaxConns = 2 })
+	busy := startForward(t, f, "tcp", hostPort("ms1", backend.Port()))
+	other := startForward(t, f, "tcp", hostPort("ms1", backend.Port()))
+	if err := f.StartExpose(Expose{Network: "tcp", Port: 80, Target: backend.String()}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		echoOnce(t, dialTCP(t, busy))
+	}
+	over := dialTCP(t, busy)
+	over.SetDeadline(time.Now().Add(5 * time.Second))
+	over.Write([]byte("ping"))
+	if n, err := over.Read(make([]byte, 4)); err == nil || isTimeout(err) {
+		t.Fatalf("third client of a forward with a limit of 2: read %d bytes, %v; want closed", n, err)
+	}
+	for _, addr := range []net.Addr{other, v.addr("tcp", 80)} {
+		echoOnce(t, dialTCP(t, addr))
+	}
+}
+
+// A piped TCP connection of a forward or an expose that carries nothing
+// for the idle time is closed; one that carries a byte now and then is not.
+func TestForwardIdleTimeout(t *testing.T) {
+	backend := serveTCP(t, "tcp4", echo)
+	f, v := newForwarder(t)
+	f.tcpIdle = 300 * time.Millisecond
+	fwd := startForward(t, f, "tcp", hostPort("ms1", backend.Port()))
+	if err := f.StartExpose(Expose{Network: "tcp", Port: 80, Target: backend.String()}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		addr net.Addr
+	}{
+		{name: "forward", addr: fwd},
+		{name: "expose", addr: v.addr("tcp", 80)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			silent := dialTCP(t, tt.addr)
+			active := dialTCP(t, tt.addr)
+			checkIdleClose(t, f.tcpIdle, start, silent, active)
+		})
 	}
 }
 
@@ -306,6 +361,7 @@ func TestNewForwarderErrors(t *testing.T) {
 	}{
 		{name: "no dial", cfg: ForwarderConfig{Resolve: testResolve}, want: "socks: ForwarderConfig.Dial is required"},
 		{name: "no resolver", cfg: ForwarderConfig{Dial: testDial(t)}, want: "socks: ForwarderConfig.Resolve is required"},
+		{name: "negative limit", cfg: ForwarderConfig{Dial: testDial(t), Resolve: testResolve, MaxConns: -1}, want: "socks: ForwarderConfig.MaxConns is -1, want 0 or more"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -347,15 +403,8 @@ func TestForwarderClose(t *testing.T) {
 	}
 	var open []net.Conn
 	for _, addr := range []net.Addr{fwd, v.addr("tcp", 80)} {
-		c, err := net.Dial("tcp", addr.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.Write([]byte("ping"))
-		if _, err := io.ReadFull(c, make([]byte, 4)); err != nil {
-			t.Fatal(err)
-		}
+		c := dialTCP(t, addr)
+		echoOnce(t, c)
 		open = append(open, c)
 	}
 	udpExchange(t, udpClient, udpFwd, []byte("ping"))

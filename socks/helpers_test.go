@@ -376,3 +376,63 @@ func closedPort(t testing.TB) uint16 {
 func hostPort(host string, port uint16) string {
 	return net.JoinHostPort(host, strconv.Itoa(int(port)))
 }
+
+// dialTCP connects to addr; the connection is closed when the test ends.
+func dialTCP(t testing.TB, addr net.Addr) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// echoOnce sends "ping" on c, a connection to an echo server, and reads it
+// back.
+func echoOnce(t testing.TB, c net.Conn) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "ping" {
+		t.Fatalf("echo: got %q, %v", got, err)
+	}
+}
+
+// checkIdleClose checks two piped connections to an echo server, both
+// opened after start: silent, on which nothing passes, is closed after
+// idle and not before, while active, which echoes a byte every idle/4 for
+// four times idle, stays open.
+func checkIdleClose(t *testing.T, idle time.Duration, start time.Time, silent, active net.Conn) {
+	t.Helper()
+	type end struct {
+		after time.Duration
+		err   error
+	}
+	closed := make(chan end, 1)
+	go func() {
+		silent.SetReadDeadline(time.Now().Add(20 * idle))
+		_, err := silent.Read(make([]byte, 1))
+		closed <- end{time.Since(start), err}
+	}()
+	for time.Since(start) < 4*idle {
+		active.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := active.Write([]byte("x")); err != nil {
+			t.Fatalf("active connection after %v: %v", time.Since(start), err)
+		}
+		if _, err := io.ReadFull(active, make([]byte, 1)); err != nil {
+			t.Fatalf("active connection closed after %v: %v", time.Since(start), err)
+		}
+		time.Sleep(idle / 4)
+	}
+	switch e := <-closed; {
+	case e.err == nil || isTimeout(e.err):
+		t.Fatalf("silent connection still open after %v: %v", e.after, e.err)
+	case e.after < idle:
+		t.Fatalf("silent connection closed after %v, before the idle time %v", e.after, idle)
+	}
+}

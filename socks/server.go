@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/armon/go-socks5"
 
+	"github.com/mynetwork/mynetwork/internal/pipe"
 	"github.com/mynetwork/mynetwork/internal/ratelimit"
 )
 
@@ -73,9 +75,11 @@ type Server struct {
 
 	// handshakeTimeout bounds the SOCKS handshake (greeting, authentication
 	// and request), so that silent clients do not hold a slot; dialTimeout
-	// bounds the dial. Tests shorten them.
+	// bounds the dial; idleTimeout closes a connection that carries nothing
+	// either way (defaultIdleTimeout). Tests shorten them.
 	handshakeTimeout time.Duration
 	dialTimeout      time.Duration
+	idleTimeout      time.Duration
 }
 
 // NewServer checks cfg (Dial, Resolve and Allowed are required) and
@@ -109,6 +113,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		warn:             ratelimit.Every{Interval: warnInterval},
 		handshakeTimeout: 30 * time.Second,
 		dialTimeout:      dialTimeout,
+		idleTimeout:      defaultIdleTimeout,
 	}
 	if cfg.Username != "" {
 		creds := socks5.StaticCredentials{cfg.Username: cfg.Password}
@@ -191,7 +196,7 @@ var discard = log.New(io.Discard, "", 0)
 // its client: it lifts the handshake deadline and records the target
 // connection, which serveConn closes and waits for.
 func (s *Server) serveConn(c net.Conn) {
-	client := newOwnedConn(c)
+	client := newOwnedConn(c, nil)
 	untrack, ok := s.g.track(client)
 	if !ok {
 		return
@@ -205,7 +210,20 @@ func (s *Server) serveConn(c net.Conn) {
 	var (
 		target        *ownedConn
 		untrackTarget func()
+		targetMu      sync.Mutex // target, for the idle timer's goroutine
 	)
+	// Both conns report their reads; when neither has read for
+	// idleTimeout, both are closed, which ends go-socks5's copying.
+	idle := pipe.NewIdleTimer(s.idleTimeout, func() {
+		client.Close()
+		targetMu.Lock()
+		defer targetMu.Unlock()
+		if target != nil {
+			target.Close()
+		}
+	})
+	defer idle.Stop()
+	client.idle = idle // before any read
 	conf := &socks5.Config{
 		AuthMethods: s.auth,
 		Resolver:    s.resolver,
@@ -217,13 +235,15 @@ func (s *Server) serveConn(c net.Conn) {
 			if err != nil {
 				return nil, err
 			}
-			o := newOwnedConn(t)
+			o := newOwnedConn(t, idle)
 			untrack, ok := s.g.track(o)
 			if !ok {
 				return nil, ErrServerClosed
 			}
+			targetMu.Lock()
 			target, untrackTarget = o, untrack
-			return target, nil
+			targetMu.Unlock()
+			return o, nil
 		},
 	}
 	srv, err := socks5.New(conf)

@@ -370,3 +370,22 @@ func TestNewServerErrors(t *testing.T) {
 		})
 	}
 }
+
+// A CONNECT that carries nothing for the idle time is closed; one that
+// carries a byte now and then is not.
+func TestServerIdleTimeout(t *testing.T) {
+	backend := serveTCP(t, "tcp4", echo)
+	const idle = 300 * time.Millisecond
+	_, proxy := startServer(t, ServerConfig{}, func(s *Server) { s.idleTimeout = idle })
+	start := time.Now()
+	var conns [2]net.Conn
+	for i := range conns {
+		c, rep, err := socksDial(proxy, nil, cmdConnect, "ms1", backend.Port())
+		if err != nil || rep != repSucceeded {
+			t.Fatalf("reply %#x, %v", rep, err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	checkIdleClose(t, idle, start, conns[0], conns[1])
+}

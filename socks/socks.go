@@ -37,10 +37,22 @@ type Resolver func(name string) (netip.Addr, bool)
 var ErrServerClosed = errors.New("socks: server closed")
 
 const (
-	// defaultMaxConns bounds the connections in flight of a Server (when
-	// ServerConfig.MaxConns is 0) and of a Forwarder, and the UDP sessions of
-	// each UDP forward or expose.
+	// defaultMaxConns bounds the connections in flight of a Server and of
+	// each forward and expose, and the UDP sessions of each UDP forward or
+	// expose, when their config says 0. Per rule, so that one busy or
+	// flooded rule (a peer may open connections to an expose as fast as it
+	// likes) cannot shut out the others.
 	defaultMaxConns = 1024
+	// defaultIdleTimeout closes a piped TCP connection (SOCKS5, forward or
+	// expose) after this long without a byte either way, so that one whose
+	// far end vanished without a word (a peer that lost power: nothing
+	// resets its connections inside the userspace stack) frees its slot.
+	// It is RFC 5382's lowest idle timeout for a NAT's established TCP
+	// connections (REQ-5: 2 h 4 min): a forward stands where a NAT would,
+	// so an idle ssh session or database connection that survives a home
+	// router survives here too. 30 minutes would cut ssh sessions left
+	// idle over lunch (ssh sends no keepalives by default).
+	defaultIdleTimeout = 2*time.Hour + 4*time.Minute
 	// dialTimeout bounds every dial, into the virtual network or locally.
 	dialTimeout = 30 * time.Second
 	// udpIdleTimeout ends a UDP session after this long without a datagram

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 )
 
 // closeWriter is a connection that can half-close: *net.TCPConn, gVisor's
@@ -29,7 +30,12 @@ func CloseWrite(c net.Conn) error {
 // the other direction keeps flowing (a client that sends a request and
 // half-closes still gets its answer). An error in either direction closes
 // both connections at once. Join returns after its second goroutine.
-func Join(a, b net.Conn) {
+func Join(a, b net.Conn) { JoinIdle(a, b, 0) }
+
+// JoinIdle is Join that also closes both connections once no byte has
+// passed either way for idle, so that a connection whose far end vanished
+// without a word does not hold its slot forever; idle <= 0 means never.
+func JoinIdle(a, b net.Conn, idle time.Duration) {
 	var once sync.Once
 	abort := func() {
 		once.Do(func() {
@@ -37,8 +43,14 @@ func Join(a, b net.Conn) {
 			b.Close()
 		})
 	}
+	timer := NewIdleTimer(idle, abort)
+	defer timer.Stop()
 	half := func(dst, src net.Conn) {
-		if _, err := io.Copy(dst, src); err != nil || CloseWrite(dst) != nil {
+		var r io.Reader = src // as it is, so that io.Copy can splice
+		if timer != nil {
+			r = touchReader{src, timer}
+		}
+		if _, err := io.Copy(dst, r); err != nil || CloseWrite(dst) != nil {
 			abort()
 		}
 	}
@@ -50,4 +62,18 @@ func Join(a, b net.Conn) {
 	half(a, b)
 	<-done
 	abort()
+}
+
+// touchReader reports every read that returns bytes to an IdleTimer.
+type touchReader struct {
+	r io.Reader
+	t *IdleTimer
+}
+
+func (r touchReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.t.Touch()
+	}
+	return n, err
 }

@@ -83,3 +83,64 @@ func TestJoinAbortsBothOnError(t *testing.T) {
 		t.Fatal("Join did not return after an error")
 	}
 }
+
+// JoinIdle leaves alone a connection that carries a byte now and then, in
+// either direction, for several times the idle time, and closes it once
+// nothing has passed for the idle time.
+func TestJoinIdle(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	tests := []struct {
+		name    string
+		talk    time.Duration // how long a byte passes every idle/4
+		fromFar bool          // the far end sends instead of the client
+	}{
+		{name: "silent"},
+		{name: "client talks", talk: 5 * idle},
+		{name: "server talks", talk: 5 * idle, fromFar: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client, a := tcpPair(t)
+			b, server := tcpPair(t)
+			done := make(chan struct{})
+			start := time.Now()
+			go func() { JoinIdle(a, b, idle); close(done) }()
+			talker, listener := client, server
+			if tt.fromFar {
+				talker, listener = server, client
+			}
+			go io.Copy(io.Discard, listener)
+			last := start
+			for time.Since(start) < tt.talk {
+				select {
+				case <-done:
+					t.Fatalf("closed after %v although a byte passed every %v", time.Since(start), idle/4)
+				default:
+				}
+				if _, err := talker.Write([]byte("x")); err != nil {
+					t.Fatal(err)
+				}
+				last = time.Now()
+				time.Sleep(idle / 4)
+			}
+			select {
+			case <-done:
+				if quiet := time.Since(last); quiet < idle {
+					t.Fatalf("closed after %v of silence, before the idle time %v", quiet, idle)
+				}
+			case <-time.After(10 * idle):
+				t.Fatalf("still open after %v of silence", 10*idle)
+			}
+		})
+	}
+}
+
+// A nil IdleTimer (no idle time) never expires and its methods are safe.
+func TestIdleTimerOff(t *testing.T) {
+	tm := NewIdleTimer(0, func() { t.Error("expired") })
+	if tm != nil {
+		t.Fatal("NewIdleTimer(0) is not nil")
+	}
+	tm.Touch()
+	tm.Stop()
+}
