@@ -65,7 +65,8 @@ type fq struct {
 	flows        []flow // made on the first packet
 	newer, older flowList
 	packets      int
-	bytes        int64
+	bytes        int64 // of packets: what the scheduler shares out
+	mem          int64 // of their buffers: what the queue holds (queueMem)
 	seed         maphash.Seed
 	ready        chan struct{} // a token after each add: the taker waits on it
 	stats        *PeerCounters // counts CoDel's drops and marks, and a full queue's drops
@@ -77,8 +78,9 @@ func newFQ(stats *PeerCounters, put func(*packet)) *fq {
 }
 
 // add queues pk, whose enq is set. When that makes the queue longer than
-// queueSlots packets or queueBytes, packets are dropped from the head of
-// the flow with the most bytes queued until it fits again.
+// queueSlots packets or its buffers larger than queueMem, packets are
+// dropped from the head of the flow with the most bytes queued until it
+// fits again.
 func (q *fq) add(pk *packet) {
 	h := q.flowHash(pk.data())
 	q.mu.Lock()
@@ -95,11 +97,12 @@ func (q *fq) add(pk *packet) {
 	f.bytes += pk.n
 	q.packets++
 	q.bytes += int64(pk.n)
+	q.mem += int64(len(pk.buf))
 	if f.list == nil {
 		f.credit = fqQuantum
 		q.newer.push(f)
 	}
-	for q.packets > queueSlots || q.bytes > queueBytes {
+	for q.packets > queueSlots || q.mem > queueMem {
 		q.dropFattest()
 	}
 	q.mu.Unlock()
@@ -128,6 +131,7 @@ func (q *fq) pop(f *flow) *packet {
 	f.bytes -= pk.n
 	q.packets--
 	q.bytes -= int64(pk.n)
+	q.mem -= int64(len(pk.buf))
 	return pk
 }
 

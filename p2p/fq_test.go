@@ -107,10 +107,11 @@ func countPackets(sent map[uint16]int) int { return sent[1]/65000 + sent[2]/1400
 // bytes queued, not the packet that arrives.
 func TestFQFullDropsFattest(t *testing.T) {
 	r := newFQRig(flowPacket(6, 1, 40), flowPacket(17, 53, 40))
-	for range queueBytes / 65000 {
+	const each = Headroom + 65000 // a packet's buffer
+	for range queueMem / each {
 		r.add(flowPacket(6, 1, 65000), 0)
 	}
-	r.add(flowPacket(6, 1, queueBytes%65000-40), 0) // 40 bytes short of full
+	r.add(flowPacket(6, 1, queueMem%each-Headroom-40), 0) // 40 bytes short of full
 	r.add(flowPacket(17, 53, 80), 0)
 	if r.st.DropQueue.Load() != 1 || r.freed != 1 {
 		t.Fatalf("drops %d, freed %d: want the fat flow's one", r.st.DropQueue.Load(), r.freed)
@@ -119,6 +120,24 @@ func TestFQFullDropsFattest(t *testing.T) {
 	// too, never served) has spent its quantum on one super-packet.
 	if first, second := r.q.take(0), r.q.take(0); sport(first) != 1 || sport(second) != 53 {
 		t.Fatalf("took flows %d, %d, want 1, then the DNS packet", sport(first), sport(second))
+	}
+}
+
+// TestFQBoundsBuffers: the queue's bound counts the buffers packets hold,
+// not their bytes: 3000-byte packets in 64 KiB buffers (a node at MTU
+// 65000 sending to a peer that stopped reading) pin at most queueMem.
+func TestFQBoundsBuffers(t *testing.T) {
+	r := newFQRig()
+	for range 4 * queueMem / (64 << 10) {
+		pk := flowPacket(17, 53, 3000)
+		pk.buf = append(pk.buf, make([]byte, 64<<10-len(pk.buf))...)
+		r.add(pk, 0)
+	}
+	if r.q.mem > queueMem {
+		t.Fatalf("queue holds %d bytes of buffers, over its %d", r.q.mem, queueMem)
+	}
+	if n, _ := r.q.len(); n != queueMem/(64<<10) {
+		t.Fatalf("%d packets queued, want %d", n, queueMem/(64<<10))
 	}
 }
 

@@ -16,6 +16,10 @@ const MaxFrame = 0xFFFF
 // ErrEmptyFrame is returned for a frame of length zero, which no IP packet has.
 var ErrEmptyFrame = errors.New("empty frame")
 
+// ErrFrameTooLarge is returned for a frame longer than the reader's buffer:
+// the stream cannot be resynchronised after it.
+var ErrFrameTooLarge = errors.New("frame larger than the packet limit")
+
 // WriteFrame writes one packet as a frame: 2-byte big-endian length, then
 // the packet. It buffers; the caller flushes once per batch.
 func WriteFrame(w *bufio.Writer, pkt []byte) error {
@@ -62,7 +66,7 @@ func readFrame(r *bufio.Reader, buf []byte, pre int) (int, error) {
 		return 0, ErrEmptyFrame
 	}
 	if pre+n > len(buf) {
-		return 0, fmt.Errorf("frame of %d bytes is larger than the %d-byte packet limit", n, len(buf)-pre)
+		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, len(buf)-pre)
 	}
 	if _, err := io.ReadFull(r, buf[:pre+n]); err != nil {
 		if err == io.EOF {

@@ -42,7 +42,7 @@ func TestFrameErrors(t *testing.T) {
 		want string
 	}{
 		{"empty frame", []byte{0, 0}, 100, "empty frame"},
-		{"too long for buffer", []byte{0x05, 0xdc, 1, 2}, 100, "frame of 1500 bytes is larger than the 100-byte packet limit"},
+		{"too long for buffer", []byte{0x05, 0xdc, 1, 2}, 100, "frame larger than the packet limit: 1500 bytes, limit 100"},
 		{"truncated body", []byte{0, 4, 1, 2}, 100, "unexpected EOF"},
 		{"truncated header", []byte{0}, 100, "unexpected EOF"},
 	}

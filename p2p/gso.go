@@ -45,10 +45,15 @@ var errBadVirtioHdr = errors.New("virtio-net header does not fit the packet")
 
 // checkHdr says whether h is a header this node sends and accepts for pkt:
 // no offload, or TCP segmentation into segments of at least minSeg (≥ 1)
-// bytes with a partial TCP checksum, every offset inside the packet.
+// bytes with a partial TCP checksum. A partial checksum needs a whole IP
+// header in front of where it starts, and every offset inside the packet;
+// a super-packet's TCP header starts where its IP header chain ends.
 func checkHdr(h virtioHdr, pkt []byte, minSeg int) error {
-	if h.Flags&virtio.NeedsCsum != 0 && int(h.CsumStart)+int(h.CsumOffset)+2 > len(pkt) {
-		return errBadVirtioHdr
+	if h.Flags&virtio.NeedsCsum != 0 {
+		ipEnd, _, ok := ipHeaders(pkt)
+		if !ok || int(h.CsumStart) < ipEnd || int(h.CsumStart)+int(h.CsumOffset)+2 > len(pkt) {
+			return errBadVirtioHdr
+		}
 	}
 	switch h.GSOType &^ virtio.GSOECN {
 	case virtio.GSONone:
@@ -62,11 +67,11 @@ func checkHdr(h virtioHdr, pkt []byte, minSeg int) error {
 			v = 6
 		}
 		start := int(h.CsumStart)
-		if h.Flags&virtio.NeedsCsum == 0 || h.CsumOffset != 16 || int(h.GSOSize) < minSeg ||
-			len(pkt) < start+20 || pkt[0]>>4 != v || start < 20 {
+		if h.Flags&virtio.NeedsCsum == 0 || h.CsumOffset != 16 || int(h.GSOSize) < minSeg || pkt[0]>>4 != v {
 			return errBadVirtioHdr
 		}
-		if v == 4 && (int(pkt[0]&0x0f)*4 != start || pkt[9] != 6) || v == 6 && (start < 40 || start == 40 && pkt[6] != 6) {
+		ipEnd, proto, _ := ipHeaders(pkt) // ok: NeedsCsum is set
+		if proto != 6 || start != ipEnd || len(pkt) < start+20 {
 			return errBadVirtioHdr
 		}
 		if tcpEnd := start + int(pkt[start+12]>>4)*4; tcpEnd > len(pkt) || tcpEnd < start+20 {
@@ -75,6 +80,53 @@ func checkHdr(h virtioHdr, pkt []byte, minSeg int) error {
 		return nil
 	}
 	return errBadVirtioHdr
+}
+
+// ipHeaders walks an IP packet's headers: where they end (where the
+// transport header starts) and the transport protocol. IPv6 extension
+// headers that may precede a TCP or UDP header are followed (hop-by-hop,
+// routing, destination options, authentication); a fragment header or
+// any other ends the walk with ok false, as does a header that runs past
+// the packet.
+func ipHeaders(pkt []byte) (end int, proto byte, ok bool) {
+	if len(pkt) == 0 {
+		return 0, 0, false
+	}
+	switch pkt[0] >> 4 {
+	case 4:
+		ihl := int(pkt[0]&0x0f) * 4
+		if len(pkt) < 20 || ihl < 20 || ihl > len(pkt) {
+			return 0, 0, false
+		}
+		return ihl, pkt[9], true
+	case 6:
+		if len(pkt) < 40 {
+			return 0, 0, false
+		}
+		end, proto = 40, pkt[6]
+		for range 8 { // more than any real packet has
+			var n int
+			switch proto {
+			case 0, 43, 60: // hop-by-hop, routing, destination options
+				if end+8 > len(pkt) {
+					return 0, 0, false
+				}
+				n = (int(pkt[end+1]) + 1) * 8
+			case 51: // authentication header
+				if end+8 > len(pkt) {
+					return 0, 0, false
+				}
+				n = (int(pkt[end+1]) + 2) * 4
+			default:
+				return end, proto, true
+			}
+			if end+n > len(pkt) {
+				return 0, 0, false
+			}
+			proto, end = pkt[end], end+n
+		}
+	}
+	return 0, 0, false
 }
 
 // sum16 adds b to sum as big-endian 16-bit words (RFC 1071), unfolded.
@@ -102,9 +154,10 @@ func fold(sum uint64) uint16 {
 
 // completeChecksum finishes a partial checksum: the field at start+offset
 // holds the pseudo-header's sum, and the checksum covers pkt[start:].
+// The checksum field of UDP (and UDP-Lite) sits at offset 6, TCP's at 16.
 func completeChecksum(pkt []byte, start, offset int) {
 	c := ^fold(sum16(0, pkt[start:]))
-	if c == 0 && pkt[0]>>4 == 4 && pkt[9] == 17 { // UDP sends 0 as all ones
+	if c == 0 && offset == 6 { // UDP sends 0 as all ones: 0 means none
 		c = 0xffff
 	}
 	binary.BigEndian.PutUint16(pkt[start+offset:], c)

@@ -7,8 +7,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,10 +30,12 @@ import (
 const PacketProtocol protocol.ID = "/mynetwork/packets/1.0.0"
 
 const (
-	// queueBytes bounds what waits per peer, in real packet bytes: a burst
-	// from a thousand new connections (each a SYN, then 64 KB) must fit,
-	// or the packets dropped here come back only after TCP's timeouts.
-	queueBytes  = 32 << 20
+	// queueMem bounds the memory a peer's queue holds, in packet buffers
+	// (a packet over smallPacket bytes holds a maxPacket-sized one), so a
+	// peer that stops reading pins at most this much: a burst from a
+	// thousand new connections (each a SYN, then 64 KB) must fit, or the
+	// packets dropped here come back only after TCP's timeouts.
+	queueMem    = 32 << 20
 	queueSlots  = 8192
 	smallPacket = 2048     // packets up to this size use small pooled buffers
 	inboxBytes  = 4 << 20  // bytes received and waiting for the engine
@@ -42,6 +47,14 @@ const (
 	openTimeout     = 10 * time.Second
 	reopenBackoff   = 500 * time.Millisecond
 	datagramRecheck = 2 * time.Second
+	// stallTimeout is how long a write to a packet stream may make no
+	// progress before the stream is reset (and reopened at the next
+	// packet): a peer that stops reading holds no more than its queue.
+	stallTimeout = 5 * time.Second
+	// maxInbound is how many packet streams a peer may have open towards
+	// this node at once; a newer one resets the oldest (a sender reopens
+	// its stream when connections change, before the old one is gone).
+	maxInbound = 4
 )
 
 // PeerCounters count one peer's traffic on the packet transport.
@@ -56,6 +69,13 @@ type PeerCounters struct {
 	DropNoLink                  atomic.Uint64 // no connection or stream to the peer
 	DropDelay                   atomic.Uint64 // CoDel: packets waited too long (codel.go)
 	MarkDelay                   atomic.Uint64 // CoDel marked them CE instead (ECN)
+	// Malformed counts frames from the peer that broke the protocol (an
+	// empty or oversized frame, an offload header that does not fit its
+	// packet): each reset its stream.
+	Malformed atomic.Uint64
+	// Stalled counts outgoing streams reset because a write made no
+	// progress for stallTimeout.
+	Stalled atomic.Uint64
 }
 
 // packet is a queued or received packet at buf[Headroom:Headroom+n]. The
@@ -79,10 +99,11 @@ func (pk *packet) data() []byte { return pk.buf[Headroom : Headroom+pk.n] }
 func (pk *packet) vhdr() []byte { return pk.buf[Headroom-virtio.HdrLen : Headroom] }
 
 type peerSender struct {
-	id    peer.ID
-	queue *fq
-	stats PeerCounters
-	reset atomic.Bool // set by ResetPeer, read by sendLoop
+	id      peer.ID
+	queue   *fq
+	stats   PeerCounters
+	reset   atomic.Bool      // set by ResetPeer, read by sendLoop
+	inbound []network.Stream // open incoming packet streams, oldest first (Transport.mu)
 }
 
 // get returns a pooled buffer for an n-byte packet: small packets (ACKs,
@@ -127,6 +148,7 @@ type Transport struct {
 	// Refused counts packet streams from peers not in the config.
 	Refused atomic.Uint64
 	warn    ratelimit.Every
+	stall   time.Duration // stallTimeout; tests shorten it
 
 	mu        sync.Mutex
 	streams   map[network.Stream]struct{}
@@ -146,37 +168,16 @@ type Transport struct {
 // header in their headroom and the node offers GSOProtocol when it sends;
 // it takes GSOProtocol either way (see gso.go).
 func NewTransport(h host.Host, peers []peer.ID, o Options) (*Transport, error) {
-	maxPacket, log := o.MaxPacket, o.Log
-	if maxPacket <= 0 || maxPacket > MaxFrame {
-		return nil, fmt.Errorf("packet transport: max packet %d outside 1..%d", maxPacket, MaxFrame)
+	if o.MaxPacket <= 0 || o.MaxPacket > MaxFrame {
+		return nil, fmt.Errorf("packet transport: max packet %d outside 1..%d", o.MaxPacket, MaxFrame)
 	}
-	if log == nil {
-		log = slog.Default()
-	}
-	t := &Transport{
-		h: h, log: log, maxPacket: maxPacket, start: time.Now(), mtu: cmp.Or(o.MTU, maxPacket),
-		peers:   make(map[peer.ID]*peerSender, len(peers)),
-		inbox:   make(chan *packet, max(64, inboxBytes/maxPacket)),
-		streams: make(map[network.Stream]struct{}),
-		closed:  make(chan struct{}),
-		warn:    ratelimit.Every{Interval: 10 * time.Second},
-	}
-	t.ctx, t.cancel = context.WithCancel(context.Background())
-	t.pool.New = func() any { return &packet{buf: make([]byte, Headroom+maxPacket)} }
-	t.small.New = func() any { return &packet{buf: make([]byte, Headroom+min(smallPacket, maxPacket))} }
-	for _, p := range peers {
-		ps := &peerSender{id: p}
-		ps.queue = newFQ(&ps.stats, t.put)
-		t.peers[p] = ps
-	}
+	t := newTransport(h, peers, o)
 	for _, ps := range t.peers {
 		t.wg.Add(1)
 		go t.sendLoop(ps)
 	}
 	h.SetStreamHandler(PacketProtocol, t.handleStream)
 	h.SetStreamHandler(GSOProtocol, t.handleStream)
-	t.virtio = o.VirtioHeaders
-	t.noDatagrams = o.NoDatagrams
 	if !o.NoDatagrams {
 		// The handler only advertises support; nothing is ever sent on it.
 		h.SetStreamHandler(DatagramProtocol, func(s network.Stream) { s.Reset() })
@@ -187,6 +188,32 @@ func NewTransport(h host.Host, peers []peer.ID, o Options) (*Transport, error) {
 		}
 	}
 	return t, nil
+}
+
+// newTransport makes the transport's state for o (checked), starting
+// nothing: the receive path works on it without a host (see the fuzz
+// target).
+func newTransport(h host.Host, peers []peer.ID, o Options) *Transport {
+	t := &Transport{
+		h: h, log: cmp.Or(o.Log, slog.Default()), maxPacket: o.MaxPacket, start: time.Now(),
+		mtu:     cmp.Or(o.MTU, o.MaxPacket),
+		peers:   make(map[peer.ID]*peerSender, len(peers)),
+		inbox:   make(chan *packet, max(64, inboxBytes/o.MaxPacket)),
+		streams: make(map[network.Stream]struct{}),
+		closed:  make(chan struct{}),
+		warn:    ratelimit.Every{Interval: 10 * time.Second},
+		stall:   stallTimeout,
+		virtio:  o.VirtioHeaders, noDatagrams: o.NoDatagrams,
+	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.pool.New = func() any { return &packet{buf: make([]byte, Headroom+o.MaxPacket)} }
+	t.small.New = func() any { return &packet{buf: make([]byte, Headroom+min(smallPacket, o.MaxPacket))} }
+	for _, p := range peers {
+		ps := &peerSender{id: p}
+		ps.queue = newFQ(&ps.stats, t.put)
+		t.peers[p] = ps
+	}
+	return t
 }
 
 // MaxPacket is the largest packet the transport carries.
@@ -324,6 +351,10 @@ func (t *Transport) sendLoop(ps *peerSender) {
 			}
 			pending, g = false, nil
 		}
+		failed = func(err error) {
+			t.streamFailed(ps, err)
+			reset()
+		}
 		flush = func() error {
 			if !pending {
 				return nil
@@ -331,8 +362,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 			pending = false
 			err := w.Flush()
 			if err != nil {
-				t.log.Debug("packet stream failed; reopening", "peer", ps.id, "err", err)
-				reset()
+				failed(err)
 			}
 			return err
 		}
@@ -387,13 +417,12 @@ func (t *Transport) sendLoop(ps *peerSender) {
 						}
 						break
 					}
-					w.Reset(s)
+					w.Reset(stallWriter{s, t.stall})
 					g = newSendGate(conns.lookup(s.Conn()), t.closed, ps.reset.Load)
 				}
-				whole, err := t.writeFrame(w, s, pk, h, &pending)
+				whole, err := t.writeFrame(w, stallWriter{s, t.stall}, pk, h, &pending)
 				if err != nil {
-					t.log.Debug("packet stream failed; reopening", "peer", ps.id, "err", err)
-					reset()
+					failed(err)
 					break
 				}
 				ps.stats.TxPackets.Add(1)
@@ -465,8 +494,8 @@ func (t *Transport) sendDatagram(dg *quic.Conn, pk *packet) bool {
 //
 // whole says whether the packet went as it was, header included on a GSO
 // stream, rather than as segments. h is the packet's header, checked.
-func (t *Transport) writeFrame(w *bufio.Writer, s network.Stream, pk *packet, h virtioHdr, pending *bool) (whole bool, err error) {
-	gsoStream := s.Protocol() == GSOProtocol
+func (t *Transport) writeFrame(w *bufio.Writer, s stallWriter, pk *packet, h virtioHdr, pending *bool) (whole bool, err error) {
+	gsoStream := s.s.Protocol() == GSOProtocol
 	if h.GSOType != virtio.GSONone && (!gsoStream || h.GSOSize < minMSS) {
 		var segHdr []byte // a segment's frame: no header, or one that asks for nothing
 		if gsoStream {
@@ -497,6 +526,32 @@ func (t *Transport) writeFrame(w *bufio.Writer, s network.Stream, pk *packet, h 
 	binary.BigEndian.PutUint16(frame, uint16(pk.n))
 	_, err = s.Write(frame)
 	return true, err
+}
+
+// stallWriter writes to a packet stream, failing a write that makes no
+// progress for d: a peer that stops reading (or a path that went dead)
+// costs the stream, not unbounded waiting with the peer's queue full.
+type stallWriter struct {
+	s network.Stream
+	d time.Duration
+}
+
+func (w stallWriter) Write(b []byte) (int, error) {
+	w.s.SetWriteDeadline(time.Now().Add(w.d))
+	return w.s.Write(b)
+}
+
+// streamFailed counts and logs a write to a packet stream that failed.
+func (t *Transport) streamFailed(ps *peerSender, err error) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		ps.stats.Stalled.Add(1)
+		if t.warn.Allow() {
+			t.log.Info("reset a packet stream that made no progress", "peer", ps.id, "after", t.stall)
+		}
+		return
+	}
+	t.log.Debug("packet stream failed; reopening", "peer", ps.id, "err", err)
 }
 
 // open opens the packet stream on an existing connection; dialing is the
@@ -539,29 +594,44 @@ func (t *Transport) handleStream(s network.Stream) {
 		s.Reset()
 		return
 	}
-	t.mu.Lock()
-	if t.isClosed {
-		t.mu.Unlock()
+	if !t.track(ps, s) {
 		s.Reset()
 		return
 	}
-	t.streams[s] = struct{}{}
-	t.wg.Add(1)
-	t.mu.Unlock()
-	defer func() {
-		t.mu.Lock()
-		delete(t.streams, s)
-		t.mu.Unlock()
-		t.wg.Done()
-	}()
-
+	defer t.untrack(ps, s)
 	s.CloseWrite()
+	err := t.readStream(ps, s, s.Protocol() == GSOProtocol)
+	if errors.Is(err, errMalformed) {
+		ps.stats.Malformed.Add(1)
+		if t.warn.Allow() {
+			t.log.Warn("reset a packet stream that broke the protocol", "peer", from, "err", err)
+		}
+	}
+	s.Reset()
+}
+
+// errMalformed marks what a peer sent that no node of ours sends: the
+// stream it came on is reset and the peer's Malformed counter counts it.
+var errMalformed = errors.New("malformed frame")
+
+// errPanicked marks a malformed frame that made its handling panic: a bug
+// of ours the fuzz targets look for, contained to the stream.
+var errPanicked = errors.New("panic")
+
+// readStream delivers the frames of one incoming packet stream until it
+// ends or breaks the protocol (errMalformed). It is the node's outermost
+// defence against its peers' bytes: a panic while handling a frame ends
+// only this stream, as a malformed frame.
+func (t *Transport) readStream(ps *peerSender, s io.Reader, gso bool) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %w: %v\n%s", errMalformed, errPanicked, r, debug.Stack())
+		}
+	}()
 	r := bufio.NewReaderSize(s, readBufSize)
-	gso := s.Protocol() == GSOProtocol
 	for {
 		pk := t.pool.Get().(*packet)
 		var n int
-		var err error
 		if gso {
 			n, err = readGSOFrame(r, pk.buf[Headroom-virtio.HdrLen:Headroom+t.maxPacket])
 		} else {
@@ -569,10 +639,12 @@ func (t *Transport) handleStream(s network.Stream) {
 		}
 		if err != nil {
 			t.pool.Put(pk)
-			s.Reset()
-			return
+			if errors.Is(err, ErrEmptyFrame) || errors.Is(err, ErrFrameTooLarge) {
+				err = fmt.Errorf("%w: %w", errMalformed, err)
+			}
+			return err
 		}
-		pk.n, pk.from = n, from
+		pk.n, pk.from = n, ps.id
 		if !gso {
 			clear(pk.vhdr())
 			err = t.deliver(ps, pk)
@@ -580,23 +652,48 @@ func (t *Transport) handleStream(s network.Stream) {
 			err = t.deliverGSO(ps, pk)
 		}
 		if err != nil {
-			s.Reset()
-			return
+			return err
 		}
 	}
+}
+
+// track registers an incoming packet stream, resetting the peer's oldest
+// when it has more than maxInbound; false once the transport is closed.
+func (t *Transport) track(ps *peerSender, s network.Stream) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.isClosed {
+		return false
+	}
+	t.streams[s] = struct{}{}
+	ps.inbound = append(ps.inbound, s)
+	if len(ps.inbound) > maxInbound {
+		ps.inbound[0].Reset() // its reader ends and untracks it
+		ps.inbound = ps.inbound[1:]
+	}
+	t.wg.Add(1)
+	return true
+}
+
+func (t *Transport) untrack(ps *peerSender, s network.Stream) {
+	t.mu.Lock()
+	delete(t.streams, s)
+	ps.inbound = slices.DeleteFunc(ps.inbound, func(o network.Stream) bool { return o == s })
+	t.mu.Unlock()
+	t.wg.Done()
 }
 
 // deliverGSO delivers a packet from a GSO stream, its peer's header in
 // front of it: as it is to a device with virtio-net headers; otherwise
 // finished into one TCP segment, or cut into segments when it is larger
-// than the device's MTU. A header the kernel would refuse drops it.
+// than the device's MTU. A header the kernel would refuse is malformed.
 func (t *Transport) deliverGSO(ps *peerSender, pk *packet) error {
 	h := virtio.Parse(pk.vhdr())
-	switch {
-	case checkHdr(h, pk.data(), minMSS) != nil:
-		ps.stats.DropQueue.Add(1)
+	if err := checkHdr(h, pk.data(), minMSS); err != nil {
 		t.pool.Put(pk)
-		return nil
+		return fmt.Errorf("%w: %w", errMalformed, err)
+	}
+	switch {
 	case t.virtio:
 	case h.GSOType != virtio.GSONone && pk.n > t.mtu:
 		defer t.pool.Put(pk)
