@@ -3,6 +3,7 @@ package p2p
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
 	"testing"
 	"time"
 
@@ -193,6 +194,7 @@ func TestVirtioHdrCheck(t *testing.T) {
 		{"TCP header not where the IPv4 header ends", func(h *virtioHdr) { h.CsumStart = 24 }},
 		{"IPv6 type on an IPv4 packet", func(h *virtioHdr) { h.GSOType = virtio.GSOTCPv6 }},
 		{"not the TCP checksum", func(h *virtioHdr) { h.CsumOffset = 6 }},
+		{"checksum inside the IP header", func(h *virtioHdr) { h.GSOType, h.CsumStart, h.CsumOffset = 0, 10, 0 }},
 	}
 	for _, b := range bad {
 		g := h
@@ -203,6 +205,40 @@ func TestVirtioHdrCheck(t *testing.T) {
 	}
 	if err := checkHdr(virtioHdr{}, pkt[:1], minMSS); err != nil {
 		t.Errorf("no offload: %v", err)
+	}
+}
+
+// TestVirtioHdrIPv6ExtensionHeaders: a super-packet's TCP header must
+// start where the IPv6 header chain ends, extension headers walked; a
+// header that runs past the packet, or a fragment header, is refused.
+func TestVirtioHdrIPv6ExtensionHeaders(t *testing.T) {
+	pkt, h := superPacket(t, true, make([]byte, 3000), 1380, 0x10)
+	// A 16-byte destination options header between IPv6 and TCP.
+	ext := append([]byte{6, 1}, make([]byte, 14)...)
+	withExt := slices.Concat(pkt[:40], ext, pkt[40:])
+	withExt[6] = 60
+	g := h
+	g.CsumStart += 16
+	if err := checkHdr(g, withExt, minMSS); err != nil {
+		t.Fatalf("TCP after a destination options header: %v", err)
+	}
+	bad := []struct {
+		name  string
+		start int
+		mod   func(p []byte) []byte
+	}{
+		{"TCP offset inside the extension header", 48, func(p []byte) []byte { return p }},
+		{"TCP offset past the real one", 60, func(p []byte) []byte { return p }},
+		{"extension header not followed by TCP", 56, func(p []byte) []byte { p[40] = 17; return p }},
+		{"extension header longer than the packet", 56, func(p []byte) []byte { p[41] = 255; return p[:200] }},
+		{"fragment header", 56, func(p []byte) []byte { p[6] = 44; return p }},
+	}
+	for _, b := range bad {
+		g := h
+		g.CsumStart = uint16(b.start)
+		if checkHdr(g, b.mod(bytes.Clone(withExt)), minMSS) == nil {
+			t.Errorf("%s: accepted", b.name)
+		}
 	}
 }
 
