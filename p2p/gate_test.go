@@ -50,7 +50,7 @@ func startEngineNode(t testing.TB, ctx context.Context, extra ...netip.Prefix) *
 	for _, p := range extra {
 		routes = append(routes, engine.Route{Prefix: p, Peer: n.idB})
 	}
-	n.eng, _ = engine.New(n.dev.TUN(), n.node.Transport(), engine.NewTable(routes), nil)
+	n.eng, _ = engine.New(n.dev.TUN(), n.node.Transport(), engine.NewTable(routes, netip.PrefixFrom(n.addrA, 32)), nil)
 	done := make(chan error, 1)
 	go func() { done <- n.eng.Run(ctx) }()
 	t.Cleanup(func() {
@@ -129,4 +129,23 @@ func TestWhoMayTalk(t *testing.T) {
 	expectDropped(netip.MustParseAddr("100.64.77.77"), 2) // another mesh address
 	expectDropped(netip.MustParseAddr("192.168.1.10"), 3) // a network not routed to it
 	expectDelivered(addrB)                                // and the stream still works
+
+	// Only this node's address is B's to reach: not the host's others (a
+	// LAN, docker0), nor networks behind it that it does not serve.
+	for i, dst := range []string{"192.168.1.1", "172.17.0.1", "10.9.0.1"} {
+		if err := p2p.WriteFrame(w, tuntest.Ping(netip.MustParseAddr(dst), addrB)); err != nil {
+			t.Fatal(err)
+		}
+		w.Flush()
+		for deadline := time.Now().Add(5 * time.Second); eng.Counters.DropDestination.Load() != uint64(i+1); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("packet to %s: DropDestination = %d, want %d", dst, eng.Counters.DropDestination.Load(), i+1)
+			}
+		}
+	}
+	select {
+	case p := <-dev.Inbound:
+		t.Fatalf("a packet to % x reached the device", p[16:20])
+	default:
+	}
 }

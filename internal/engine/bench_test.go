@@ -86,7 +86,7 @@ func (t *benchTransport) count() int { return t.sent }
 
 func benchOutbound(b *testing.B, tr counter) {
 	dev := &benchDevice{pkts: benchPackets(ipB, ipA), reads: b.N}
-	e, _ := New(dev, tr, NewTable([]Route{{netip.PrefixFrom(ipB, 32), idB}}), nil)
+	e, _ := New(dev, tr, NewTable([]Route{{netip.PrefixFrom(ipB, 32), idB}}, localOf(idA)), nil)
 	b.ReportAllocs()
 	b.SetBytes(int64(benchBatch * len(dev.pkts[0])))
 	b.ResetTimer()
@@ -124,7 +124,7 @@ func BenchmarkOutboundBuffers(b *testing.B) {
 func BenchmarkInbound(b *testing.B) {
 	dev := &benchDevice{}
 	tr := &benchTransport{pkts: benchPackets(ipA, ipB), from: idB, receives: b.N}
-	e, _ := New(dev, tr, NewTable([]Route{{netip.PrefixFrom(ipB, 32), idB}}), nil)
+	e, _ := New(dev, tr, NewTable([]Route{{netip.PrefixFrom(ipB, 32), idB}}, localOf(idA)), nil)
 	b.ReportAllocs()
 	b.SetBytes(int64(benchBatch * len(tr.pkts[0])))
 	b.ResetTimer()

@@ -66,6 +66,7 @@ type Counters struct {
 	RxPackets, RxBytes atomic.Uint64 // transport → device
 	DropNoRoute        atomic.Uint64 // no route covers the destination
 	DropSource         atomic.Uint64 // source not routed to the sending peer
+	DropDestination    atomic.Uint64 // from a peer, addressed neither to this node nor a network it serves
 	DropInvalid        atomic.Uint64 // not an IPv4/IPv6 packet
 	DropSend           atomic.Uint64 // the transport refused the batch
 	DropDevice         atomic.Uint64 // the device refused or could not read
@@ -75,6 +76,7 @@ type Counters struct {
 type Snapshot struct {
 	TxPackets, TxBytes, RxPackets, RxBytes                     uint64
 	DropNoRoute, DropSource, DropInvalid, DropSend, DropDevice uint64
+	DropDestination                                            uint64
 }
 
 // Snapshot copies the counters.
@@ -84,6 +86,7 @@ func (c *Counters) Snapshot() Snapshot {
 		RxPackets: c.RxPackets.Load(), RxBytes: c.RxBytes.Load(),
 		DropNoRoute: c.DropNoRoute.Load(), DropSource: c.DropSource.Load(),
 		DropInvalid: c.DropInvalid.Load(), DropSend: c.DropSend.Load(), DropDevice: c.DropDevice.Load(),
+		DropDestination: c.DropDestination.Load(),
 	}
 }
 
@@ -299,7 +302,8 @@ func (e *Engine) send(to peer.ID, r *run, bufs [][]byte, sizes []int) {
 }
 
 // inbound receives batches from the transport, drops packets whose source
-// the sender may not use, and writes the rest to the device as one batch.
+// the sender may not use or whose destination is not this node's to
+// deliver, and writes the rest to the device as one batch.
 func (e *Engine) inbound() error {
 	n := batchOf(e.dev)
 	size := BufferSize(e.dev, e.tr)
@@ -323,7 +327,7 @@ func (e *Engine) inbound() error {
 		var bytes int
 		for i := range cnt {
 			pkt := bufs[i][Offset : Offset+sizes[i]]
-			src, _, ok := addrs(pkt)
+			src, dst, ok := addrs(pkt)
 			if !ok {
 				e.Counters.DropInvalid.Add(1)
 				continue
@@ -332,6 +336,13 @@ func (e *Engine) inbound() error {
 				e.Counters.DropSource.Add(1)
 				if e.warn.Allow() {
 					e.log.Warn("dropped packet with a source the peer may not use", "peer", from[i], "src", src)
+				}
+				continue
+			}
+			if !table.Delivers(dst) {
+				e.Counters.DropDestination.Add(1)
+				if e.warn.Allow() {
+					e.log.Warn("dropped packet from a peer to an address this node does not serve", "peer", from[i], "dst", dst)
 				}
 				continue
 			}

@@ -24,6 +24,11 @@ var (
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
+// localOf is what a test node's table delivers: its own mesh address.
+func localOf(id peer.ID) netip.Prefix {
+	return netip.PrefixFrom(map[peer.ID]netip.Addr{idA: ipA, idB: ipB, idC: ipC}[id], 32)
+}
+
 func TestTableLookup(t *testing.T) {
 	tab := NewTable([]Route{
 		{pfx("100.64.0.2/32"), idB},
@@ -76,16 +81,16 @@ type node struct {
 func startNode(t *testing.T, ctx context.Context, mesh *enginetest.Mesh, id peer.ID, routes []Route) *node {
 	t.Helper()
 	tr := mesh.Join(id)
-	n := startNodeOn(t, ctx, tr, routes)
+	n := startNodeOn(t, ctx, tr, NewTable(routes, localOf(id)))
 	n.tr = tr
 	return n
 }
 
 // startNodeOn runs an engine on a channel TUN and the given transport.
-func startNodeOn(t *testing.T, ctx context.Context, tr Transport, routes []Route) *node {
+func startNodeOn(t *testing.T, ctx context.Context, tr Transport, table *Table) *node {
 	t.Helper()
 	n := &node{tun: tuntest.NewChannelTUN()}
-	eng, err := New(n.tun.TUN(), tr, NewTable(routes), nil)
+	eng, err := New(n.tun.TUN(), tr, table, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +163,7 @@ func TestEngineHandsBuffersOver(t *testing.T) {
 	defer cancel()
 	mesh := enginetest.NewMesh()
 	taking := &enginetest.TakingTransport{MemTransport: mesh.Join(idA)}
-	a := startNodeOn(t, ctx, taking, []Route{{netip.PrefixFrom(ipB, 32), idB}})
+	a := startNodeOn(t, ctx, taking, NewTable([]Route{{netip.PrefixFrom(ipB, 32), idB}}, localOf(idA)))
 	b := startNode(t, ctx, mesh, idB, []Route{{netip.PrefixFrom(ipA, 32), idA}})
 
 	const count = 200
@@ -185,7 +190,10 @@ func TestEngineDrops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	mesh := enginetest.NewMesh()
-	a := startNode(t, ctx, mesh, idA, []Route{{netip.PrefixFrom(ipB, 32), idB}, {pfx("10.9.0.0/16"), idB}})
+	tr := mesh.Join(idA)
+	a := startNodeOn(t, ctx, tr, NewTable([]Route{{netip.PrefixFrom(ipB, 32), idB}, {pfx("10.9.0.0/16"), idB}},
+		localOf(idA), pfx("192.168.7.0/24"))) // A serves a LAN
+	a.tr = tr
 	mesh.Join(idB)
 	c := mesh.Join(idC)
 
@@ -214,10 +222,32 @@ func TestEngineDrops(t *testing.T) {
 			t.Fatal("routed source not delivered")
 		}
 	})
+	t.Run("to a network this node serves", func(t *testing.T) {
+		p := tuntest.Ping(netip.MustParseAddr("192.168.7.9"), ipB)
+		a.tr.Inject(idB, p)
+		if got := recv(t, a.tun.Inbound); string(got) != string(p) {
+			t.Fatal("packet to a served network not delivered")
+		}
+	})
+	t.Run("to an address this node does not serve", func(t *testing.T) {
+		// The host's other addresses (a LAN, docker0), another mesh node's.
+		for i, dst := range []string{"192.168.8.1", "172.17.0.1", "100.64.0.3", "10.9.1.1"} {
+			a.tr.Inject(idB, tuntest.Ping(netip.MustParseAddr(dst), ipB))
+			waitFor(t, "DropDestination", func() bool { return a.eng.Counters.DropDestination.Load() == uint64(i+1) })
+		}
+		select {
+		case p := <-a.tun.Inbound:
+			t.Fatalf("delivered % x", p)
+		default:
+		}
+	})
 	t.Run("route swap", func(t *testing.T) {
 		a.eng.SetTable(a.eng.Table().Without(pfx("10.9.0.0/16")))
 		a.tr.Inject(idB, tuntest.Ping(ipA, netip.MustParseAddr("10.9.1.1")))
 		waitFor(t, "DropSource", func() bool { return a.eng.Counters.DropSource.Load() == 3 })
+		if !a.eng.Table().Delivers(netip.MustParseAddr("192.168.7.1")) {
+			t.Fatal("a changed table no longer delivers to the served network")
+		}
 	})
 }
 
@@ -242,7 +272,7 @@ func TestPeerWithLargerMTU(t *testing.T) {
 	mesh := enginetest.NewMesh()
 	tr := maxPacketTransport{mesh.Join(idA)}
 	ch := tuntest.NewChannelTUN()
-	eng, err := New(smallMTU{ch.TUN()}, tr, NewTable([]Route{{netip.PrefixFrom(ipB, 32), idB}}), nil)
+	eng, err := New(smallMTU{ch.TUN()}, tr, NewTable([]Route{{netip.PrefixFrom(ipB, 32), idB}}, localOf(idA)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -123,6 +124,9 @@ var fuzzRoutes = []Route{
 	{pfx("0.0.0.0/0"), idC},
 }
 
+// fuzzLocal is what A delivers: its own addresses and a network it serves.
+var fuzzLocal = []netip.Prefix{pfx("100.64.0.1/32"), pfx("fd00::1/128"), pfx("192.168.7.0/24")}
+
 var idUnrouted = peer.ID("node-unrouted")
 
 // fuzzSenders are the peers a fuzzed packet may come from, by index.
@@ -158,7 +162,7 @@ type inboundRig struct {
 func newInboundRig(tb testing.TB) *inboundRig {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &inboundRig{tun: tuntest.NewChannelTUN(), tr: enginetest.NewMesh().Join(idA)}
-	eng, err := New(r.tun.TUN(), r.tr, NewTable(fuzzRoutes), slog.New(slog.DiscardHandler))
+	eng, err := New(r.tun.TUN(), r.tr, NewTable(fuzzRoutes, fuzzLocal...), slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -188,8 +192,9 @@ func (r *inboundRig) check(t *testing.T, from peer.ID, pkt []byte) {
 	t.Helper()
 	before := r.eng.Counters.Snapshot()
 	got := pkt[:min(len(pkt), r.maxPkt)] // what the MemTransport hands over
-	src, valid := fuzzHeaderSource(got)
-	deliver := valid && fuzzRoutedTo(src) == from
+	src, dst, valid := fuzzHeaderAddrs(got)
+	allowed := valid && fuzzRoutedTo(src) == from
+	deliver := allowed && slices.ContainsFunc(fuzzLocal, func(p netip.Prefix) bool { return p.Contains(dst) })
 
 	r.seq++
 	marker := binary.BigEndian.AppendUint32(fuzzIPv4Packet(ipB, ipA, 'm', 'a', 'r', 'k'), r.seq)
@@ -235,14 +240,17 @@ func (r *inboundRig) check(t *testing.T, from peer.ID, pkt []byte) {
 	}
 	after := r.eng.Counters.Snapshot()
 	rx, drops, invalid := after.RxPackets-before.RxPackets, after.DropSource-before.DropSource, after.DropInvalid-before.DropInvalid
-	if rx+drops+invalid != 2 {
-		t.Fatalf("counters moved by rx %d + source %d + invalid %d, want 2 packets in all", rx, drops, invalid)
+	dest := after.DropDestination - before.DropDestination
+	if rx+drops+invalid+dest != 2 {
+		t.Fatalf("counters moved by rx %d + source %d + invalid %d + destination %d, want 2 packets in all", rx, drops, invalid, dest)
 	}
 	switch {
 	case !valid && invalid != 1:
-		t.Fatalf("invalid packet counted as rx %d, source %d, invalid %d", rx, drops, invalid)
-	case valid && !deliver && drops != 1:
-		t.Fatalf("spoofed packet counted as rx %d, source %d, invalid %d", rx, drops, invalid)
+		t.Fatalf("invalid packet counted as rx %d, source %d, invalid %d, destination %d", rx, drops, invalid, dest)
+	case valid && !allowed && drops != 1:
+		t.Fatalf("spoofed packet counted as rx %d, source %d, invalid %d, destination %d", rx, drops, invalid, dest)
+	case allowed && !deliver && dest != 1:
+		t.Fatalf("packet to %v counted as rx %d, source %d, invalid %d, destination %d", dst, rx, drops, invalid, dest)
 	}
 	if n := after.RxBytes - before.RxBytes; n != uint64(outBytes) {
 		t.Fatalf("RxBytes moved by %d for %d packets of %d bytes", n, len(out), outBytes)
@@ -252,18 +260,16 @@ func (r *inboundRig) check(t *testing.T, from peer.ID, pkt []byte) {
 	}
 }
 
-// fuzzHeaderSource reads the source address the way RFC 791 and RFC 8200
-// place it, independently of addrs.
-func fuzzHeaderSource(pkt []byte) (netip.Addr, bool) {
+// fuzzHeaderAddrs reads the source and destination addresses the way
+// RFC 791 and RFC 8200 place them, independently of addrs.
+func fuzzHeaderAddrs(pkt []byte) (src, dst netip.Addr, ok bool) {
 	switch {
 	case len(pkt) >= 20 && pkt[0]&0xf0 == 0x40:
-		return netip.AddrFrom4([4]byte{pkt[12], pkt[13], pkt[14], pkt[15]}), true
+		return netip.AddrFrom4([4]byte(pkt[12:16])), netip.AddrFrom4([4]byte(pkt[16:20])), true
 	case len(pkt) >= 40 && pkt[0]&0xf0 == 0x60:
-		var a [16]byte
-		copy(a[:], pkt[8:24])
-		return netip.AddrFrom16(a), true
+		return netip.AddrFrom16([16]byte(pkt[8:24])), netip.AddrFrom16([16]byte(pkt[24:40])), true
 	}
-	return netip.Addr{}, false
+	return netip.Addr{}, netip.Addr{}, false
 }
 
 // FuzzEngineInbound runs the engine's inbound path on fuzzed packets from

@@ -14,18 +14,22 @@ type Route struct {
 	Peer   peer.ID
 }
 
-// Table is an immutable longest-prefix → peer table. It answers both where
-// an outgoing packet goes (Lookup) and whether an incoming packet may come
-// from the peer that sent it (Allowed). Change it by building a new one.
+// Table is an immutable longest-prefix → peer table. It answers where an
+// outgoing packet goes (Lookup), whether an incoming packet may come from
+// the peer that sent it (Allowed), and whether it may go where it is
+// addressed (Delivers). Change it by building a new one.
 type Table struct {
 	hosts  map[netip.Addr]peer.ID // /32 and /128 entries: the common case, one map probe
 	nets   []Route                // everything else, longest prefix first
 	routes []Route                // as given, for display
+	local  []netip.Prefix         // this node's addresses and the networks it serves
 }
 
-// NewTable builds a table. Later duplicates of a prefix are ignored.
-func NewTable(routes []Route) *Table {
-	t := &Table{hosts: make(map[netip.Addr]peer.ID)}
+// NewTable builds a table. Later duplicates of a prefix are ignored. local
+// are this node's own addresses and the networks it serves its peers: an
+// incoming packet is delivered only when addressed to one of them.
+func NewTable(routes []Route, local ...netip.Prefix) *Table {
+	t := &Table{hosts: make(map[netip.Addr]peer.ID), local: slices.Clone(local)}
 	seen := make(map[netip.Prefix]bool)
 	for _, r := range routes {
 		p := r.Prefix.Masked()
@@ -65,20 +69,36 @@ func (t *Table) Allowed(src netip.Addr, from peer.ID) bool {
 	return ok && p == from
 }
 
+// Delivers reports whether a packet from a peer addressed to dst is for
+// this node: one of its addresses or a network it serves. Any other
+// destination (the host's LAN or docker addresses, networks behind it
+// that it does not serve) is not a peer's to reach.
+func (t *Table) Delivers(dst netip.Addr) bool {
+	for _, p := range t.local {
+		if p.Contains(dst) {
+			return true
+		}
+	}
+	return false
+}
+
+// Local returns the addresses and networks the table delivers to.
+func (t *Table) Local() []netip.Prefix { return slices.Clone(t.local) }
+
 // Routes returns the table's routes in the order given.
 func (t *Table) Routes() []Route { return slices.Clone(t.routes) }
 
 // With returns a new table with r added, replacing an equal prefix.
 func (t *Table) With(r Route) *Table {
 	rs := t.Without(r.Prefix).routes
-	return NewTable(append(slices.Clone(rs), r))
+	return NewTable(append(slices.Clone(rs), r), t.local...)
 }
 
 // Without returns a new table without the prefix p.
 func (t *Table) Without(p netip.Prefix) *Table {
 	p = p.Masked()
 	rs := slices.DeleteFunc(slices.Clone(t.routes), func(r Route) bool { return r.Prefix == p })
-	return NewTable(rs)
+	return NewTable(rs, t.local...)
 }
 
 // Has reports whether the table holds exactly prefix p.
