@@ -55,6 +55,12 @@ type Config struct {
 	MTU int `json:"mtu,omitempty"`
 	// Peers are the VPN nodes this node exchanges packets with.
 	Peers []Peer `json:"peers"`
+	// Routes are the networks this node serves its peers (a LAN behind
+	// it): a peer's packets addressed to them are delivered to the host,
+	// which forwards them. A peer reaches them when its own config routes
+	// them through this node. A peer's packets to any other address of
+	// the host than this node's mesh addresses are dropped.
+	Routes []Route `json:"routes,omitzero"`
 	// Userspace configures 'up --userspace': the SOCKS5 proxy, forwards and exposes.
 	Userspace *Userspace `json:"userspace,omitempty"`
 }
@@ -70,11 +76,24 @@ const (
 // DefaultSOCKS5 is where the userspace node's SOCKS5 proxy listens by default.
 const DefaultSOCKS5 = "127.0.0.1:1080"
 
+// The values of Userspace.SOCKS5Auth (and of up's --socks5-auth).
+const (
+	SOCKS5AuthPassword = "password"
+	SOCKS5AuthNone     = "none"
+)
+
 // Userspace is the userspace mode's section.
 type Userspace struct {
 	// SOCKS5 is the proxy's listen address; absent means DefaultSOCKS5 and
 	// "off" disables the proxy.
 	SOCKS5 string `json:"socks5,omitempty"`
+	// SOCKS5Auth is "password" (absent means the same) or "none". With
+	// "password" clients log in with SOCKS5Username and SOCKS5Password
+	// when they are set, else with a username and password the node makes
+	// once and keeps beside the config; otherwise any local user could
+	// reach the mesh as this node. "none" opens the proxy to every local
+	// user, and is refused on an address that is not loopback.
+	SOCKS5Auth string `json:"socks5Auth,omitempty"`
 	// SOCKS5Username and SOCKS5Password, when set, are required of clients.
 	SOCKS5Username string    `json:"socks5Username,omitempty"`
 	SOCKS5Password string    `json:"socks5Password,omitempty"`

@@ -127,6 +127,10 @@ func TestParseErrors(t *testing.T) {
 			[]string{`peers[0].routes[0].net: "100.64.0.0/10" overlaps the mesh's own range 100.64.0.0/16`}},
 		{"duplicate route", `{"privateKey":"` + key + `","peers":[{"name":"a","id":"` + p1.String() + `","routes":[{"net":"10.1.0.0/16"}]},{"name":"b","id":"` + p2.String() + `","routes":[{"net":"10.1.0.0/16"}]}]}`,
 			[]string{`peers[1].routes[0].net: 10.1.0.0/16 is already routed at peers[0].routes[0].net`}},
+		{"served route not a CIDR", `{"privateKey":"` + key + `","routes":[{"net":"192.168.1.0/40"}],"peers":[]}`,
+			[]string{`routes[0].net: "192.168.1.0/40" is not a CIDR`}},
+		{"peer route this node serves", `{"privateKey":"` + key + `","routes":[{"net":"10.1.0.0/16"}],"peers":[{"name":"a","id":"` + p1.String() + `","routes":[{"net":"10.1.0.0/16"}]}]}`,
+			[]string{`peers[0].routes[0].net: 10.1.0.0/16 is already routed at routes[0].net`}},
 		{"bad peer multiaddr", `{"privateKey":"` + key + `","peers":[{"name":"a","id":"` + p1.String() + `","addrs":["10.0.0.1:8001"]}]}`,
 			[]string{`peers[0].addrs[0]: "10.0.0.1:8001" is not a multiaddr`}},
 		{"bad listen address", `{"privateKey":"` + key + `","listenAddresses":["/ip4/1.2.3.4/tcpp/1"],"peers":[]}`,
@@ -144,6 +148,12 @@ func TestParseErrors(t *testing.T) {
 				`userspace.forwards[2].to: "ms1:0" is not HOST:PORT`,
 				"userspace.exposes[1].port: missing",
 				`userspace.exposes[1].to: "127.0.0.1" is not a local HOST:PORT`}},
+		{"socks5Auth unknown", `{"privateKey":"` + key + `","peers":[],"userspace":{"socks5Auth":"yes"}}`,
+			[]string{`userspace.socks5Auth: "yes" is not "password" or "none"`}},
+		{"socks5Auth none with a username", `{"privateKey":"` + key + `","peers":[],"userspace":{"socks5Auth":"none","socks5Username":"u","socks5Password":"p"}}`,
+			[]string{`userspace.socks5Auth: "none" but socks5Username is set: leave out one or the other`}},
+		{"socks5Auth none off loopback", `{"privateKey":"` + key + `","peers":[],"userspace":{"socks5":"0.0.0.0:1080","socks5Auth":"none"}}`,
+			[]string{`userspace.socks5Auth: "none": a SOCKS5 proxy on 0.0.0.0:1080, which is not a loopback address, needs a username and password, or anyone who reaches it reaches the mesh as this node`}},
 		{"bad relay and reachability", `{"privateKey":"` + key + `","peers":[],"relays":["/ip4/10.0.0.1/tcp/1"],"reachability":"maybe"}`,
 			[]string{`relays[0]: "/ip4/10.0.0.1/tcp/1" is not a multiaddr ending in /p2p/<peer ID>`,
 				`reachability: "maybe" is not "auto", "public" or "private"`}},
@@ -260,5 +270,16 @@ func TestUserspaceSectionValid(t *testing.T) {
 	}
 	if c.Userspace.Exposes[1].Port != 53 || c.Userspace.Forwards[1].Proto != "udp" {
 		t.Errorf("decoded %+v", c.Userspace)
+	}
+}
+
+// An open proxy is fine on loopback, IPv4 or IPv6, and when it is off.
+func TestSOCKS5AuthNoneOnLoopback(t *testing.T) {
+	key, _ := testKey(t, "self")
+	for _, listen := range []string{``, `"socks5":"127.0.0.2:1080",`, `"socks5":"[::1]:1080",`, `"socks5":"off",`} {
+		doc := `{"privateKey":"` + key + `","peers":[],"userspace":{` + listen + `"socks5Auth":"none"}}`
+		if _, err := Parse([]byte(doc)); err != nil {
+			t.Errorf("%s: %v", doc, err)
+		}
 	}
 }

@@ -68,6 +68,9 @@ func (c *Config) Validate() error {
 	names := map[string]int{}
 	ids := map[peer.ID]int{}
 	routes := map[netip.Prefix]string{}
+	for j, r := range c.Routes {
+		checkRoute(add, routes, fmt.Sprintf("routes[%d].net", j), r)
+	}
 	for i, p := range c.Peers {
 		at := fmt.Sprintf("peers[%d]", i)
 		switch {
@@ -105,17 +108,7 @@ func (c *Config) Validate() error {
 			}
 		}
 		for j, r := range p.Routes {
-			rp := fmt.Sprintf("%s.routes[%d].net", at, j)
-			pfx, err := ParseRoute(r.Net)
-			if err != nil {
-				add(rp, "%v", err)
-				continue
-			}
-			if other, dup := routes[pfx]; dup {
-				add(rp, "%s is already routed at %s", pfx, other)
-				continue
-			}
-			routes[pfx] = rp
+			checkRoute(add, routes, fmt.Sprintf("%s.routes[%d].net", at, j), r)
 		}
 		for j, a := range p.Addrs {
 			if _, err := ma.NewMultiaddr(a); err != nil {
@@ -124,13 +117,29 @@ func (c *Config) Validate() error {
 		}
 	}
 	if u := c.Userspace; u != nil {
+		listen := netip.MustParseAddrPort(DefaultSOCKS5)
 		if u.SOCKS5 != "" && u.SOCKS5 != "off" {
-			if _, err := netip.ParseAddrPort(u.SOCKS5); err != nil {
+			var err error
+			if listen, err = netip.ParseAddrPort(u.SOCKS5); err != nil {
 				add("userspace.socks5", "%q is not an IP:port (or \"off\")", u.SOCKS5)
 			}
 		}
 		if (u.SOCKS5Username == "") != (u.SOCKS5Password == "") {
 			add("userspace.socks5Password", "socks5Username and socks5Password must be set together")
+		}
+		switch u.SOCKS5Auth {
+		case "", SOCKS5AuthPassword:
+		case SOCKS5AuthNone:
+			if u.SOCKS5Username != "" {
+				add("userspace.socks5Auth", "\"none\" but socks5Username is set: leave out one or the other")
+			}
+			if u.SOCKS5 != "off" && listen.IsValid() {
+				if err := CheckOpenSOCKS5(listen); err != nil {
+					add("userspace.socks5Auth", "\"none\": %v", err)
+				}
+			}
+		default:
+			add("userspace.socks5Auth", "%q is not \"password\" or \"none\"", u.SOCKS5Auth)
 		}
 		for i, f := range u.Forwards {
 			at := fmt.Sprintf("userspace.forwards[%d]", i)
@@ -163,6 +172,17 @@ func (c *Config) Validate() error {
 	return joinProblems(probs)
 }
 
+// CheckOpenSOCKS5 refuses a SOCKS5 proxy without authentication on an
+// address that is not loopback: whoever reached it would reach the mesh as
+// this node.
+func CheckOpenSOCKS5(listen netip.AddrPort) error {
+	if listen.Addr().IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("a SOCKS5 proxy on %s, which is not a loopback address, needs a username and password, "+
+		"or anyone who reaches it reaches the mesh as this node", listen)
+}
+
 func checkProto(add func(string, string, ...any), at, proto string) {
 	if proto != "" && proto != "tcp" && proto != "udp" {
 		add(at+".proto", "%q is not \"tcp\" or \"udp\"", proto)
@@ -172,6 +192,21 @@ func checkProto(add func(string, string, ...any), at, proto string) {
 func validPort(s string) bool {
 	n, err := strconv.Atoi(s)
 	return err == nil && n > 0 && n < 65536
+}
+
+// checkRoute checks a route's network at path: a CIDR, not already in
+// routes (the routes seen so far, by path), where it is then added.
+func checkRoute(add func(string, string, ...any), routes map[netip.Prefix]string, path string, r Route) {
+	pfx, err := ParseRoute(r.Net)
+	if err != nil {
+		add(path, "%v", err)
+		return
+	}
+	if other, dup := routes[pfx]; dup {
+		add(path, "%s is already routed at %s", pfx, other)
+		return
+	}
+	routes[pfx] = path
 }
 
 // ParseRoute parses a peer route's network: a CIDR in canonical form (no

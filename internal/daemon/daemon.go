@@ -32,10 +32,11 @@ type Options struct {
 	Log        *slog.Logger
 
 	// Userspace runs the gVisor stack instead of a TUN: no root needed.
-	Userspace bool
-	SOCKS5    string   // --socks5: replaces the config's address; "off" disables
-	Forwards  []string // --forward rules, added to the config's
-	Exposes   []string // --expose rules, added to the config's
+	Userspace  bool
+	SOCKS5     string   // --socks5: replaces the config's address; "off" disables
+	SOCKS5Auth string   // --socks5-auth: replaces the config's socks5Auth
+	Forwards   []string // --forward rules, added to the config's
+	Exposes    []string // --expose rules, added to the config's
 }
 
 // peerInfo is a configured peer with everything parsed.
@@ -68,8 +69,11 @@ func New(opts Options) (*Daemon, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
+	if err := control.ValidInterface(opts.Interface); err != nil {
+		return nil, err
+	}
 	if opts.SocketPath == "" {
-		opts.SocketPath = control.SocketPath(opts.Interface)
+		opts.SocketPath, _ = control.SocketPath(opts.Interface) // valid: checked above
 	}
 	cfg, err := config.Load(opts.ConfigPath)
 	if err != nil {
@@ -87,7 +91,9 @@ func New(opts Options) (*Daemon, error) {
 	return d, nil
 }
 
-// initialTable routes each peer's own addresses and its configured networks.
+// initialTable routes each peer's own addresses and its configured
+// networks, and delivers what peers send to this node's own addresses and
+// the networks it serves.
 func (d *Daemon) initialTable() *engine.Table {
 	var routes []engine.Route
 	for i, p := range d.peers {
@@ -99,7 +105,12 @@ func (d *Daemon) initialTable() *engine.Table {
 			routes = append(routes, engine.Route{Prefix: pfx, Peer: p.id})
 		}
 	}
-	return engine.NewTable(routes)
+	local := d.addrs.Prefixes()
+	for _, r := range d.cfg.Routes {
+		pfx, _ := config.ParseRoute(r.Net) // validated by Load
+		local = append(local, pfx)
+	}
+	return engine.NewTable(routes, local...)
 }
 
 func (d *Daemon) p2pOptions() (p2p.Options, error) {
