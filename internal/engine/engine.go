@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,13 +71,16 @@ type Counters struct {
 	DropInvalid        atomic.Uint64 // not an IPv4/IPv6 packet
 	DropSend           atomic.Uint64 // the transport refused the batch
 	DropDevice         atomic.Uint64 // the device refused or could not read
+	// Panics counts batches whose handling panicked: a bug, contained to
+	// the batch (its packets are lost, the loop starts again).
+	Panics atomic.Uint64
 }
 
 // Snapshot is a plain copy of Counters.
 type Snapshot struct {
 	TxPackets, TxBytes, RxPackets, RxBytes                     uint64
 	DropNoRoute, DropSource, DropInvalid, DropSend, DropDevice uint64
-	DropDestination                                            uint64
+	DropDestination, Panics                                    uint64
 }
 
 // Snapshot copies the counters.
@@ -86,7 +90,7 @@ func (c *Counters) Snapshot() Snapshot {
 		RxPackets: c.RxPackets.Load(), RxBytes: c.RxBytes.Load(),
 		DropNoRoute: c.DropNoRoute.Load(), DropSource: c.DropSource.Load(),
 		DropInvalid: c.DropInvalid.Load(), DropSend: c.DropSend.Load(), DropDevice: c.DropDevice.Load(),
-		DropDestination: c.DropDestination.Load(),
+		DropDestination: c.DropDestination.Load(), Panics: c.Panics.Load(),
 	}
 }
 
@@ -130,8 +134,8 @@ func (e *Engine) SetTable(t *Table) { e.table.Store(t) }
 // and the transport and waits for both loops.
 func (e *Engine) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
-	go func() { errc <- e.outbound() }()
-	go func() { errc <- e.inbound() }()
+	go func() { errc <- e.guarded(e.outbound) }()
+	go func() { errc <- e.guarded(e.inbound) }()
 	var first error
 	got := 0
 	select {
@@ -146,6 +150,29 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	}
 	return first
+}
+
+// guarded runs a packet loop, starting it again after a panic: no packet,
+// however it was made, may end the process.
+func (e *Engine) guarded(loop func() error) error {
+	for {
+		if err, panicked := e.contain(loop); !panicked {
+			return err
+		}
+	}
+}
+
+func (e *Engine) contain(loop func() error) (err error, panicked bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			panicked = true
+			e.Counters.Panics.Add(1)
+			if e.warn.Allow() {
+				e.log.Error("packet loop panicked; its batch is lost", "panic", r, "stack", string(debug.Stack()))
+			}
+		}
+	}()
+	return loop(), false
 }
 
 // Close closes the device and the transport, which stops Run's loops.

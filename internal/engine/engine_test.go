@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -290,5 +291,36 @@ func TestPeerWithLargerMTU(t *testing.T) {
 	tr.Inject(idB, big)
 	if got := recv(t, ch.Inbound); len(got) != len(big) || got[len(got)-1] != 0xEE {
 		t.Fatalf("a %d-byte packet reached the device as %d bytes", len(big), len(got))
+	}
+}
+
+// panickyTransport panics in its first Receive, as a bug on the packet
+// path would.
+type panickyTransport struct {
+	*enginetest.MemTransport
+	once sync.Once
+}
+
+func (p *panickyTransport) Receive(bufs [][]byte, sizes []int, from []peer.ID, offset int) (int, error) {
+	p.once.Do(func() { panic("a bug on the packet path") })
+	return p.MemTransport.Receive(bufs, sizes, from, offset)
+}
+
+// TestPanicIsContained: a panic while handling packets costs its batch,
+// is counted, and the engine goes on; the process does not end.
+func TestPanicIsContained(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mesh := enginetest.NewMesh()
+	tr := &panickyTransport{MemTransport: mesh.Join(idA)}
+	a := startNodeOn(t, ctx, tr, NewTable([]Route{{netip.PrefixFrom(ipB, 32), idB}}, localOf(idA)))
+	p := tuntest.Ping(ipA, ipB)
+	tr.Inject(idB, p)
+	if got := recv(t, a.tun.Inbound); string(got) != string(p) {
+		t.Fatal("packet after the panic not delivered")
+	}
+	if n := a.eng.Counters.Panics.Load(); n != 1 {
+		t.Fatalf("Panics = %d, want 1", n)
 	}
 }
