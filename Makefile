@@ -63,6 +63,7 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=^FuzzReadFrame$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./p2p
 	$(GO) test -run=^$$ -fuzz=^FuzzVirtioHdr$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./p2p
 	$(GO) test -run=^$$ -fuzz=^FuzzReceive$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./p2p
+	$(GO) test -run=^$$ -fuzz=^FuzzAddrsMessage$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./p2p
 	$(GO) test -run=^$$ -fuzz=^FuzzPacketAddrs$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/engine
 	$(GO) test -run=^$$ -fuzz=^FuzzEngineInbound$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/engine
 	$(GO) test -run=^$$ -fuzz=^FuzzParse$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./config

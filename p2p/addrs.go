@@ -3,12 +3,14 @@ package p2p
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 )
 
@@ -19,7 +21,8 @@ import (
 const AddrsProtocol protocol.ID = "/mynetwork/addrs/1.0.0"
 
 const (
-	maxAddrsMsg = 16 << 10
+	maxAddrsMsg = 16 << 10 // bytes of one message
+	maxAddrs    = 32       // addresses taken from one message
 	lanAddrTTL  = time.Hour
 )
 
@@ -53,6 +56,18 @@ func (n *Node) sendAddrs(ctx context.Context, p peer.ID) {
 	json.NewEncoder(s).Encode(n.localAddrs())
 }
 
+// readAddrs reads an address message, a JSON list of multiaddrs of at
+// most maxAddrsMsg bytes, and returns the first maxAddrs dialable ones: a
+// peer can make this node remember (and dial) only so many.
+func readAddrs(r io.Reader) ([]ma.Multiaddr, error) {
+	var list []string
+	if err := json.NewDecoder(io.LimitReader(r, maxAddrsMsg)).Decode(&list); err != nil {
+		return nil, fmt.Errorf("address message: %w", err)
+	}
+	addrs := dialable(list)
+	return addrs[:min(len(addrs), maxAddrs)], nil
+}
+
 func (n *Node) handleAddrs(s network.Stream) {
 	defer s.Close()
 	from := s.Conn().RemotePeer()
@@ -61,12 +76,12 @@ func (n *Node) handleAddrs(s network.Stream) {
 		return
 	}
 	s.SetDeadline(time.Now().Add(10 * time.Second))
-	var list []string
-	if err := json.NewDecoder(io.LimitReader(s, maxAddrsMsg)).Decode(&list); err != nil {
+	addrs, err := readAddrs(s)
+	if err != nil {
 		s.Reset()
 		return
 	}
-	n.host.Peerstore().AddAddrs(from, dialable(list), lanAddrTTL)
+	n.host.Peerstore().AddAddrs(from, addrs, lanAddrTTL)
 	if n.State(from).Path != PathLAN {
 		n.connChanged(from) // a direct path may now be possible
 	}
