@@ -14,6 +14,7 @@ import (
 type rootOptions struct {
 	config string
 	iface  string
+	socket string // the control socket of iface, set once -i is checked
 }
 
 // configPath is the -c path, or <interface>.json in the current folder.
@@ -25,7 +26,18 @@ func (o *rootOptions) configPath() string {
 }
 
 func (o *rootOptions) client() *control.Client {
-	return control.NewClient(o.iface, control.SocketPath(o.iface))
+	return control.NewClient(o.iface, o.socket)
+}
+
+// checkInterface refuses a bad -i before any command uses it: it names
+// files (the control socket, the default config) and a kernel interface.
+func (o *rootOptions) checkInterface() error {
+	sock, err := control.SocketPath(o.iface)
+	if err != nil {
+		return fmt.Errorf("-i/--interface: %w", err)
+	}
+	o.socket = sock
+	return nil
 }
 
 func newRootCmd() *cobra.Command {
@@ -35,6 +47,9 @@ func newRootCmd() *cobra.Command {
 		Short:         "A peer-to-peer mesh VPN: your machines on one private network, wherever they are",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			return opts.checkInterface()
+		},
 	}
 	root.PersistentFlags().StringVarP(&opts.config, "config", "c", "", "config file (default <interface>.json)")
 	root.PersistentFlags().StringVarP(&opts.iface, "interface", "i", "mynetwork", "interface name; also names the config file and the daemon")

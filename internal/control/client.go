@@ -22,13 +22,36 @@ type Client struct {
 	hc          *http.Client
 }
 
-// NewClient returns a client for the daemon of iface at socket path.
+// NewClient returns a client for the daemon of iface at socket path. It
+// talks only to a socket that belongs to the same user or to root.
 func NewClient(iface, path string) *Client {
-	var d net.Dialer
+	c := &Client{iface: iface, path: path}
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return d.DialContext(ctx, "unix", path)
+		return c.dial(ctx)
 	}}
-	return &Client{iface: iface, path: path, hc: &http.Client{Transport: tr}}
+	c.hc = &http.Client{Transport: tr}
+	return c
+}
+
+// untrusted is why a connected socket was refused (see checkSocket).
+type untrusted struct{ err error }
+
+func (u *untrusted) Error() string { return u.err.Error() }
+func (u *untrusted) Unwrap() error { return u.err }
+
+// dial connects to the daemon's socket and, before a byte is sent, checks
+// that it is one the client may believe.
+func (c *Client) dial(ctx context.Context) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", c.path)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSocket(c.path); err != nil {
+		conn.Close()
+		return nil, &untrusted{err}
+	}
+	return conn, nil
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
@@ -59,6 +82,10 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 }
 
 func (c *Client) reachError(err error) error {
+	var u *untrusted
+	if errors.As(err, &u) {
+		return u.err
+	}
 	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
 		return fmt.Errorf("%w on interface %s (no socket at %s; start one with 'mynetwork up -i %s')", ErrNoDaemon, c.iface, c.path, c.iface)
 	}

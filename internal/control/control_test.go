@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -64,7 +63,7 @@ func serve(t *testing.T, path string, b ...*fakeBackend) {
 }
 
 func TestAPIRoundTrip(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ms0.sock")
+	path := socketIn(t, "ms0.sock")
 	serve(t, path)
 	st, err := os.Stat(path)
 	if err != nil || st.Mode().Perm() != 0o600 {
@@ -94,7 +93,7 @@ func TestAPIRoundTrip(t *testing.T) {
 }
 
 func TestSecondDaemonRefused(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ms0.sock")
+	path := socketIn(t, "ms0.sock")
 	serve(t, path)
 	if _, err := Listen(path); !errors.Is(err, ErrRunning) || !strings.Contains(err.Error(), "a mynetwork daemon is already running on "+path) {
 		t.Fatalf("got %v", err)
@@ -102,7 +101,7 @@ func TestSecondDaemonRefused(t *testing.T) {
 }
 
 func TestStaleSocketReplaced(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ms0.sock")
+	path := socketIn(t, "ms0.sock")
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +118,7 @@ func TestStaleSocketReplaced(t *testing.T) {
 }
 
 func TestNoDaemon(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ms9.sock")
+	path := socketIn(t, "ms9.sock")
 	_, err := NewClient("ms9", path).Status(context.Background())
 	if !errors.Is(err, ErrNoDaemon) || !strings.Contains(err.Error(), "no mynetwork daemon is running on interface ms9") {
 		t.Fatalf("got %v", err)
@@ -141,7 +140,7 @@ func TestDialPipesBytesWithHalfClose(t *testing.T) {
 			go func() { io.Copy(c, c); c.Close() }()
 		}
 	}()
-	path := filepath.Join(t.TempDir(), "ms0.sock")
+	path := socketIn(t, "ms0.sock")
 	serve(t, path, &fakeBackend{echoAddr: echo.Addr().String()})
 	c := NewClient("ms0", path)
 	conn, err := c.Dial(context.Background(), "echo", 7)

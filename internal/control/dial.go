@@ -94,8 +94,7 @@ func (c *bufConn) CloseWrite() error { return pipe.CloseWrite(c.Conn) }
 // Dial asks the daemon to open a TCP connection to host:port on the mesh
 // (host: a peer name, name.mynetwork, or an IP) and returns it.
 func (c *Client) Dial(ctx context.Context, host string, port uint16) (net.Conn, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", c.path)
+	conn, err := c.dial(ctx)
 	if err != nil {
 		return nil, c.reachError(err)
 	}

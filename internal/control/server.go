@@ -3,12 +3,8 @@ package control
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -67,51 +63,6 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
-}
-
-// SocketPath is where the daemon for iface listens: /run/mynetwork as root,
-// else $XDG_RUNTIME_DIR/mynetwork, else a 0700 folder of the user's in the
-// temporary directory. One socket per interface name.
-func SocketPath(iface string) string {
-	return filepath.Join(socketDir(), iface+".sock")
-}
-
-func socketDir() string {
-	if os.Geteuid() == 0 {
-		return "/run/mynetwork"
-	}
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
-		return filepath.Join(d, "mynetwork")
-	}
-	return filepath.Join(os.TempDir(), fmt.Sprintf("mynetwork-%d", os.Getuid()))
-}
-
-// ErrRunning means another daemon already serves the socket.
-var ErrRunning = errors.New("already running")
-
-// Listen claims the control socket for an interface. A live socket means
-// another daemon runs on that interface (ErrRunning); a stale one, left by a
-// crash, is replaced. The socket is mode 0600.
-func Listen(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("control socket folder: %w", err)
-	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("a mynetwork daemon is %w on %s", ErrRunning, path)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("remove stale control socket: %w", err)
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	return ln, nil
 }
 
 // Server serves the API on a listener until Shutdown.

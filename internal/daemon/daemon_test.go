@@ -35,3 +35,16 @@ func TestWarnIfConfigReadableByOthers(t *testing.T) {
 		t.Fatal("the private key was logged")
 	}
 }
+
+func TestNewRefusesABadInterfaceName(t *testing.T) {
+	for _, o := range []Options{
+		{Interface: "../../x"},
+		{Interface: "../../x", SocketPath: filepath.Join(t.TempDir(), "ms0.sock")},
+	} {
+		_, err := New(o)
+		want := `interface name "../../x" is not valid: use 1 to 15 letters, digits, '.', '_' or '-' (not "." or "..")`
+		if err == nil || err.Error() != want {
+			t.Errorf("%+v: got %v, want %s", o, err, want)
+		}
+	}
+}

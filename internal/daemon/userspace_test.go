@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -60,6 +61,7 @@ func newTestNode(t *testing.T, name string) *testNode {
 	c.ListenAddresses = []string{"/ip4/127.0.0.1/tcp/0"}
 	id, _ := c.ID()
 	dir := t.TempDir()
+	os.Chmod(dir, 0o700) // the control socket's folder: 0755 is refused as a user
 	n := &testNode{cfgPath: filepath.Join(dir, name+".json"), sock: filepath.Join(dir, name+".sock"), cfg: c, id: id.String()}
 	n.client = control.NewClient(name, n.sock)
 	return n
