@@ -155,10 +155,7 @@ func New(opts Options) (_ *Node, err error) {
 		if opts.Reachability == "public" {
 			mode = dht.ModeServer
 		}
-		// The dual DHT keeps a LAN table that accepts private addresses, so a
-		// mesh whose bootstrap node sits on a home or lab network works too.
-		n.kad, err = dual.New(h, dual.DHTOption(dht.Mode(mode), dht.BootstrapPeers(opts.Bootstrap...)))
-		if err != nil {
+		if n.kad, err = newDHT(h, mode, opts.Bootstrap); err != nil {
 			return nil, fmt.Errorf("start DHT: %w", err)
 		}
 	}
@@ -521,6 +518,8 @@ type PeerState struct {
 	Dropped                     uint64 // all drops, including DroppedForDelay
 	DroppedForDelay             uint64 // by CoDel: packets waited too long
 	MarkedForDelay              uint64 // by CoDel too, ECN-capable ones marked instead
+	Malformed                   uint64 // frames that broke the protocol, each resetting its stream
+	Stalled                     uint64 // outgoing streams reset after making no progress
 }
 
 // State reports a configured peer's connection, preferring a direct one.
@@ -545,6 +544,7 @@ func (n *Node) State(p peer.ID) PeerState {
 		st.TxSuperPackets, st.TxSegmented = c.TxSuperPackets.Load(), c.TxSegmented.Load()
 		st.DroppedForDelay, st.MarkedForDelay = c.DropDelay.Load(), c.MarkDelay.Load()
 		st.Dropped = c.DropQueue.Load() + c.DropNoLink.Load() + st.DroppedForDelay
+		st.Malformed, st.Stalled = c.Malformed.Load(), c.Stalled.Load()
 	}
 	return st
 }
