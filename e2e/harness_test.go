@@ -283,8 +283,11 @@ type peerStatus struct {
 }
 
 type status struct {
-	PeerID string       `json:"peerID"`
-	Peers  []peerStatus `json:"peers"`
+	PeerID   string       `json:"peerID"`
+	Peers    []peerStatus `json:"peers"`
+	Counters struct {
+		DropDestination uint64 `json:"dropDestination"`
+	} `json:"counters"`
 }
 
 func (n *node) status(t *testing.T) status {

@@ -32,7 +32,11 @@ func TestKernelMesh(t *testing.T) {
 		"addrs":  []string{"/ip4/10.111.0.2/udp/8001/quic-v1", "/ip4/10.111.0.2/tcp/8001"},
 		"routes": []map[string]string{{"net": "10.112.0.0/24"}},
 	})
-	b.addPeer(t, "a", a, nil)
+	// B serves the LAN behind it; B routes a network through A that A
+	// does not serve, though its host has an address in it.
+	b.addPeer(t, "a", a, map[string]any{"routes": []map[string]string{{"net": "10.114.0.0/24"}}})
+	b.editConfig(t, func(c map[string]any) { c["routes"] = []map[string]string{{"net": "10.112.0.0/24"}} })
+	nsA.run(t, "ip", "addr", "add", "10.114.0.1/32", "dev", "lo")
 	a.up(t)
 	b.up(t)
 	a.waitConnected(t, 30*time.Second)
@@ -86,6 +90,16 @@ func TestKernelMesh(t *testing.T) {
 
 	t.Run("peer route reaches the network behind B", func(t *testing.T) {
 		ping(t, nsA, "10.112.0.2", 10*time.Second)
+	})
+
+	t.Run("a peer reaches only what a node serves", func(t *testing.T) {
+		// Before, A's kernel answered for its host's address.
+		if out, err := nsB.try("ping", "-c", "2", "-W", "1", "10.114.0.1"); err == nil {
+			t.Fatalf("B reached an address of A's host that A does not serve:\n%s", out)
+		}
+		if n := a.status(t).Counters.DropDestination; n == 0 {
+			t.Errorf("A counted no packet dropped for its destination")
+		}
 	})
 
 	t.Run("route del and add at run time", func(t *testing.T) {

@@ -62,6 +62,12 @@ type PeerStatus struct {
 	// MarkedForDelay counts packets CoDel marked Congestion Experienced
 	// instead of dropping them, because their sender understands ECN.
 	MarkedForDelay uint64 `json:"markedForDelay"`
+	// MalformedFrames counts frames from the peer that broke the packet
+	// protocol; each reset its stream.
+	MalformedFrames uint64 `json:"malformedFrames"`
+	// StalledStreams counts packet streams to the peer reset because the
+	// peer read nothing for a few seconds.
+	StalledStreams uint64 `json:"stalledStreams"`
 }
 
 // Counters are the packet engine's totals.
@@ -75,7 +81,10 @@ type Counters struct {
 	DropInvalid uint64 `json:"dropInvalid"`
 	DropSend    uint64 `json:"dropSend"`
 	DropDevice  uint64 `json:"dropDevice"`
-	Refused     uint64 `json:"refusedStreams"`
+	// DropDestination counts packets from peers addressed neither to this
+	// node nor to a network it serves.
+	DropDestination uint64 `json:"dropDestination"`
+	Refused         uint64 `json:"refusedStreams"`
 }
 
 // SwarmPeer is one connected libp2p peer, VPN peer or not.

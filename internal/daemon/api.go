@@ -39,6 +39,7 @@ func (d *Daemon) Status(context.Context) (control.Status, error) {
 			TxPackets: ps.TxPackets, RxPackets: ps.RxPackets, Dropped: ps.Dropped, DroppedForDelay: ps.DroppedForDelay, MarkedForDelay: ps.MarkedForDelay,
 			TxDatagrams: ps.TxDatagrams, RxDatagrams: ps.RxDatagrams,
 			TxSuperPackets: ps.TxSuperPackets, TxSegmented: ps.TxSegmented,
+			MalformedFrames: ps.Malformed, StalledStreams: ps.Stalled,
 		}
 		if ps.Addr != nil {
 			s.Addr = ps.Addr.String()
@@ -55,7 +56,8 @@ func (d *Daemon) Status(context.Context) (control.Status, error) {
 	st.Counters = control.Counters{
 		TxPackets: c.TxPackets, TxBytes: c.TxBytes, RxPackets: c.RxPackets, RxBytes: c.RxBytes,
 		DropNoRoute: c.DropNoRoute, DropSource: c.DropSource, DropInvalid: c.DropInvalid,
-		DropSend: c.DropSend, DropDevice: c.DropDevice, Refused: d.node.Transport().Refused.Load(),
+		DropSend: c.DropSend, DropDevice: c.DropDevice, DropDestination: c.DropDestination,
+		Refused: d.node.Transport().Refused.Load(),
 	}
 	return st, nil
 }
