@@ -68,3 +68,4 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=^FuzzEngineInbound$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/engine
 	$(GO) test -run=^$$ -fuzz=^FuzzParse$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./config
 	$(GO) test -run=^$$ -fuzz=^FuzzSOCKS5Request$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./socks
+	$(GO) test -run=^$$ -fuzz=^FuzzControlAPI$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/control

@@ -3,12 +3,19 @@ package control
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
 )
+
+// maxRequestBody bounds the body that POST /v1/routes reads. A
+// RouteRequest is a few hundred bytes at most; without a bound the JSON
+// decoder would buffer whatever a local client sends.
+const maxRequestBody = 64 << 10
 
 type apiError struct {
 	Error string `json:"error"`
@@ -34,8 +41,14 @@ func (s *Server) handler() http.Handler {
 		reply(w, v, err)
 	})
 	mux.HandleFunc("POST /v1/routes", func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
 		var req RouteRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				writeJSON(w, http.StatusRequestEntityTooLarge, apiError{fmt.Sprintf("request body is larger than %d bytes", maxRequestBody)})
+				return
+			}
 			writeJSON(w, http.StatusBadRequest, apiError{"bad request body: " + err.Error()})
 			return
 		}
