@@ -37,28 +37,11 @@ func (n *Node) loadAddrBook() {
 	}
 	for id, list := range f.Peers {
 		p, err := peer.Decode(id)
-		if err != nil || !n.remembers(p) {
+		if err != nil || !n.knows(p) {
 			continue
 		}
 		n.host.Peerstore().AddAddrs(p, dialable(list), addrBookTTL)
 	}
-}
-
-func (n *Node) remembers(p peer.ID) bool {
-	if _, ok := n.peers[p]; ok {
-		return true
-	}
-	for _, r := range n.relays {
-		if r.ID == p {
-			return true
-		}
-	}
-	for _, b := range n.bootstrap {
-		if b.ID == p {
-			return true
-		}
-	}
-	return false
 }
 
 // saveAddrBook writes the addresses of the live connections to configured
@@ -78,7 +61,7 @@ func (n *Node) saveAddrBook() {
 		}
 	}
 	for _, p := range n.host.Network().Peers() {
-		if !n.remembers(p) {
+		if !n.knows(p) {
 			continue
 		}
 		var list []string

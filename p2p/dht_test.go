@@ -9,11 +9,9 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p-kad-dht/dual"
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	mh "github.com/multiformats/go-multihash"
@@ -23,17 +21,6 @@ import (
 // TestDHTKeepsNoRecords sends to each of the two tables (value records: a
 // quarter of that).
 const dhtRecords = 400
-
-// newHost is a plain libp2p host on loopback, closed when the test ends.
-func newHost(t testing.TB) host.Host {
-	t.Helper()
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
 
 // TestDHTKeepsNoRecords: a stranger sends a DHT server node provider and
 // value records, through kad-dht's own client with the node as its only
@@ -47,7 +34,7 @@ func TestDHTKeepsNoRecords(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// A peer the stranger looks for, known to the node by its connection.
-	target := newHost(t)
+	target := newHost(t, "/ip4/127.0.0.1/tcp/0")
 	if err := target.Connect(ctx, serverInfo); err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +48,7 @@ func TestDHTKeepsNoRecords(t *testing.T) {
 		{"lan", dual.LanExtension, server.kad.LAN},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := newHost(t)
+			h := newHost(t, "/ip4/127.0.0.1/tcp/0")
 			opts := []dht.Option{dht.Mode(dht.ModeClient), dht.BootstrapPeers(serverInfo)}
 			if c.ext != "" {
 				opts = append(opts, dht.ProtocolExtension(c.ext))

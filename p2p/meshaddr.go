@@ -51,8 +51,9 @@ func withoutMesh(addrs []ma.Multiaddr) []ma.Multiaddr {
 	return out
 }
 
-// meshGater refuses dials to mesh addresses, whoever learned them.
-type meshGater struct{}
+// meshGater refuses dials to mesh addresses, whoever learned them, and
+// strangers' inbound connections beyond their limits (see strangers).
+type meshGater struct{ strangers *strangers }
 
 func (meshGater) InterceptPeerDial(peer.ID) bool                   { return true }
 func (meshGater) InterceptAddrDial(_ peer.ID, a ma.Multiaddr) bool { return !inMesh(a) }
@@ -60,4 +61,9 @@ func (meshGater) InterceptAccept(network.ConnMultiaddrs) bool      { return true
 func (meshGater) InterceptSecured(network.Direction, peer.ID, network.ConnMultiaddrs) bool {
 	return true
 }
-func (meshGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+
+// InterceptUpgraded sees a connection when the resource manager has let it
+// in too, and just before the swarm adds it.
+func (g meshGater) InterceptUpgraded(c network.Conn) (bool, control.DisconnectReason) {
+	return c.Stat().Direction != network.DirInbound || g.strangers.known(c.RemotePeer()) || g.strangers.admit(c), 0
+}

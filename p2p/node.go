@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -85,6 +87,8 @@ type Options struct {
 	// the node speaks GSOProtocol (see gso.go).
 	VirtioHeaders bool
 	Log           *slog.Logger
+	// limits bound strangers' connections; 0s are the defaults.
+	limits connLimits
 }
 
 // Node is a running libp2p host with its discovery and packet transport.
@@ -98,6 +102,8 @@ type Node struct {
 	bootstrap []peer.AddrInfo
 	relays    []peer.AddrInfo
 	addrBook  string
+	known     map[peer.ID]struct{} // peers, relays and bootstrap peers; fixed at New
+	strangers *strangers
 
 	bookMu sync.Mutex
 	whyMu  sync.Mutex
@@ -120,14 +126,30 @@ func New(opts Options) (_ *Node, err error) {
 	n := &Node{log: opts.Log, peers: make(map[peer.ID]chan struct{}), bootstrap: opts.Bootstrap,
 		relays: opts.Relays, addrBook: opts.AddrBook,
 		why: make(map[peer.ID]string)}
+	n.known = make(map[peer.ID]struct{})
 	for _, p := range opts.Peers {
 		n.peers[p.ID] = make(chan struct{}, 1)
+		n.known[p.ID] = struct{}{}
 	}
-	h, err := libp2p.New(n.hostOptions(opts)...)
+	for _, ai := range opts.Relays {
+		n.known[ai.ID] = struct{}{}
+	}
+	for _, ai := range opts.Bootstrap {
+		n.known[ai.ID] = struct{}{}
+	}
+	limits := opts.limits.withDefaults()
+	n.strangers = &strangers{limits: limits, known: n.knows}
+	rm, err := newResourceManager(slices.Collect(maps.Keys(n.known)), limits)
 	if err != nil {
+		return nil, fmt.Errorf("p2p: resource manager: %w", err)
+	}
+	h, err := libp2p.New(append(n.hostOptions(opts), libp2p.ResourceManager(rm))...)
+	if err != nil {
+		rm.Close()
 		return nil, fmt.Errorf("start libp2p host on %s: %w", strings.Join(opts.Listen, ", "), err)
 	}
 	n.host = h
+	n.strangers.attach(h.Network())
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -163,6 +185,13 @@ func New(opts Options) (_ *Node, err error) {
 		n.mdns = mdns.NewMdnsService(h, MDNSService, mdnsNotifee{n})
 	}
 	return n, nil
+}
+
+// knows says whether p is a known peer: configured, a relay or a
+// bootstrap peer. Other peers are strangers (see limits.go).
+func (n *Node) knows(p peer.ID) bool {
+	_, ok := n.known[p]
+	return ok
 }
 
 // Host returns the libp2p host.

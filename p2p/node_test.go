@@ -8,6 +8,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/mynetwork/mynetwork/internal/virtio"
@@ -61,6 +62,49 @@ func start(t testing.TB, nodes ...*Node) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// newHost is a plain libp2p host listening on listen (and dialing from
+// there), closed when the test ends.
+func newHost(t testing.TB, listen string) host.Host {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings(listen))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// deliver sends pkt from src to dst until dst receives it (the first
+// packets may be dropped while the connection or stream opens), and
+// returns how long that took.
+func deliver(t testing.TB, src, dst *Node, pkt []byte) time.Duration {
+	t.Helper()
+	begin := time.Now()
+	bufs := [][]byte{make([]byte, Headroom+len(pkt))}
+	sizes, from := make([]int, 1), make([]peer.ID, 1)
+	got := make(chan error, 1)
+	go func() {
+		_, err := dst.Transport().Receive(bufs, sizes, from, Headroom)
+		got <- err
+	}()
+	eventually(t, "a packet", func() bool {
+		src.Transport().Send(dst.Host().ID(), [][]byte{pkt})
+		select {
+		case err := <-got:
+			if err != nil {
+				t.Fatal(err)
+			}
+			return true
+		case <-time.After(50 * time.Millisecond):
+			return false
+		}
+	})
+	if !bytes.Equal(bufs[0][Headroom:Headroom+sizes[0]], pkt) || from[0] != src.Host().ID() {
+		t.Fatalf("packet changed on the way, or came from %s", from[0])
+	}
+	return time.Since(begin)
 }
 
 func eventually(t testing.TB, what string, f func() bool) {
@@ -123,12 +167,7 @@ func TestPacketsBothWays(t *testing.T) {
 
 func TestStrangerIsRefused(t *testing.T) {
 	a, _ := pair(t, "/ip4/127.0.0.1/tcp/0")
-	k, _ := newKey(t)
-	h, err := libp2p.New(libp2p.Identity(k), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	h := newHost(t, "/ip4/127.0.0.1/tcp/0")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := h.Connect(ctx, peer.AddrInfo{ID: a.Host().ID(), Addrs: a.Host().Addrs()}); err != nil {
@@ -187,31 +226,8 @@ func TestNodeThatListensNowhere(t *testing.T) {
 		}
 	}
 	eventually(t, "connection", func() bool { return a.State(idb).Connected && b.State(ida).Connected })
-	bufs := [][]byte{make([]byte, Headroom+1500)}
-	sizes, from := make([]int, 1), make([]peer.ID, 1)
-	for _, c := range []struct{ src, dst *Node }{{a, b}, {b, a}} {
-		want := ipv4(17, 100, 0, 1)
-		got := make(chan error, 1)
-		go func() {
-			_, err := c.dst.Transport().Receive(bufs, sizes, from, Headroom)
-			got <- err
-		}()
-		eventually(t, "a packet", func() bool {
-			c.src.Transport().Send(c.dst.Host().ID(), [][]byte{want})
-			select {
-			case err := <-got:
-				if err != nil {
-					t.Fatal(err)
-				}
-				return true
-			case <-time.After(50 * time.Millisecond):
-				return false
-			}
-		})
-		if !bytes.Equal(bufs[0][Headroom:Headroom+sizes[0]], want) {
-			t.Fatal("packet changed on the way")
-		}
-	}
+	deliver(t, a, b, ipv4(17, 100, 0, 1))
+	deliver(t, b, a, ipv4(17, 100, 0, 1))
 }
 
 // TestYamuxMessageHoldsAFrame: a whole frame of the packet stream, the

@@ -1,0 +1,129 @@
+package p2p
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// TestStrangersDoNotLockOutPeers: stranger hosts flood a node with
+// connections, more than their limits allow, from four addresses,
+// redialing whenever refused; then a configured peer that the node cannot
+// dial (it knows no address of it) connects and gets a packet through at
+// once. With the strangers' limit below the system limit, the gater
+// refuses the excess; with the system limit below it, libp2p's resource
+// manager does, and the configured peer gets in through the allowlist.
+func TestStrangersDoNotLockOutPeers(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		limits connLimits
+		hosts  int
+		strays int // stranger connections the node holds under the flood
+	}{
+		{"no flood", connLimits{strangers: 6, perIP: 2, systemIn: 12}, 0, 0},
+		{"strangers' limit", connLimits{strangers: 6, perIP: 2, systemIn: 12}, 12, 6},
+		{"system limit", connLimits{strangers: 6, perIP: 2, systemIn: 4}, 12, 4},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ka, ida := newKey(t)
+			kb, idb := newKey(t)
+			a := newNode(t, Options{Key: ka, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: idb}}, MaxPacket: 1500, limits: c.limits})
+			start(t, a)
+			hosts := flood(t, a, c.hosts, 4)
+			eventually(t, "the flood to fill its limit", func() bool { return len(strayConns(a)) >= c.strays })
+
+			b := newNode(t, Options{Key: kb, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: ida, Addrs: a.Host().Addrs()}}, MaxPacket: 1500})
+			start(t, b)
+			took := deliver(t, b, a, ipv4(17, 100, 0, 1))
+			t.Logf("%d strangers: the configured peer's first packet after %s", c.hosts, took.Round(time.Millisecond))
+
+			strays := strayConns(a)
+			perIP := map[netip.Prefix]int{}
+			for _, s := range strays {
+				perIP[sourceOf(s.RemoteMultiaddr())]++
+			}
+			for src, n := range perIP {
+				if n > c.limits.perIP {
+					t.Errorf("%d stranger connections from %s, limit %d", n, src, c.limits.perIP)
+				}
+			}
+			if len(strays) > c.strays {
+				t.Errorf("%d stranger connections, want at most %d", len(strays), c.strays)
+			}
+			refused := 0
+			for _, h := range hosts {
+				if h.Network().Connectedness(ida) != network.Connected {
+					refused++
+				}
+			}
+			if c.hosts > 0 && refused == 0 {
+				t.Error("no stranger was refused: the flood did not reach the limits")
+			}
+		})
+	}
+}
+
+// flood starts hosts that keep a connection to dst open, redialing every
+// 200 ms when refused, from sources addresses 127.0.0.2 and up, until the
+// test ends.
+func flood(t *testing.T, dst *Node, hosts, sources int) []host.Host {
+	ai := peer.AddrInfo{ID: dst.Host().ID(), Addrs: dst.Host().Addrs()}
+	var hs []host.Host
+	for i := range hosts {
+		hs = append(hs, newHost(t, fmt.Sprintf("/ip4/127.0.0.%d/tcp/0", 2+i%sources)))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for _, h := range hs {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				if h.Network().Connectedness(ai.ID) != network.Connected {
+					h.Network().(*swarm.Swarm).Backoff().Clear(ai.ID)
+					dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
+					h.Connect(dctx, ai)
+					dcancel()
+				}
+				sleep(ctx, 200*time.Millisecond)
+			}
+		})
+	}
+	return hs
+}
+
+// strayConns are n's inbound connections from strangers.
+func strayConns(n *Node) []network.Conn {
+	var out []network.Conn
+	for _, c := range n.Host().Network().Conns() {
+		if c.Stat().Direction == network.DirInbound && !n.knows(c.RemotePeer()) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func TestSourceOf(t *testing.T) {
+	for _, c := range []struct {
+		name, addr, want string
+	}{
+		{"IPv4", "/ip4/192.0.2.7/tcp/4001", "192.0.2.7/32"},
+		{"IPv6 host's /64", "/ip6/2001:db8:1:2:aaaa::1/udp/4001/quic-v1", "2001:db8:1:2::/64"},
+		{"IPv4 in IPv6", "/ip6/::ffff:192.0.2.7/tcp/4001", "192.0.2.7/32"},
+		{"relayed", "/ip4/192.0.2.7/tcp/4001/p2p/12D3KooWGSrXQQXYp31AUbZ64eJMb3hGywN4dmzpaZW3rWW22EfF/p2p-circuit", "invalid Prefix"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := sourceOf(ma.StringCast(c.addr)).String(); got != c.want {
+				t.Errorf("sourceOf(%s) = %s, want %s", c.addr, got, c.want)
+			}
+		})
+	}
+}
