@@ -85,6 +85,9 @@ type Counters struct {
 	// node nor to a network it serves.
 	DropDestination uint64 `json:"dropDestination"`
 	Refused         uint64 `json:"refusedStreams"`
+	// Panics counts packet batches whose handling panicked (a bug; the
+	// node went on without them).
+	Panics uint64 `json:"panics"`
 }
 
 // SwarmPeer is one connected libp2p peer, VPN peer or not.

@@ -57,7 +57,7 @@ func (d *Daemon) Status(context.Context) (control.Status, error) {
 		TxPackets: c.TxPackets, TxBytes: c.TxBytes, RxPackets: c.RxPackets, RxBytes: c.RxBytes,
 		DropNoRoute: c.DropNoRoute, DropSource: c.DropSource, DropInvalid: c.DropInvalid,
 		DropSend: c.DropSend, DropDevice: c.DropDevice, DropDestination: c.DropDestination,
-		Refused: d.node.Transport().Refused.Load(),
+		Refused: d.node.Transport().Refused.Load(), Panics: c.Panics,
 	}
 	return st, nil
 }
