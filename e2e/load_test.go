@@ -80,7 +80,8 @@ func (r loadRun) String() string {
 }
 
 // connload runs the client in ns against target (through the SOCKS5 proxy
-// socks, if given) with n connections.
+// socks, a URL with its username and password, if given) with n
+// connections.
 func connload(t *testing.T, ns *netns, bin, target, socks string, n int, deadline time.Duration) loadRun {
 	t.Helper()
 	args := []string{bin, "-mode", "client", "-addr", target, "-size", strconv.Itoa(loadSize),
@@ -233,7 +234,7 @@ func TestThousandConnections(t *testing.T) {
 		defer srv.stop(syscall.SIGKILL)
 		raw := startConnloadServer(t, p.nsB, bin, p.subnet+".2:"+rawPort)
 		defer raw.stop(syscall.SIGKILL)
-		loadThrough(t, p.nsA, bin, "b:"+loadPort, "127.0.0.1:1080", p.subnet+".2:"+rawPort, srv, p.a, p.b)
+		loadThrough(t, p.nsA, bin, "b:"+loadPort, socks5URL(t, p.a), p.subnet+".2:"+rawPort, srv, p.a, p.b)
 		for _, n := range []*node{p.a, p.b} {
 			if n.daemon.exited() {
 				t.Errorf("%s exited under load: %v", n.iface, n.daemon.err)

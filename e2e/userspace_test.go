@@ -35,7 +35,8 @@ func TestKernelAndUserspace(t *testing.T) {
 
 	t.Run("status says userspace", func(t *testing.T) {
 		out, _ := b.cli("status")
-		for _, want := range []string{"(userspace mode)", "SOCKS5: 127.0.0.1:1080", "Expose: tcp 2222 → 127.0.0.1:2222", "Connected VPN nodes: 1/1"} {
+		for _, want := range []string{"(userspace mode)", "SOCKS5: 127.0.0.1:1080, username and password in " + strings.TrimSuffix(b.config, ".json") + ".socks5.json",
+			"Expose: tcp 2222 → 127.0.0.1:2222", "Connected VPN nodes: 1/1"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("status lacks %q:\n%s", want, out)
 			}
@@ -65,16 +66,19 @@ func TestKernelAndUserspace(t *testing.T) {
 		os.WriteFile(filepath.Join(dir, "index.html"), []byte("served by host A\n"), 0o644)
 		srv := nsA.start(t, "http", "python3", "-m", "http.server", "--bind", a.v4, "--directory", dir, "8080")
 		defer srv.stop(syscall.SIGTERM)
+		proxy := socks5URL(t, b)
 		var out string
 		eventually(t, 20*time.Second, "curl through SOCKS5", func() (err error) {
-			out, err = nsB.try("curl", "-sf", "-m", "3", "--socks5-hostname", "127.0.0.1:1080", "http://a:8080/")
+			out, err = nsB.try("curl", "-sf", "-m", "3", "--proxy", proxy, "http://a:8080/")
 			return err
 		})
 		if !strings.Contains(out, "served by host A") {
 			t.Fatalf("curl got %q", out)
 		}
-		out, err := nsB.try("curl", "-s", "-m", "3", "--socks5", "127.0.0.1:1080", "http://10.121.0.1:8080/")
-		if err == nil {
+		if out, err := nsB.try("curl", "-s", "-m", "3", "--socks5-hostname", "127.0.0.1:1080", "http://a:8080/"); err == nil {
+			t.Fatalf("SOCKS5 served a client without the username and password: %s", out)
+		}
+		if out, err := nsB.try("curl", "-s", "-m", "3", "--proxy", proxy, "http://10.121.0.1:8080/"); err == nil {
 			t.Fatalf("SOCKS5 reached a host off the mesh: %s", out)
 		}
 	})
@@ -91,7 +95,7 @@ func TestKernelAndUserspace(t *testing.T) {
 		defer srv.stop(syscall.SIGTERM)
 		got := filepath.Join(dir, "got")
 		eventually(t, 20*time.Second, "curl of the blob", func() error {
-			_, err := nsB.try("curl", "-sf", "-m", "20", "--socks5-hostname", "127.0.0.1:1080", "-o", got, "http://a:8081/blob")
+			_, err := nsB.try("curl", "-sf", "-m", "20", "--proxy", socks5URL(t, b), "-o", got, "http://a:8081/blob")
 			return err
 		})
 		if b, _ := os.ReadFile(got); fmt.Sprintf("%x", sha256.Sum256(b)) != want {
@@ -143,4 +147,15 @@ func (n *node) upArgs(t *testing.T, extra ...string) {
 		_, err := n.cli("status")
 		return err
 	})
+}
+
+// socks5URL is the URL of n's SOCKS5 proxy with its username and password,
+// as 'mynetwork socks5-url' prints it.
+func socks5URL(t *testing.T, n *node) string {
+	t.Helper()
+	out, err := n.cli("socks5-url")
+	if err != nil || !strings.HasPrefix(out, "socks5h://") {
+		t.Fatalf("socks5-url: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(out)
 }

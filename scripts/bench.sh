@@ -301,7 +301,7 @@ sleep 3
 user1=$(tput "$a" 127.0.0.1 5301 1)
 row "userspace 1 stream, forward (Mbit/s)" "$(tput "$b" 127.0.0.1 5202 1)" "$user1"
 curl_mbit() { ip netns exec "$1" curl -s -o /dev/null -w '%{speed_download}' "${@:2}" | awk '{printf "%.0f", $1*8/1e6}'; }
-row "userspace SOCKS5 curl 500MB (Mbit/s)" "$(curl_mbit "$b" http://127.0.0.1:8080/big)" "$(curl_mbit "$a" --socks5-hostname 127.0.0.1:1080 http://b:8080/big)"
+row "userspace SOCKS5 curl 500MB (Mbit/s)" "$(curl_mbit "$b" http://127.0.0.1:8080/big)" "$(curl_mbit "$a" --proxy "$(ip netns exec "$a" "$bin" -i mba socks5-url)" http://b:8080/big)"
 row "userspace vs kernel, 1 stream (Mbit/s)" "$kernel1" "$user1"
 
 # The full mesh of BENCH_MESH_NODES (default 20) nodes, run after this

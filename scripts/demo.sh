@@ -55,8 +55,9 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-step "curl --socks5-hostname 127.0.0.1:$socks http://b/"
-for _ in $(seq 50); do curl -sf -m 2 --socks5-hostname "127.0.0.1:$socks" http://b/ && break; sleep 0.2; done
+step "curl --proxy \"\$(mynetwork socks5-url)\" http://b/ (the proxy wants the username and password A made; socks5-url prints its URL with them)"
+proxy=$("$bin" -i "${tag}a" socks5-url)
+for _ in $(seq 50); do curl -sf -m 2 --proxy "$proxy" http://b/ && break; sleep 0.2; done
 
 step "curl http://127.0.0.1:$fwd/ (the forward)"
 curl -sf -m 5 "http://127.0.0.1:$fwd/"

@@ -60,6 +60,7 @@ func newRootCmd() *cobra.Command {
 		newPeersCmd(opts),
 		newRouteCmd(opts),
 		newNcCmd(opts),
+		newSOCKS5URLCmd(opts),
 	)
 	root.SetHelpCommand(&cobra.Command{
 		Use:     "help [command]",

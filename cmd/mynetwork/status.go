@@ -57,7 +57,14 @@ func newStatusCmd(opts *rootOptions) *cobra.Command {
 				}
 			}
 			if u := st.Userspace; u != nil {
-				fmt.Fprintf(out, "SOCKS5: %s\n", u.SOCKS5)
+				switch {
+				case u.SOCKS5 == "off":
+					fmt.Fprintf(out, "SOCKS5: off\n")
+				case u.SOCKS5Credentials == "":
+					fmt.Fprintf(out, "SOCKS5: %s, open to every local user (no authentication)\n", u.SOCKS5)
+				default:
+					fmt.Fprintf(out, "SOCKS5: %s, username and password in %s (mynetwork socks5-url)\n", u.SOCKS5, u.SOCKS5Credentials)
+				}
 				for _, f := range u.Forwards {
 					fmt.Fprintf(out, "Forward: %s\n", f)
 				}

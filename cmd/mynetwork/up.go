@@ -27,15 +27,16 @@ func newUpCmd(opts *rootOptions) *cobra.Command {
 			"and carries packets until SIGINT or SIGTERM, then removes everything it added.\n\n" +
 			"With --userspace no root and no TUN are needed: a TCP/IP stack inside the\n" +
 			"process holds the node's mesh addresses, reached through a SOCKS5 proxy\n" +
-			"(default 127.0.0.1:1080), port forwards, exposes and 'mynetwork nc'.",
+			"(default 127.0.0.1:1080, with a username and password: 'mynetwork socks5-url'),\n" +
+			"port forwards, exposes and 'mynetwork nc'.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			level := slog.LevelInfo
 			if verbose {
 				level = slog.LevelDebug
 			}
-			if !dopts.Userspace && (dopts.SOCKS5 != "" || len(dopts.Forwards)+len(dopts.Exposes) > 0) {
-				return errors.New("--socks5, --forward and --expose need --userspace")
+			if !dopts.Userspace && (dopts.SOCKS5 != "" || dopts.SOCKS5Auth != "" || len(dopts.Forwards)+len(dopts.Exposes) > 0) {
+				return errors.New("--socks5, --socks5-auth, --forward and --expose need --userspace")
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			if n, ok := daemonProcs(os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); ok {
@@ -67,6 +68,7 @@ func newUpCmd(opts *rootOptions) *cobra.Command {
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log debug details")
 	cmd.Flags().BoolVar(&dopts.Userspace, "userspace", false, "run without root or TUN: an in-process TCP/IP stack, SOCKS5, forwards")
 	cmd.Flags().StringVar(&dopts.SOCKS5, "socks5", "", "userspace: SOCKS5 listen address, or off (default 127.0.0.1:1080)")
+	cmd.Flags().StringVar(&dopts.SOCKS5Auth, "socks5-auth", "", "userspace: password (the default: the config's, or made once and kept in <config>.socks5.json; see socks5-url) or none (loopback only)")
 	cmd.Flags().StringArrayVar(&dopts.Forwards, "forward", nil, "userspace: [tcp:|udp:]LISTEN=HOST:PORT, e.g. 127.0.0.1:2222=ms1:22 (repeatable)")
 	cmd.Flags().StringArrayVar(&dopts.Exposes, "expose", nil, "userspace: [tcp:|udp:]PORT=LOCAL:PORT, e.g. 22=127.0.0.1:22 (repeatable)")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the daemon's whole run to this file")

@@ -31,6 +31,10 @@ type Userspace struct {
 	SOCKS5   string   `json:"socks5"` // listen address, or "off"
 	Forwards []string `json:"forwards,omitempty"`
 	Exposes  []string `json:"exposes,omitempty"`
+	// SOCKS5Credentials is the file that holds the proxy's username and
+	// password (the config, or the one the node made); absent when the
+	// proxy is off or open.
+	SOCKS5Credentials string `json:"socks5Credentials,omitempty"`
 }
 
 // PeerStatus is one configured VPN peer.

@@ -46,13 +46,16 @@ func (b *userspaceBackend) dial(ctx context.Context, network, address string) (n
 // userspaceSettings are the userspace section merged with the flags.
 type userspaceSettings struct {
 	socks5             string // "" when off
-	username, password string
+	username, password string // "" when the proxy is open
+	credentials        string // the file that holds them: the config or the one the node made
+	madeCredentials    bool   // the node made them on this start
 	forwards           []socks.Forward
 	exposes            []socks.Expose
 }
 
 // userspaceSettings merges the config's userspace section with the flags:
-// --socks5 replaces the address, --forward and --expose add rules.
+// --socks5 replaces the address, --socks5-auth the authentication,
+// --forward and --expose add rules.
 func (d *Daemon) userspaceSettings() (userspaceSettings, error) {
 	var s userspaceSettings
 	u := d.cfg.Userspace
@@ -73,7 +76,11 @@ func (d *Daemon) userspaceSettings() (userspaceSettings, error) {
 			return s, fmt.Errorf("--socks5 %q: want IP:PORT or off", s.socks5)
 		}
 	}
-	s.username, s.password = u.SOCKS5Username, u.SOCKS5Password
+	if s.socks5 != "" {
+		if err := d.socks5Auth(&s, u); err != nil {
+			return s, err
+		}
+	}
 	for _, f := range u.Forwards {
 		s.forwards = append(s.forwards, socks.Forward{Network: protoOr(f.Proto), Listen: f.Listen, Target: f.To})
 	}
@@ -95,6 +102,36 @@ func (d *Daemon) userspaceSettings() (userspaceSettings, error) {
 		s.exposes = append(s.exposes, ex)
 	}
 	return s, nil
+}
+
+// socks5Auth settles how SOCKS5 clients log in: with the config's
+// username and password, with ones the node made (the default), or not at
+// all, which only a loopback address may be.
+func (d *Daemon) socks5Auth(s *userspaceSettings, u *config.Userspace) error {
+	auth, from := u.SOCKS5Auth, d.opts.ConfigPath+`: userspace.socks5Auth: "none"`
+	if d.opts.SOCKS5Auth != "" {
+		auth, from = d.opts.SOCKS5Auth, "--socks5-auth none"
+	}
+	switch {
+	case auth == config.SOCKS5AuthNone:
+		// Parsed by userspaceSettings.
+		if err := config.CheckOpenSOCKS5(netip.MustParseAddrPort(s.socks5)); err != nil {
+			return fmt.Errorf("%s: %w", from, err)
+		}
+		return nil
+	case auth != "" && auth != config.SOCKS5AuthPassword:
+		return fmt.Errorf("--socks5-auth %q: want password or none", auth)
+	case u.SOCKS5Username != "":
+		s.username, s.password, s.credentials = u.SOCKS5Username, u.SOCKS5Password, absPath(d.opts.ConfigPath)
+		return nil
+	}
+	path := SOCKS5CredentialsPath(d.opts.ConfigPath)
+	c, made, err := loadOrMakeSOCKS5Creds(path, d.log)
+	if err != nil {
+		return err
+	}
+	s.username, s.password, s.credentials, s.madeCredentials = c.Username, c.Password, absPath(path), made
+	return nil
 }
 
 func protoOr(p string) string {
@@ -146,6 +183,7 @@ func (d *Daemon) startUserspace(st *userspaceBackend, s userspaceSettings) (stop
 			}
 		}()
 		stops = append(stops, func() { srv.Close(); <-done })
+		d.logSOCKS5(s)
 	}
 	fw, err := socks.NewForwarder(socks.ForwarderConfig{
 		Dial: st.DialContext, Resolve: d.resolve,
@@ -168,9 +206,27 @@ func (d *Daemon) startUserspace(st *userspaceBackend, s userspaceSettings) (stop
 	return stop, nil
 }
 
+// logSOCKS5 tells how clients log in to the proxy. The password itself is
+// not logged: logs reach more readers (journald, terminals, bug reports)
+// than the 0600 file that holds it; 'mynetwork socks5-url' reads the file
+// with the rights of whoever runs it.
+func (d *Daemon) logSOCKS5(s userspaceSettings) {
+	if s.username == "" {
+		d.log.Warn("SOCKS5 proxy without authentication: every local user can reach the mesh as this node through it",
+			"addr", s.socks5)
+		return
+	}
+	msg := "SOCKS5 proxy: clients log in with the username and password in the credentials file; the command prints the proxy's URL with them"
+	if s.madeCredentials {
+		msg = "SOCKS5 proxy: made a username and password for its clients, kept in the credentials file; the command prints the proxy's URL with them"
+	}
+	d.log.Info(msg, "addr", s.socks5, "username", s.username, "credentials", s.credentials,
+		"command", "mynetwork -i "+d.opts.Interface+" socks5-url")
+}
+
 // userspaceStatus renders the userspace settings for the status API.
 func (s userspaceSettings) status() *control.Userspace {
-	u := &control.Userspace{SOCKS5: s.socks5}
+	u := &control.Userspace{SOCKS5: s.socks5, SOCKS5Credentials: s.credentials}
 	if u.SOCKS5 == "" {
 		u.SOCKS5 = "off"
 	}

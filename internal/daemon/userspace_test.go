@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -179,13 +181,16 @@ func TestUserspaceMesh(t *testing.T) {
 	a.cfg.Peers = []config.Peer{{Name: "ms1", ID: b.id, Addrs: bst.Addresses}}
 	a.up(t, "usa", Options{SOCKS5: socksAddr, Forwards: []string{fwdTCP + "=ms1:7", "udp:" + fwdUDP + "=ms1.mynetwork:7"}})
 
+	var ast control.Status
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		st, _ := a.client.Status(context.Background())
 		if len(st.Peers) == 1 && st.Peers[0].Connected {
-			if st.Mode != "userspace" || st.Userspace == nil || st.Userspace.SOCKS5 != socksAddr || len(st.Userspace.Forwards) != 2 {
+			if st.Mode != "userspace" || st.Userspace == nil || st.Userspace.SOCKS5 != socksAddr || len(st.Userspace.Forwards) != 2 ||
+				st.Userspace.SOCKS5Credentials != SOCKS5CredentialsPath(a.cfgPath) {
 				t.Fatalf("status %+v %+v", st, st.Userspace)
 			}
+			ast = st
 			break
 		}
 		if time.Now().After(deadline) {
@@ -193,11 +198,42 @@ func TestUserspaceMesh(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	socks, err := proxy.SOCKS5("tcp", socksAddr, nil, proxy.Direct)
+	// The proxy needs the username and password A made (config sets none).
+	proxyURL, err := SOCKS5URL(ast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^socks5h://mynetwork:[A-Z2-7]{26}@` + regexp.QuoteMeta(socksAddr) + `$`).MatchString(proxyURL) {
+		t.Fatalf("SOCKS5URL = %q", proxyURL)
+	}
+	u, _ := url.Parse(proxyURL)
+	socks, err := proxy.FromURL(u, proxy.Direct)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bIP := bst.IPv4
+
+	t.Run("SOCKS5 refuses clients without the credentials", func(t *testing.T) {
+		tests := []struct {
+			name string
+			auth *proxy.Auth
+			want string
+		}{
+			{name: "none", want: "no acceptable authentication methods"},
+			{name: "wrong password", auth: &proxy.Auth{User: "mynetwork", Password: "guess"}, want: "username/password authentication failed"},
+		}
+		for _, tt := range tests {
+			p, _ := proxy.SOCKS5("tcp", socksAddr, tt.auth, proxy.Direct)
+			c, err := p.Dial("tcp", "ms1:7")
+			if err == nil {
+				c.Close()
+				t.Fatalf("%s: connected", tt.name)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+			}
+		}
+	})
 
 	t.Run("SOCKS5 CONNECT by IP and by peer name", func(t *testing.T) {
 		for _, host := range []string{bIP, "ms1", "ms1.mynetwork", "[" + bst.IPv6 + "]"} {

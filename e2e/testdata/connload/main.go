@@ -17,6 +17,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"os"
 	"sort"
 	"sync"
@@ -32,7 +33,7 @@ func main() {
 	addr := flag.String("addr", "", "server: listen address; client: target host:port")
 	size := flag.Int("size", 64<<10, "bytes per connection")
 	n := flag.Int("n", 1000, "client: concurrent connections")
-	socks := flag.String("socks5", "", "client: dial through this SOCKS5 proxy")
+	socks := flag.String("socks5", "", "client: dial through this SOCKS5 proxy, a URL (socks5h://USER:PASSWORD@HOST:PORT)")
 	timeout := flag.Duration("timeout", 90*time.Second, "client: overall deadline")
 	flag.Parse()
 	if err := raiseNoFile(uint64(*n)*2 + 256); err != nil {
@@ -135,7 +136,11 @@ func client(target, socks string, n, size int, timeout time.Duration) int {
 		return d.DialContext(ctx, "tcp", target)
 	}
 	if socks != "" {
-		p, err := proxy.SOCKS5("tcp", socks, nil, proxy.Direct)
+		u, err := url.Parse(socks)
+		var p proxy.Dialer
+		if err == nil {
+			p, err = proxy.FromURL(u, proxy.Direct)
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "connload client: SOCKS5:", err)
 			return 2
