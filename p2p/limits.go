@@ -22,7 +22,11 @@ import (
 // on inbound connections, which scales with the machine's memory, and a
 // configured peer got no packet through for 30 s. Now the connection gater
 // refuses strangers' connections beyond connLimits, and the resource
-// manager keeps limits of their own for known peers.
+// manager keeps limits of their own for known peers: connections that
+// find the system's limits full count against the allowlisted ones, and
+// strangers' streams and memory are capped per peer, with the system's
+// limits raised by what strangers may hold together (see
+// newResourceManager).
 
 // connLimits bound strangers' inbound connections. Outbound ones are this
 // node's own doing (DHT lookups), and libp2p's connection manager trims
@@ -36,6 +40,25 @@ type connLimits struct {
 	// systemIn, if not 0, replaces libp2p's system limit on inbound
 	// connections (tests lower it, so that a small flood would reach it).
 	systemIn int
+	// systemStreams, if not 0, replaces libp2p's system and transient
+	// limits on inbound streams, before strangers' share is added (tests
+	// lower it, so that a small flood would fill it).
+	systemStreams int
+}
+
+// strangerPeer caps each stranger's streams, both ways, and the memory
+// they reserve (its connections keep libp2p's limits). The memory holds
+// 16 streams (yamux reserves 256 KiB of receive window for each, more as
+// a window grows if the limits allow) and the small messages of
+// identify, the DHT and AutoNAT. A stranger needs a few streams: one
+// each for identify, a DHT query, AutoNAT.
+// Known peers keep libp2p's default per-peer limits (256 inbound streams
+// and 64 MiB at least).
+var strangerPeer = rcmgr.BaseLimit{
+	StreamsInbound:  8,
+	StreamsOutbound: 8,
+	Streams:         16,
+	Memory:          5 << 20,
 }
 
 // defaultConnLimits: libp2p's own limit per address is 8 (loopback
@@ -63,22 +86,61 @@ func (l connLimits) withDefaults() connLimits {
 }
 
 // newResourceManager is libp2p's default resource manager (limits scaled
-// to the machine's memory) with the known peers allowlisted at any
-// address: when the system or transient limits are reached, a new
-// connection counts against separate, allowlisted limits until its
-// handshake shows who it is; a stranger then goes back to the ordinary
-// limits, and is refused if they are full: strangers hold allowlisted
-// limits only while they shake hands. Relayed connections among known peers are allowlisted
-// the same way (their address is the relay's).
+// to the machine's memory) with room that strangers cannot take from
+// known peers.
+//
+// Connections: the known peers are allowlisted at any address: when the
+// system or transient limits are reached, a new connection counts against
+// separate, allowlisted limits until its handshake shows who it is; a
+// stranger then goes back to the ordinary limits, and is refused if they
+// are full: strangers hold allowlisted limits only while they shake
+// hands. Relayed connections among known peers are allowlisted the same
+// way (their address is the relay's).
+//
+// Streams: the allowlist does not cover them. rcmgr charges every
+// stream, an allowlisted peer's too, to its peer, the transient scope
+// (until its protocol is chosen), its protocol and service, and the
+// ordinary system scope; yamux reserves its windows in the peer's scope,
+// which is charged to the ordinary system scope as well. And when yamux
+// cannot reserve an inbound stream's window, it closes the whole
+// connection. With libp2p's per-peer limits (256 inbound streams and
+// 64 MiB at least), 4 strangers holding streams filled the system's 1024
+// inbound streams (with 1 GiB of memory), 2 its 128 MiB, and then a
+// configured peer's packet stream or ping failed (with memory full, its
+// connection too). So:
+//   - each stranger has strangerPeer's limits (8 inbound streams, 16 in
+//     all, 5 MiB), the known peers libp2p's default per-peer limits;
+//   - strangers are at most S = the gater's 128 with inbound connections
+//     plus those this node dialed, at most libp2p's system limit on
+//     outbound connections (128 with 1 GiB of memory, 384 with 16 GiB):
+//     S = 256 to 512 peers. Together they can hold 8·S inbound streams
+//     (2048 to 4096), 16·S streams and reserve 5 MiB·S (1.25 to 2.5 GiB,
+//     almost all of it yamux windows of 256 KiB, allocated only as data
+//     comes in);
+//   - the system and transient limits on streams are libp2p's plus these,
+//     so the known peers keep libp2p's whole limits whatever strangers
+//     hold; the system's memory is libp2p's plus twice theirs, since
+//     yamux grows a window only while the scope is less than half full;
+//   - the protocols' and services' own totals (the ping service's 64
+//     inbound streams, 2 per peer, identify's 64, 16 per peer, the DHT's
+//     512, 64 per peer) are lifted: 32 strangers would fill ping's, 4
+//     identify's. Their limits per peer stay.
 func newResourceManager(known []peer.ID, l connLimits) (network.ResourceManager, error) {
 	scaling := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&scaling)
 	limits := scaling.AutoScale()
-	if l.systemIn > 0 {
-		limits = rcmgr.PartialLimitConfig{
-			System: rcmgr.ResourceLimits{ConnsInbound: rcmgr.LimitVal(l.systemIn)},
-		}.Build(limits)
+	if l.systemIn > 0 || l.systemStreams > 0 {
+		var system, transient rcmgr.ResourceLimits
+		if l.systemIn > 0 {
+			system.ConnsInbound = rcmgr.LimitVal(l.systemIn)
+		}
+		if l.systemStreams > 0 {
+			system.StreamsInbound = rcmgr.LimitVal(l.systemStreams)
+			transient.StreamsInbound = rcmgr.LimitVal(l.systemStreams)
+		}
+		limits = rcmgr.PartialLimitConfig{System: system, Transient: transient}.Build(limits)
 	}
+	limits = strangersShare(limits, known, l.strangers)
 	var allow []ma.Multiaddr
 	for _, p := range known {
 		for _, any := range []string{"/ip4/0.0.0.0/ipcidr/0", "/ip6/::/ipcidr/0"} {
@@ -90,6 +152,45 @@ func newResourceManager(known []peer.ID, l connLimits) (network.ResourceManager,
 		}
 	}
 	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits), rcmgr.WithAllowlistedMultiaddrs(allow))
+}
+
+// strangersShare gives strangers strangerPeer's limits and the known
+// peers libp2p's, adds what strangers may hold together to the system and
+// transient limits, and lifts the protocols' and services' totals (see
+// newResourceManager).
+func strangersShare(limits rcmgr.ConcreteLimitConfig, known []peer.ID, inbound int) rcmgr.ConcreteLimitConfig {
+	cfg := limits.ToPartialLimitConfig()
+	peers := inbound + int(cfg.System.ConnsOutbound)
+	cfg.Peer = make(map[peer.ID]rcmgr.ResourceLimits, len(known))
+	for _, p := range known {
+		cfg.Peer[p] = cfg.PeerDefault
+	}
+	cfg.PeerDefault.StreamsInbound = rcmgr.LimitVal(strangerPeer.StreamsInbound)
+	cfg.PeerDefault.StreamsOutbound = rcmgr.LimitVal(strangerPeer.StreamsOutbound)
+	cfg.PeerDefault.Streams = rcmgr.LimitVal(strangerPeer.Streams)
+	cfg.PeerDefault.Memory = rcmgr.LimitVal64(strangerPeer.Memory)
+	for _, r := range []*rcmgr.ResourceLimits{&cfg.System, &cfg.Transient} {
+		r.StreamsInbound += rcmgr.LimitVal(peers * strangerPeer.StreamsInbound)
+		r.StreamsOutbound += rcmgr.LimitVal(peers * strangerPeer.StreamsOutbound)
+		r.Streams += rcmgr.LimitVal(peers * strangerPeer.Streams)
+	}
+	cfg.System.Memory += rcmgr.LimitVal64(2 * int64(peers) * strangerPeer.Memory)
+	cfg.Transient.Memory += rcmgr.LimitVal64(int64(peers) * strangerPeer.Memory)
+	lift := func(r *rcmgr.ResourceLimits) {
+		r.StreamsInbound, r.StreamsOutbound, r.Streams = rcmgr.Unlimited, rcmgr.Unlimited, rcmgr.Unlimited
+		r.Memory = rcmgr.Unlimited64
+	}
+	lift(&cfg.ServiceDefault)
+	lift(&cfg.ProtocolDefault)
+	for k, r := range cfg.Service {
+		lift(&r)
+		cfg.Service[k] = r
+	}
+	for k, r := range cfg.Protocol {
+		lift(&r)
+		cfg.Protocol[k] = r
+	}
+	return cfg.Build(limits)
 }
 
 // strangers counts strangers' inbound connections against connLimits, for

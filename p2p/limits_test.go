@@ -3,14 +3,17 @@ package p2p
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -109,6 +112,112 @@ func strayConns(n *Node) []network.Conn {
 		}
 	}
 	return out
+}
+
+// TestStrangersStreamsDoNotLockOutPeers: stranger hosts open as many
+// streams as they can to a node, on a protocol it serves, and hold them;
+// then a configured peer connects and gets a packet through at once. The
+// node's system limit on inbound streams is lowered to 16, before
+// strangers' share: the strangers hold more streams than that, 8 each;
+// before their limits per peer, they held all 16 (retrying every 100 ms
+// for any that freed), the configured peer's streams were refused and
+// its packet did not get through in 15 s.
+func TestStrangersStreamsDoNotLockOutPeers(t *testing.T) {
+	const hold = "/mynetwork/test/hold/1.0.0"
+	for _, c := range []struct {
+		name  string
+		hosts int
+	}{
+		{"no flood", 0},
+		{"stream flood", 12},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ka, ida := newKey(t)
+			kb, idb := newKey(t)
+			limits := connLimits{strangers: 6, perIP: 2, systemStreams: 16}
+			a := newNode(t, Options{Key: ka, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: idb}}, MaxPacket: 1500, limits: limits})
+			a.Host().SetStreamHandler(hold, func(s network.Stream) {
+				s.Write([]byte{1})
+				io.Copy(io.Discard, s)
+				s.Reset()
+			})
+			start(t, a)
+			hosts := flood(t, a, c.hosts, 4)
+			var held atomic.Int64
+			holdStreams(t, hosts, ida, hold, &held)
+			if c.hosts > 0 {
+				// All they can hold: 8 each, or, before their limits per
+				// peer, the system's 16.
+				eventually(t, "strangers to hold streams", func() bool { return held.Load() >= int64(limits.systemStreams) })
+				for end := time.Now().Add(3 * time.Second); time.Now().Before(end) && held.Load() < int64(limits.strangers*strangerPeer.StreamsInbound); {
+					time.Sleep(20 * time.Millisecond)
+				}
+				time.Sleep(200 * time.Millisecond) // the refused keep trying
+			}
+
+			b := newNode(t, Options{Key: kb, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: ida, Addrs: a.Host().Addrs()}}, MaxPacket: 1500})
+			start(t, b)
+			took := deliver(t, b, a, ipv4(17, 100, 0, 1))
+			t.Logf("strangers hold %d streams: the configured peer's first packet after %s", held.Load(), took.Round(time.Millisecond))
+
+			for _, sc := range strayConns(a) {
+				in := 0
+				for _, s := range sc.GetStreams() {
+					if s.Stat().Direction == network.DirInbound {
+						in++
+					}
+				}
+				if in > strangerPeer.StreamsInbound {
+					t.Errorf("stranger %s holds %d inbound streams, limit %d", sc.RemotePeer(), in, strangerPeer.StreamsInbound)
+				}
+			}
+		})
+	}
+}
+
+// holdStreams has each host open streams on proto to dst, one at a time,
+// and hold those that dst answers, until the test ends; held counts
+// them.
+func holdStreams(t *testing.T, hosts []host.Host, dst peer.ID, proto protocol.ID, held *atomic.Int64) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for _, h := range hosts {
+		wg.Go(func() {
+			var mine []network.Stream
+			defer func() {
+				for _, s := range mine {
+					s.Reset()
+				}
+			}()
+			for ctx.Err() == nil {
+				if h.Network().Connectedness(dst) != network.Connected {
+					sleep(ctx, 100*time.Millisecond)
+					continue
+				}
+				sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+				s, err := h.NewStream(network.WithNoDial(sctx, "hold"), dst, proto)
+				scancel()
+				if err == nil {
+					var b [1]byte
+					s.SetDeadline(time.Now().Add(5 * time.Second))
+					if _, err = s.Write(b[:]); err == nil {
+						_, err = io.ReadFull(s, b[:])
+					}
+					if err != nil {
+						s.Reset()
+					}
+				}
+				if err != nil {
+					sleep(ctx, 100*time.Millisecond)
+					continue
+				}
+				s.SetDeadline(time.Time{})
+				mine = append(mine, s)
+				held.Add(1)
+			}
+		})
+	}
 }
 
 func TestSourceOf(t *testing.T) {
