@@ -364,10 +364,11 @@ func (t *Transport) sendLoop(ps *peerSender) {
 		s        network.Stream
 		w        = bufio.NewWriterSize(nil, ioBufSize)
 		nextOpen time.Time
-		dg       *quic.Conn // nil: no datagram path right now
-		dgAt     time.Time  // when dg was last chosen
-		pending  bool       // frames written to w and not flushed
-		g        *sendGate  // the TCP connection under s, or nil
+		dg       *quic.Conn  // nil: no datagram path right now
+		dgAt     time.Time   // when dg was last chosen
+		pending  bool        // frames written to w and not flushed
+		g        *sendGate   // the TCP connection under s, or nil
+		sw       stallWriter // writes to s, with the stall deadline
 		reset    = func() {
 			if s != nil {
 				s.Reset()
@@ -441,10 +442,11 @@ func (t *Transport) sendLoop(ps *peerSender) {
 						}
 						break
 					}
-					w.Reset(stallWriter{s, t.stall})
+					sw = stallWriter{s, t.stall}
+					w.Reset(sw)
 					g = newSendGate(conns.lookup(s.Conn()), t.closed, ps.reset.Load)
 				}
-				whole, err := t.writeFrame(w, stallWriter{s, t.stall}, pk, h, &pending)
+				whole, err := t.writeFrame(w, sw, pk, h, &pending)
 				if err != nil {
 					failed(err)
 					break
