@@ -61,7 +61,7 @@ FUZZMINTIME ?= 2s
 .PHONY: fuzz
 fuzz:
 	$(GO) test -run=^$$ -fuzz=^FuzzReadFrame$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./p2p
-	$(GO) test -run=^$$ -fuzz=^FuzzVirtioHdr$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./p2p
+	$(GO) test -run=^$$ -fuzz=^FuzzVirtioHdr$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/packet
 	$(GO) test -run=^$$ -fuzz=^FuzzReceive$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./p2p
 	$(GO) test -run=^$$ -fuzz=^FuzzAddrsMessage$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./p2p
 	$(GO) test -run=^$$ -fuzz=^FuzzPacketAddrs$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/engine

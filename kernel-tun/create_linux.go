@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/mynetwork/mynetwork/internal/virtio"
+	"github.com/mynetwork/mynetwork/internal/packet"
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun"
 )
@@ -77,7 +77,7 @@ func createTUN(name string, mtu int) (tun.Device, error) {
 // the transport segments it for any other peer.
 type gsoTUN struct{ tun.Device }
 
-// VirtioHeaders says that packets carry the header; see engine.Offset.
+// VirtioHeaders says that packets carry the header (packet.Offloader).
 func (gsoTUN) VirtioHeaders() bool { return true }
 
 // ReadSize is the largest packet a read returns: a super-packet.
@@ -86,20 +86,20 @@ func (gsoTUN) ReadSize() int { return 65535 }
 func (gsoTUN) BatchSize() int { return 1 }
 
 func (d gsoTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	n, err := d.File().Read(bufs[0][offset-virtio.HdrLen:])
+	n, err := d.File().Read(bufs[0][offset-packet.VirtioHdrLen:])
 	if err != nil {
 		return 0, err
 	}
-	if n < virtio.HdrLen {
+	if n < packet.VirtioHdrLen {
 		return 0, fmt.Errorf("TUN read of %d bytes is shorter than its header", n)
 	}
-	sizes[0] = n - virtio.HdrLen
+	sizes[0] = n - packet.VirtioHdrLen
 	return 1, nil
 }
 
 func (d gsoTUN) Write(bufs [][]byte, offset int) (int, error) {
 	for i, b := range bufs {
-		if _, err := d.File().Write(b[offset-virtio.HdrLen:]); err != nil {
+		if _, err := d.File().Write(b[offset-packet.VirtioHdrLen:]); err != nil {
 			return i, err
 		}
 	}

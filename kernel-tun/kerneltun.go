@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/mynetwork/mynetwork/internal/packet"
 )
 
 // Config is what the device is created with.
@@ -21,7 +23,8 @@ type Config struct {
 	IPv6 netip.Prefix
 }
 
-// Device is a configured TUN interface. It is an engine.Device.
+// Device is a configured TUN interface: a packet.Device, and a
+// packet.Offloader.
 type Device struct {
 	tun.Device
 	name string
@@ -112,8 +115,7 @@ func (d *Device) Close() error {
 // VirtioHeaders says whether packets carry a virtio-net header in the 10
 // bytes in front of their offset (a Linux TUN below MTU 16000).
 func (d *Device) VirtioHeaders() bool {
-	v, ok := d.Device.(interface{ VirtioHeaders() bool })
-	return ok && v.VirtioHeaders()
+	return packet.Offloads(d.Device)
 }
 
 // ReadSize is the largest packet a read returns: the MTU, or a TCP

@@ -3,7 +3,7 @@ package netstack
 import (
 	"os"
 
-	"github.com/mynetwork/mynetwork/internal/virtio"
+	"github.com/mynetwork/mynetwork/internal/packet"
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -39,7 +39,7 @@ func (s *Stack) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 			if size, ok := copyPacket(bufs[n][offset:], pkt); ok {
 				sizes[n] = size
 				if s.link.offload {
-					putVirtioHdr(bufs[n][offset-virtio.HdrLen:], bufs[n][offset:offset+size], pkt.GSOOptions)
+					putVirtioHdr(bufs[n][offset-packet.VirtioHdrLen:], bufs[n][offset:offset+size], pkt.GSOOptions)
 				}
 				n++
 			}
@@ -91,7 +91,7 @@ func (s *Stack) Write(bufs [][]byte, offset int) (int, error) {
 		default:
 			continue
 		}
-		if s.link.offload && isSuperPacket(b[offset-virtio.HdrLen:]) {
+		if s.link.offload && isSuperPacket(b[offset-packet.VirtioHdrLen:]) {
 			setIPLength(pkt)
 		}
 		// gVisor needs the packet in its own buffer: MakeWithData

@@ -3,7 +3,7 @@ package netstack
 import (
 	"encoding/binary"
 
-	"github.com/mynetwork/mynetwork/internal/virtio"
+	"github.com/mynetwork/mynetwork/internal/packet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
@@ -36,17 +36,17 @@ const maxSuperPacket = 0xFFFF
 // complete; a partial TCP checksum; and for more than one MSS of payload,
 // TCP segmentation at the MSS.
 func putVirtioHdr(h, pkt []byte, gso stack.GSO) {
-	var v virtio.Header
+	var v packet.VirtioHeader
 	if (gso.Type == stack.GSOTCPv4 || gso.Type == stack.GSOTCPv6) && gso.NeedsCsum {
 		start := int(gso.L3HdrLen)
-		v = virtio.Header{Flags: virtio.NeedsCsum, CsumStart: uint16(start), CsumOffset: gso.CsumOffset}
+		v = packet.VirtioHeader{Flags: packet.NeedsCsum, CsumStart: uint16(start), CsumOffset: gso.CsumOffset}
 		hdrEnd := start + int(pkt[start+12]>>4)*4
 		// More than one MSS of payload: segmentation too; otherwise only
 		// the checksum is left to do.
 		if gso.MSS != 0 && len(pkt)-hdrEnd > int(gso.MSS) {
-			v.GSOType, v.HdrLen, v.GSOSize = virtio.GSOTCPv4, uint16(hdrEnd), gso.MSS
+			v.GSOType, v.HdrLen, v.GSOSize = packet.GSOTCPv4, uint16(hdrEnd), gso.MSS
 			if gso.Type == stack.GSOTCPv6 {
-				v.GSOType = virtio.GSOTCPv6
+				v.GSOType = packet.GSOTCPv6
 			}
 		}
 	}
@@ -55,7 +55,7 @@ func putVirtioHdr(h, pkt []byte, gso stack.GSO) {
 
 // isSuperPacket says whether the virtio-net header h asks for
 // segmentation (its gso_type is set).
-func isSuperPacket(h []byte) bool { return virtio.Parse(h).GSOType != virtio.GSONone }
+func isSuperPacket(h []byte) bool { return packet.ParseVirtio(h).GSOType != packet.GSONone }
 
 // setIPLength makes a peer's super-packet's IP length field match its size,
 // so that the stack takes it as one large TCP segment.

@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"testing"
 
-	"github.com/mynetwork/mynetwork/internal/virtio"
+	"github.com/mynetwork/mynetwork/internal/packet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
@@ -30,7 +30,7 @@ func TestPutVirtioHdr(t *testing.T) {
 		{"IPv4 super-packet", tcpPacket(20, 1381), gso4, [5]uint16{1 | 1<<8, 52, 1380, 20, 16}},
 		{"IPv6 super-packet", tcpPacket(40, 60000), gso6, [5]uint16{1 | 4<<8, 72, 1380, 40, 16}},
 	} {
-		h := make([]byte, virtio.HdrLen)
+		h := make([]byte, packet.VirtioHdrLen)
 		for i := range h {
 			h[i] = 0xff // whatever was there before
 		}

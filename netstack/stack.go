@@ -2,7 +2,7 @@
 // inside the process that owns this node's mesh addresses. It needs no root
 // and no TUN interface.
 //
-// A Stack is an engine.Device: the packet engine reads the IP packets the
+// A Stack is a packet.Device: the packet engine reads the IP packets the
 // stack emits (Read) and sends them to peers, and hands packets from peers to
 // the stack (Write). Programs in the process reach the mesh through
 // DialContext, ListenTCP and ListenUDP, which return ordinary net.Conn,
@@ -20,7 +20,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/mynetwork/mynetwork/internal/engine"
+	"github.com/mynetwork/mynetwork/internal/packet"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
@@ -49,7 +49,7 @@ type Config struct {
 }
 
 // Stack is a userspace TCP/IP stack holding this node's mesh addresses. It is
-// an engine.Device, and DialContext, ListenTCP and ListenUDP open connections
+// a packet.Device, and DialContext, ListenTCP and ListenUDP open connections
 // through it. It is safe for concurrent use.
 type Stack struct {
 	st     *stack.Stack
@@ -61,7 +61,10 @@ type Stack struct {
 	closeOnce sync.Once
 }
 
-var _ engine.Device = (*Stack)(nil)
+var (
+	_ packet.Device    = (*Stack)(nil)
+	_ packet.Offloader = (*Stack)(nil)
+)
 
 // New builds a stack with IPv4, IPv6, TCP, UDP and ICMP, one NIC holding the
 // configured addresses, and default routes for both families through it.

@@ -8,12 +8,13 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/mynetwork/mynetwork/internal/engine"
+	"github.com/mynetwork/mynetwork/internal/packet"
 )
 
-// sizedDevice is an engine.Device with an MTU and, when read is set, reads
+// sizedDevice is a packet.Device with an MTU and, when read is set, reads
 // as large as a TCP super-packet: only its sizes are used.
 type sizedDevice struct {
-	engine.Device
+	packet.Device
 	mtu, read int
 }
 

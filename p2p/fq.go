@@ -5,6 +5,8 @@ import (
 	"hash/maphash"
 	"sync"
 	"time"
+
+	"github.com/mynetwork/mynetwork/internal/packet"
 )
 
 // Flow queueing on a peer's queue: the scheduler of FQ-CoDel (RFC 8290).
@@ -28,7 +30,7 @@ const (
 
 // flow is one flow's queue: packets linked through packet.next.
 type flow struct {
-	head, tail *packet
+	head, tail *pbuf
 	bytes      int
 	credit     int
 	list       *flowList // the list it is on, or nil
@@ -70,10 +72,10 @@ type fq struct {
 	seed         maphash.Seed
 	ready        chan struct{} // a token after each add: the taker waits on it
 	stats        *PeerCounters // counts CoDel's drops and marks, and a full queue's drops
-	put          func(*packet) // returns a dropped packet's buffer
+	put          func(*pbuf)   // returns a dropped packet's buffer
 }
 
-func newFQ(stats *PeerCounters, put func(*packet)) *fq {
+func newFQ(stats *PeerCounters, put func(*pbuf)) *fq {
 	return &fq{seed: maphash.MakeSeed(), ready: make(chan struct{}, 1), stats: stats, put: put}
 }
 
@@ -81,7 +83,7 @@ func newFQ(stats *PeerCounters, put func(*packet)) *fq {
 // queueSlots packets or its buffers larger than queueMem, packets are
 // dropped from the head of the flow with the most bytes queued until it
 // fits again.
-func (q *fq) add(pk *packet) {
+func (q *fq) add(pk *pbuf) {
 	h := q.flowHash(pk.data())
 	q.mu.Lock()
 	if q.flows == nil {
@@ -121,7 +123,7 @@ func (q *fq) dropFattest() {
 	q.stats.DropQueue.Add(1)
 }
 
-func (q *fq) pop(f *flow) *packet {
+func (q *fq) pop(f *flow) *pbuf {
 	pk := f.head
 	f.head = pk.next
 	if f.head == nil {
@@ -138,7 +140,7 @@ func (q *fq) pop(f *flow) *packet {
 // take returns the next packet to send, or nil when the queue is empty.
 // now is the time since the packets' enq times count; packets CoDel drops
 // on the way are counted and their buffers returned.
-func (q *fq) take(now time.Duration) *packet {
+func (q *fq) take(now time.Duration) *pbuf {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for {
@@ -169,7 +171,7 @@ func (q *fq) take(now time.Duration) *packet {
 			// A packet whose sender understands ECN is marked
 			// Congestion Experienced instead (RFC 8289, 5.4): the
 			// sender slows down as for a drop, with nothing to resend.
-			if markCE(pk.data()) {
+			if packet.MarkCE(pk.data()) {
 				q.stats.MarkDelay.Add(1)
 			} else {
 				q.put(pk)
@@ -219,28 +221,4 @@ func (q *fq) flowHash(p []byte) uint64 {
 		n += copy(buf[n:], l4)
 	}
 	return maphash.Bytes(q.seed, buf[:n])
-}
-
-// markCE marks an ECN-capable IP packet Congestion Experienced in place
-// and says whether it was ECN-capable; the IPv4 header checksum is
-// updated (RFC 1624).
-func markCE(p []byte) bool {
-	switch {
-	case len(p) >= 20 && p[0]>>4 == 4:
-		if p[1]&3 == 0 {
-			return false
-		}
-		old := binary.BigEndian.Uint16(p[0:2])
-		p[1] |= 3
-		sum := uint64(^binary.BigEndian.Uint16(p[10:12])) + uint64(^old) + uint64(binary.BigEndian.Uint16(p[0:2]))
-		binary.BigEndian.PutUint16(p[10:12], ^fold(sum))
-		return true
-	case len(p) >= 40 && p[0]>>4 == 6:
-		if p[1]>>4&3 == 0 { // the traffic class's low bits
-			return false
-		}
-		p[1] |= 3 << 4
-		return true
-	}
-	return false
 }

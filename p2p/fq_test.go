@@ -17,16 +17,16 @@ type fqRig struct {
 
 // newFQRig returns a rig whose hash puts each of the flows of pks in a
 // bucket of its own (a random seed makes two collide now and then).
-func newFQRig(pks ...*packet) *fqRig {
+func newFQRig(pks ...*pbuf) *fqRig {
 	r := &fqRig{}
-	r.q = newFQ(&r.st, func(*packet) { r.freed++ })
+	r.q = newFQ(&r.st, func(*pbuf) { r.freed++ })
 	for !r.distinct(pks) {
 		r.q.seed = maphash.MakeSeed()
 	}
 	return r
 }
 
-func (r *fqRig) distinct(pks []*packet) bool {
+func (r *fqRig) distinct(pks []*pbuf) bool {
 	seen := map[uint64]uint64{} // bucket → hash
 	for _, pk := range pks {
 		h := r.q.flowHash(pk.data())
@@ -39,21 +39,21 @@ func (r *fqRig) distinct(pks []*packet) bool {
 }
 
 // flowPacket is an IPv4 packet of size bytes in flow (proto, sport).
-func flowPacket(proto byte, sport uint16, size int) *packet {
+func flowPacket(proto byte, sport uint16, size int) *pbuf {
 	p := ipv4(proto, size, 0x10, int(sport))
 	binary.BigEndian.PutUint16(p[20:22], sport)
 	binary.BigEndian.PutUint16(p[22:24], 22)
-	pk := &packet{buf: make([]byte, Headroom+size), n: size}
+	pk := &pbuf{buf: make([]byte, Headroom+size), n: size}
 	copy(pk.data(), p)
 	return pk
 }
 
-func (r *fqRig) add(pk *packet, at time.Duration) {
+func (r *fqRig) add(pk *pbuf, at time.Duration) {
 	pk.enq = at
 	r.q.add(pk)
 }
 
-func sport(pk *packet) uint16 { return binary.BigEndian.Uint16(pk.data()[20:22]) }
+func sport(pk *pbuf) uint16 { return binary.BigEndian.Uint16(pk.data()[20:22]) }
 
 // TestFQSparseFlowFirst: a packet of a flow that has nothing queued (a
 // ping, a keystroke) leaves before the bulk flow's queued packets.
@@ -204,47 +204,9 @@ func TestFQMarksECN(t *testing.T) {
 	}
 }
 
-// TestMarkCE: ECT packets are marked CE with a valid IPv4 header
-// checksum; others are left as they are.
-func TestMarkCE(t *testing.T) {
-	for _, ecn := range []byte{1, 2, 3} {
-		p := ipv4(6, 60, 0x10, 0)
-		p[1] = 0xB8 | ecn // DSCP EF and the ECN field
-		binary.BigEndian.PutUint16(p[10:12], ipv4HeaderChecksum(p[:20]))
-		if !markCE(p) || p[1] != 0xBB {
-			t.Fatalf("ECN %d: marked to %#x", ecn, p[1])
-		}
-		if got, want := binary.BigEndian.Uint16(p[10:12]), ipv4HeaderChecksum(p[:20]); got != want {
-			t.Fatalf("ECN %d: checksum %#x, want %#x", ecn, got, want)
-		}
-	}
-	p := ipv4(6, 60, 0x10, 0)
-	p[1] = 0xB8
-	if markCE(p) || p[1] != 0xB8 {
-		t.Fatal("a packet that is not ECN-capable was marked")
-	}
-	v6 := make([]byte, 60)
-	v6[0], v6[1] = 0x6B, 0x90 // traffic class 0xB9: ECT(1)
-	if !markCE(v6) || v6[0] != 0x6B || v6[1] != 0xB0 {
-		t.Fatalf("IPv6 marked to %#x %#x", v6[0], v6[1])
-	}
-	v6[1] = 0x80
-	if markCE(v6) {
-		t.Fatal("an IPv6 packet that is not ECN-capable was marked")
-	}
-}
-
-// ipv4HeaderChecksum computes an IPv4 header's checksum from scratch,
-// its checksum field counted as zero.
-func ipv4HeaderChecksum(h []byte) uint16 {
-	c := append([]byte(nil), h...)
-	c[10], c[11] = 0, 0
-	return ^fold(sum16(0, c))
-}
-
 func TestFlowHash(t *testing.T) {
-	q := newFQ(&PeerCounters{}, func(*packet) {})
-	h := func(pk *packet) uint64 { return q.flowHash(pk.data()) }
+	q := newFQ(&PeerCounters{}, func(*pbuf) {})
+	h := func(pk *pbuf) uint64 { return q.flowHash(pk.data()) }
 	if h(flowPacket(6, 1, 100)) != h(flowPacket(6, 1, 1400)) {
 		t.Error("one TCP flow hashed twice")
 	}
@@ -254,7 +216,7 @@ func TestFlowHash(t *testing.T) {
 	if h(flowPacket(1, 1, 100)) != h(flowPacket(1, 2, 100)) {
 		t.Error("ICMP hashed by bytes that are not ports")
 	}
-	laterFragment := func(sport uint16) *packet {
+	laterFragment := func(sport uint16) *pbuf {
 		pk := flowPacket(17, sport, 100)
 		binary.BigEndian.PutUint16(pk.data()[6:8], 10) // fragment offset 80: no ports in it
 		return pk
@@ -277,7 +239,7 @@ func TestFlowHash(t *testing.T) {
 // BenchmarkFQ is one add and one take of a 1400-byte packet over 4 flows.
 func BenchmarkFQ(b *testing.B) {
 	r := newFQRig()
-	pks := []*packet{flowPacket(6, 1, 1400), flowPacket(6, 2, 1400), flowPacket(6, 3, 1400), flowPacket(1, 0, 1400)}
+	pks := []*pbuf{flowPacket(6, 1, 1400), flowPacket(6, 2, 1400), flowPacket(6, 3, 1400), flowPacket(1, 0, 1400)}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		r.q.add(pks[i%4])

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/mynetwork/mynetwork/internal/virtio"
+	"github.com/mynetwork/mynetwork/internal/packet"
 )
 
 // MaxFrame is the largest packet a frame can carry: the 2-byte length limit.
@@ -30,7 +30,7 @@ func WriteFrame(w *bufio.Writer, pkt []byte) error {
 }
 
 // noOffload is a virtio-net header that asks for nothing.
-var noOffload [virtio.HdrLen]byte
+var noOffload [packet.VirtioHdrLen]byte
 
 // writeSmall buffers a frame (no check: see WriteFrame): the packet's
 // length, hdr (empty on a plain stream, a virtio-net header on a GSO one),
@@ -52,7 +52,7 @@ func ReadFrame(r *bufio.Reader, buf []byte) (int, error) { return readFrame(r, b
 // packet, the virtio-net header, then the packet, into buf (header first)
 // and returns the packet's length.
 func readGSOFrame(r *bufio.Reader, buf []byte) (int, error) {
-	return readFrame(r, buf, virtio.HdrLen)
+	return readFrame(r, buf, packet.VirtioHdrLen)
 }
 
 // readFrame reads a frame whose packet follows pre bytes of header.

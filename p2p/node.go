@@ -79,10 +79,6 @@ type Options struct {
 	// predates it; packets then all ride the stream.
 	NoDatagrams bool
 	MaxPacket   int
-	// MTU is the device's MTU: a peer's TCP super-packet larger than this
-	// reaches a device without virtio-net headers cut into segments; 0
-	// means MaxPacket.
-	MTU int
 	// VirtioHeaders: the device's packets carry a virtio-net header, and
 	// the node speaks GSOProtocol (see gso.go).
 	VirtioHeaders bool

@@ -11,7 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
-	"github.com/mynetwork/mynetwork/internal/virtio"
+	"github.com/mynetwork/mynetwork/internal/packet"
 )
 
 func newKey(t testing.TB) (crypto.PrivKey, peer.ID) {
@@ -234,7 +234,7 @@ func TestNodeThatListensNowhere(t *testing.T) {
 // largest super-packet with its length and virtio-net header, fits one
 // yamux message (its 12-byte header included).
 func TestYamuxMessageHoldsAFrame(t *testing.T) {
-	if got, want := yamuxTransport().MaxMessageSize, uint32(12+2+virtio.HdrLen+MaxFrame); got < want {
+	if got, want := yamuxTransport().MaxMessageSize, uint32(12+2+packet.VirtioHdrLen+MaxFrame); got < want {
 		t.Fatalf("yamux messages of %d bytes; a frame needs %d", got, want)
 	}
 }

@@ -20,9 +20,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"github.com/mynetwork/mynetwork/internal/engine"
+
+	"github.com/mynetwork/mynetwork/internal/packet"
 	"github.com/mynetwork/mynetwork/internal/ratelimit"
-	"github.com/mynetwork/mynetwork/internal/virtio"
 	"github.com/quic-go/quic-go"
 )
 
@@ -85,21 +85,21 @@ type PeerCounters struct {
 // headroom in front matches the engine's, so a large packet's buffer can
 // change hands with the engine's instead of being copied, and it has room
 // for the frame header, so a large frame is written from where it lies.
-type packet struct {
+type pbuf struct {
 	buf  []byte
 	n    int
 	from peer.ID
 	enq  time.Duration // when it entered a peer's queue, since the transport's start
-	next *packet       // in a flow's queue (fq.go)
+	next *pbuf         // in a flow's queue (fq.go)
 }
 
-// Headroom is the space in front of every packet: engine.Offset.
-const Headroom = engine.Offset
+// Headroom is the space in front of every packet: packet.Headroom.
+const Headroom = packet.Headroom
 
-func (pk *packet) data() []byte { return pk.buf[Headroom : Headroom+pk.n] }
+func (pk *pbuf) data() []byte { return pk.buf[Headroom : Headroom+pk.n] }
 
 // vhdr is the virtio-net header in front of the packet (virtio transports).
-func (pk *packet) vhdr() []byte { return pk.buf[Headroom-virtio.HdrLen : Headroom] }
+func (pk *pbuf) vhdr() []byte { return pk.buf[Headroom-packet.VirtioHdrLen : Headroom] }
 
 type peerSender struct {
 	id      peer.ID
@@ -118,20 +118,20 @@ type peerSender struct {
 var bufTiers = [...]int{smallPacket, 8 << 10, 32 << 10}
 
 // get returns a pooled buffer for an n-byte packet.
-func (t *Transport) get(n int) *packet {
+func (t *Transport) get(n int) *pbuf {
 	for i, size := range bufTiers {
 		if size >= t.maxPacket {
 			break
 		}
 		if n <= size {
-			return t.tiers[i].Get().(*packet)
+			return t.tiers[i].Get().(*pbuf)
 		}
 	}
-	return t.pool.Get().(*packet)
+	return t.pool.Get().(*pbuf)
 }
 
 // put returns a packet's buffer to the pool of its size.
-func (t *Transport) put(pk *packet) {
+func (t *Transport) put(pk *pbuf) {
 	n := len(pk.buf) - Headroom
 	if n >= t.maxPacket {
 		t.pool.Put(pk)
@@ -153,9 +153,8 @@ type Transport struct {
 	log       *slog.Logger
 	start     time.Time // packets' queue times count from here
 	maxPacket int
-	mtu       int                     // the device's: larger super-packets from peers are cut
 	peers     map[peer.ID]*peerSender // fixed at New: read without locks
-	inbox     chan *packet
+	inbox     chan *pbuf
 	pool      sync.Pool                // maxPacket-sized buffers
 	tiers     [len(bufTiers)]sync.Pool // bufTiers-sized buffers
 
@@ -218,9 +217,8 @@ func NewTransport(h host.Host, peers []peer.ID, o Options) (*Transport, error) {
 func newTransport(h host.Host, peers []peer.ID, o Options) *Transport {
 	t := &Transport{
 		h: h, log: cmp.Or(o.Log, slog.Default()), maxPacket: o.MaxPacket, start: time.Now(),
-		mtu:     cmp.Or(o.MTU, o.MaxPacket),
 		peers:   make(map[peer.ID]*peerSender, len(peers)),
-		inbox:   make(chan *packet, max(64, inboxBytes/o.MaxPacket)),
+		inbox:   make(chan *pbuf, max(64, inboxBytes/o.MaxPacket)),
 		streams: make(map[network.Stream]struct{}),
 		closed:  make(chan struct{}),
 		warn:    ratelimit.Every{Interval: 10 * time.Second},
@@ -228,9 +226,9 @@ func newTransport(h host.Host, peers []peer.ID, o Options) *Transport {
 		virtio:  o.VirtioHeaders, noDatagrams: o.NoDatagrams,
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
-	t.pool.New = func() any { return &packet{buf: make([]byte, Headroom+o.MaxPacket)} }
+	t.pool.New = func() any { return &pbuf{buf: make([]byte, Headroom+o.MaxPacket)} }
 	for i, size := range bufTiers {
-		t.tiers[i].New = func() any { return &packet{buf: make([]byte, Headroom+size)} }
+		t.tiers[i].New = func() any { return &pbuf{buf: make([]byte, Headroom+size)} }
 	}
 	for _, p := range peers {
 		ps := &peerSender{id: p}
@@ -287,7 +285,7 @@ func (t *Transport) SendBuffers(to peer.ID, bufs [][]byte, sizes []int, offset i
 		} else {
 			pk.n = copy(pk.buf[Headroom:], b[offset:offset+size])
 			if t.virtio {
-				copy(pk.vhdr(), b[offset-virtio.HdrLen:offset])
+				copy(pk.vhdr(), b[offset-packet.VirtioHdrLen:offset])
 			}
 		}
 		t.enqueue(ps, pk)
@@ -305,7 +303,7 @@ func (t *Transport) swappable(pooled, theirs []byte, offset int) bool {
 
 // admit returns a buffer for an n-byte packet to the peer, or nil when no
 // frame can carry it.
-func (t *Transport) admit(ps *peerSender, n int) *packet {
+func (t *Transport) admit(ps *peerSender, n int) *pbuf {
 	if n == 0 || n > t.maxPacket { // no frame for it: see WriteFrame
 		ps.stats.DropQueue.Add(1)
 		return nil
@@ -315,7 +313,7 @@ func (t *Transport) admit(ps *peerSender, n int) *packet {
 
 // enqueue adds a packet to the peer's queue, which drops from its largest
 // flow when it is full.
-func (t *Transport) enqueue(ps *peerSender, pk *packet) {
+func (t *Transport) enqueue(ps *peerSender, pk *pbuf) {
 	pk.enq = time.Since(t.start)
 	ps.queue.add(pk)
 }
@@ -324,7 +322,7 @@ func (t *Transport) enqueue(ps *peerSender, pk *packet) {
 // A large packet's buffer changes places with bufs[i] when the two fit
 // each other (same headroom, no shorter), instead of being copied.
 func (t *Transport) Receive(bufs [][]byte, sizes []int, from []peer.ID, offset int) (int, error) {
-	var pk *packet
+	var pk *pbuf
 	select {
 	case pk = <-t.inbox:
 	case <-t.closed:
@@ -337,9 +335,7 @@ func (t *Transport) Receive(bufs [][]byte, sizes []int, from []peer.ID, offset i
 			sizes[n] = pk.n
 		} else {
 			sizes[n] = copy(bufs[n][offset:], pk.data())
-			if t.virtio {
-				copy(bufs[n][offset-virtio.HdrLen:offset], pk.vhdr())
-			}
+			copy(bufs[n][offset-packet.VirtioHdrLen:offset], pk.vhdr())
 		}
 		from[n] = pk.from
 		t.put(pk)
@@ -420,7 +416,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 		}
 		for pk != nil {
 			h, herr := t.header(pk)
-			gso := h.GSOType != virtio.GSONone
+			gso := h.GSOType != packet.GSONone
 			switch {
 			case herr != nil:
 				ps.stats.DropQueue.Add(1)
@@ -477,36 +473,36 @@ func (t *Transport) sendLoop(ps *peerSender) {
 }
 
 // next takes the peer's next queued packet, if one is there.
-func (t *Transport) next(ps *peerSender) *packet {
+func (t *Transport) next(ps *peerSender) *pbuf {
 	return ps.queue.take(time.Since(t.start))
 }
 
 // header is the virtio-net header the device put in front of a packet,
 // checked; without virtio headers, one that asks for nothing.
-func (t *Transport) header(pk *packet) (virtioHdr, error) {
+func (t *Transport) header(pk *pbuf) (packet.VirtioHeader, error) {
 	if !t.virtio {
-		return virtioHdr{}, nil
+		return packet.VirtioHeader{}, nil
 	}
-	h := virtio.Parse(pk.vhdr())
-	return h, checkHdr(h, pk.data(), 1)
+	h := packet.ParseVirtio(pk.vhdr())
+	return h, packet.Check(h, pk.data(), 1)
 }
 
 // plain makes a packet that is not a super-packet fit to travel without
 // its virtio-net header (as a datagram, or on a plain stream): a partial
 // checksum is completed, once (the flag is cleared in the buffer).
-func (t *Transport) plain(pk *packet) {
+func (t *Transport) plain(pk *pbuf) {
 	if !t.virtio {
 		return
 	}
-	if v := pk.vhdr(); v[0]&virtio.NeedsCsum != 0 {
-		h := virtio.Parse(v)
-		completeChecksum(pk.data(), int(h.CsumStart), int(h.CsumOffset))
-		v[0] &^= virtio.NeedsCsum
+	if v := pk.vhdr(); v[0]&packet.NeedsCsum != 0 {
+		h := packet.ParseVirtio(v)
+		packet.CompleteChecksum(pk.data(), int(h.CsumStart), int(h.CsumOffset))
+		v[0] &^= packet.NeedsCsum
 	}
 }
 
 // sendDatagram sends a packet that is not a super-packet as a datagram.
-func (t *Transport) sendDatagram(dg *quic.Conn, pk *packet) bool {
+func (t *Transport) sendDatagram(dg *quic.Conn, pk *pbuf) bool {
 	t.plain(pk)
 	return sendDatagram(dg, pk.data())
 }
@@ -520,9 +516,9 @@ func (t *Transport) sendDatagram(dg *quic.Conn, pk *packet) bool {
 //
 // whole says whether the packet went as it was, header included on a GSO
 // stream, rather than as segments. h is the packet's header, checked.
-func (t *Transport) writeFrame(w *bufio.Writer, s stallWriter, pk *packet, h virtioHdr, pending *bool) (whole bool, err error) {
+func (t *Transport) writeFrame(w *bufio.Writer, s stallWriter, pk *pbuf, h packet.VirtioHeader, pending *bool) (whole bool, err error) {
 	gsoStream := s.s.Protocol() == GSOProtocol
-	if h.GSOType != virtio.GSONone && (!gsoStream || h.GSOSize < minMSS) {
+	if h.GSOType != packet.GSONone && (!gsoStream || h.GSOSize < minMSS) {
 		var segHdr []byte // a segment's frame: no header, or one that asks for nothing
 		if gsoStream {
 			segHdr = noOffload[:]
@@ -534,7 +530,7 @@ func (t *Transport) writeFrame(w *bufio.Writer, s stallWriter, pk *packet, h vir
 	}
 	hl := 0
 	if gsoStream {
-		hl = virtio.HdrLen // the receiving kernel completes checksums
+		hl = packet.VirtioHdrLen // the receiving kernel completes checksums
 	} else {
 		t.plain(pk)
 	}
@@ -656,10 +652,10 @@ func (t *Transport) readStream(ps *peerSender, s io.Reader, gso bool) (err error
 	}()
 	r := bufio.NewReaderSize(s, readBufSize)
 	for {
-		pk := t.pool.Get().(*packet)
+		pk := t.pool.Get().(*pbuf)
 		var n int
 		if gso {
-			n, err = readGSOFrame(r, pk.buf[Headroom-virtio.HdrLen:Headroom+t.maxPacket])
+			n, err = readGSOFrame(r, pk.buf[Headroom-packet.VirtioHdrLen:Headroom+t.maxPacket])
 		} else {
 			n, err = ReadFrame(r, pk.buf[Headroom:Headroom+t.maxPacket])
 		}
@@ -709,44 +705,29 @@ func (t *Transport) untrack(ps *peerSender, s network.Stream) {
 	t.wg.Done()
 }
 
-// deliverGSO delivers a packet from a GSO stream, its peer's header in
-// front of it: as it is to a device with virtio-net headers; otherwise
-// finished into one TCP segment, or cut into segments when it is larger
-// than the device's MTU. A header the kernel would refuse is malformed.
-func (t *Transport) deliverGSO(ps *peerSender, pk *packet) error {
-	h := virtio.Parse(pk.vhdr())
-	if err := checkHdr(h, pk.data(), minMSS); err != nil {
+// deliverGSO delivers a packet from a GSO stream with its peer's offload
+// header in front of it, for the engine to hand to a device that takes
+// such headers or to make whole for one that does not. A header the kernel
+// would refuse is malformed.
+func (t *Transport) deliverGSO(ps *peerSender, pk *pbuf) error {
+	if err := packet.Check(packet.ParseVirtio(pk.vhdr()), pk.data(), minMSS); err != nil {
 		t.pool.Put(pk)
 		return fmt.Errorf("%w: %w", errMalformed, err)
-	}
-	switch {
-	case t.virtio:
-	case h.GSOType != virtio.GSONone && pk.n > t.mtu:
-		defer t.pool.Put(pk)
-		return t.segment(pk, h, func(seg []byte) error {
-			q := t.get(len(seg))
-			q.n, q.from = copy(q.buf[Headroom:], seg), pk.from
-			clear(q.vhdr())
-			return t.deliver(ps, q)
-		})
-	default:
-		finishHdr(h, pk.data())
-		clear(pk.vhdr())
 	}
 	return t.deliver(ps, pk)
 }
 
 // segment cuts a super-packet into segments for emit, in a pooled buffer.
-func (t *Transport) segment(pk *packet, h virtioHdr, emit func([]byte) error) error {
-	scratch := t.pool.Get().(*packet)
+func (t *Transport) segment(pk *pbuf, h packet.VirtioHeader, emit func([]byte) error) error {
+	scratch := t.pool.Get().(*pbuf)
 	defer t.pool.Put(scratch)
-	return segment(pk.data(), h, scratch.buf, emit)
+	return packet.Segment(pk.data(), h, scratch.buf, emit)
 }
 
 // deliver hands a received packet to the inbox, blocking while it is full
 // (which pushes back on the sender's stream); an error means the
 // transport is closed, and the packet went back to its pool.
-func (t *Transport) deliver(ps *peerSender, pk *packet) error {
+func (t *Transport) deliver(ps *peerSender, pk *pbuf) error {
 	ps.stats.RxPackets.Add(1)
 	select {
 	case t.inbox <- pk:

@@ -6,14 +6,14 @@ import (
 	"net/netip"
 
 	"github.com/mynetwork/mynetwork/config"
-	"github.com/mynetwork/mynetwork/internal/engine"
+	"github.com/mynetwork/mynetwork/internal/packet"
 	kerneltun "github.com/mynetwork/mynetwork/kernel-tun"
 )
 
 // backend is the device side of a mode: the kernel TUN or the userspace
-// stack. The engine sees only its engine.Device half.
+// stack. The engine sees only its packet.Device half.
 type backend interface {
-	engine.Device
+	packet.Device
 	Name() string
 	Mode() string
 	AddRoute(netip.Prefix) error

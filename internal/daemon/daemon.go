@@ -21,6 +21,7 @@ import (
 	"github.com/mynetwork/mynetwork/config"
 	"github.com/mynetwork/mynetwork/internal/control"
 	"github.com/mynetwork/mynetwork/internal/engine"
+	"github.com/mynetwork/mynetwork/internal/packet"
 	"github.com/mynetwork/mynetwork/p2p"
 )
 
@@ -141,10 +142,6 @@ func (d *Daemon) p2pOptions() (p2p.Options, error) {
 		ai, _ := peer.AddrInfoFromString(s) // validated by Load
 		relays = append(relays, *ai)
 	}
-	mtu, err := d.dev.MTU()
-	if err != nil {
-		return p2p.Options{}, fmt.Errorf("interface %s: MTU: %w", d.opts.Interface, err)
-	}
 	// MaxPacket: a device with virtio-net headers hands over TCP
 	// super-packets of up to 64 KiB, and every node takes them from peers:
 	// packets up to the frame limit, more than the largest MTU a peer may
@@ -153,7 +150,7 @@ func (d *Daemon) p2pOptions() (p2p.Options, error) {
 		Key: key, Listen: d.cfg.Listen(), Bootstrap: boot, MDNS: d.cfg.MDNSEnabled(),
 		Peers: peers, Relays: relays, Reachability: d.cfg.Reachability,
 		AddrBook:  strings.TrimSuffix(d.opts.ConfigPath, ".json") + ".addrs.json",
-		MaxPacket: p2p.MaxFrame, MTU: mtu, VirtioHeaders: d.virtio(), Log: d.log,
+		MaxPacket: p2p.MaxFrame, VirtioHeaders: d.virtio(), Log: d.log,
 	}, nil
 }
 
@@ -287,6 +284,5 @@ func WarnIfExposed(path string, log *slog.Logger) {
 // virtio says whether the device's packets carry a virtio-net header: TCP
 // segmentation offload, carried end to end (p2p.GSOProtocol).
 func (d *Daemon) virtio() bool {
-	v, ok := d.dev.(interface{ VirtioHeaders() bool })
-	return ok && v.VirtioHeaders()
+	return packet.Offloads(d.dev)
 }

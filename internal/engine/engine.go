@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/mynetwork/mynetwork/internal/ratelimit"
 	"log/slog"
 	"net"
 	"os"
@@ -18,26 +17,20 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/mynetwork/mynetwork/internal/packet"
+	"github.com/mynetwork/mynetwork/internal/ratelimit"
 	"golang.zx2c4.com/wireguard/tun"
 )
-
-// Device is a source and sink of IP packets: a subset of
-// golang.zx2c4.com/wireguard/tun.Device, so the OS TUN and tuntest fakes fit
-// as they are. Packets sit at bufs[i][offset:]; Close unblocks readers.
-type Device interface {
-	Read(bufs [][]byte, sizes []int, offset int) (n int, err error)
-	Write(bufs [][]byte, offset int) (int, error)
-	MTU() (int, error)
-	BatchSize() int
-	Close() error
-}
 
 // Transport carries IP packets between this node and its peers.
 type Transport interface {
 	// Send queues copies of pkts for peer to; it never waits on the network.
 	Send(to peer.ID, pkts [][]byte) error
-	// Receive fills bufs[i][offset:] with packets and from[i] with their
-	// senders, blocking until at least one is there.
+	// Receive fills bufs[i][offset:] with packets, the VirtioHdrLen
+	// bytes in front of each with its offload header (zero for a whole
+	// packet; any other passed packet.Check), and from[i] with their
+	// senders, blocking until at least one is there. offset is
+	// packet.Headroom.
 	Receive(bufs [][]byte, sizes []int, from []peer.ID, offset int) (n int, err error)
 	Close() error
 }
@@ -56,10 +49,6 @@ type BufferTaker interface {
 type MaxPacketer interface {
 	MaxPacket() int
 }
-
-// Offset is the headroom reserved in front of every packet buffer: the Linux
-// TUN with offload needs 10 bytes for the virtio-net header.
-const Offset = 16
 
 // Counters are the engine's packet counts; safe for concurrent reads.
 type Counters struct {
@@ -96,7 +85,7 @@ func (c *Counters) Snapshot() Snapshot {
 
 // Engine pumps packets both ways between one Device and one Transport.
 type Engine struct {
-	dev   Device
+	dev   packet.Device
 	tr    Transport
 	taker BufferTaker // tr, if it takes buffers; else nil
 	table atomic.Pointer[Table]
@@ -111,7 +100,7 @@ type Engine struct {
 
 // New returns an engine over dev and tr with the initial route table. It
 // starts nothing; Run takes ownership of dev and tr and closes them.
-func New(dev Device, tr Transport, table *Table, log *slog.Logger) (*Engine, error) {
+func New(dev packet.Device, tr Transport, table *Table, log *slog.Logger) (*Engine, error) {
 	if dev == nil || tr == nil || table == nil {
 		return nil, errors.New("engine: device, transport and table are required")
 	}
@@ -187,17 +176,11 @@ func isClosed(err error) bool {
 	return errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed)
 }
 
-func batchOf(d Device) int {
+func batchOf(d packet.Device) int {
 	if b := d.BatchSize(); b > 0 {
 		return b
 	}
 	return 1
-}
-
-// ReadSizer is a Device whose reads can be larger than its MTU (TCP
-// super-packets from a TUN with segmentation offload).
-type ReadSizer interface {
-	ReadSize() int
 }
 
 // BufferSize is the length of each of the engine's packet buffers for a
@@ -206,19 +189,19 @@ type ReadSizer interface {
 // super-packet), and whatever the transport may deliver. Buffers that are
 // large anyway are made the transport's size, so that a BufferTaker can
 // trade them for its own instead of copying the packet.
-func BufferSize(d Device, tr Transport) int {
+func BufferSize(d packet.Device, tr Transport) int {
 	mtu, err := d.MTU()
 	if err != nil || mtu <= 0 {
 		mtu = 1500
 	}
 	size := mtu + 64
-	if r, ok := d.(ReadSizer); ok {
+	if r, ok := d.(packet.ReadSizer); ok {
 		size = max(size, r.ReadSize())
 	}
 	if m, ok := tr.(MaxPacketer); ok && size > m.MaxPacket()/2 {
 		size = max(size, m.MaxPacket())
 	}
-	return Offset + size
+	return packet.Headroom + size
 }
 
 func makeBufs(n, size int) [][]byte {
@@ -237,7 +220,7 @@ func (e *Engine) outbound() error {
 	sizes := make([]int, n)
 	run := newRun(n)
 	for {
-		cnt, err := e.dev.Read(bufs, sizes, Offset)
+		cnt, err := e.dev.Read(bufs, sizes, packet.Headroom)
 		if err != nil && cnt == 0 {
 			if isClosed(err) {
 				return nil
@@ -252,7 +235,7 @@ func (e *Engine) outbound() error {
 		var cur peer.ID
 		run.reset()
 		for i := range cnt {
-			pkt := bufs[i][Offset : Offset+sizes[i]]
+			pkt := bufs[i][packet.Headroom : packet.Headroom+sizes[i]]
 			_, dst, ok := addrs(pkt)
 			if !ok {
 				e.Counters.DropInvalid.Add(1)
@@ -306,7 +289,7 @@ func (e *Engine) send(to peer.ID, r *run, bufs [][]byte, sizes []int) {
 			r.bufs = append(r.bufs, bufs[i])
 			r.sizes = append(r.sizes, sizes[i])
 		}
-		err = e.taker.SendBuffers(to, r.bufs, r.sizes, Offset)
+		err = e.taker.SendBuffers(to, r.bufs, r.sizes, packet.Headroom)
 		for j, i := range r.idx {
 			bufs[i] = r.bufs[j]
 		}
@@ -335,14 +318,15 @@ func (e *Engine) inbound() error {
 	n := batchOf(e.dev)
 	size := BufferSize(e.dev, e.tr)
 	if m, ok := e.tr.(MaxPacketer); ok { // a peer's MTU can be larger than ours
-		size = max(size, Offset+m.MaxPacket())
+		size = max(size, packet.Headroom+m.MaxPacket())
 	}
 	bufs := makeBufs(n, size)
 	sizes := make([]int, n)
 	from := make([]peer.ID, n)
 	out := make([][]byte, 0, n)
+	w := newDeviceWriter(e.dev, n, size)
 	for {
-		cnt, err := e.tr.Receive(bufs, sizes, from, Offset)
+		cnt, err := e.tr.Receive(bufs, sizes, from, packet.Headroom)
 		if err != nil && cnt == 0 {
 			if isClosed(err) {
 				return nil
@@ -351,35 +335,20 @@ func (e *Engine) inbound() error {
 		}
 		table := e.table.Load()
 		out = out[:0]
-		var bytes int
 		for i := range cnt {
-			pkt := bufs[i][Offset : Offset+sizes[i]]
-			src, dst, ok := addrs(pkt)
-			if !ok {
-				e.Counters.DropInvalid.Add(1)
-				continue
+			if e.admit(table, bufs[i][:packet.Headroom+sizes[i]], from[i]) {
+				out = append(out, bufs[i][:packet.Headroom+sizes[i]])
 			}
-			if !table.Allowed(src, from[i]) {
-				e.Counters.DropSource.Add(1)
-				if e.warn.Allow() {
-					e.log.Warn("dropped packet with a source the peer may not use", "peer", from[i], "src", src)
-				}
-				continue
-			}
-			if !table.Delivers(dst) {
-				e.Counters.DropDestination.Add(1)
-				if e.warn.Allow() {
-					e.log.Warn("dropped packet from a peer to an address this node does not serve", "peer", from[i], "dst", dst)
-				}
-				continue
-			}
-			bytes += len(pkt)
-			out = append(out, bufs[i][:Offset+sizes[i]])
 		}
 		if len(out) == 0 {
 			continue
 		}
-		if _, err := e.dev.Write(out, Offset); err != nil {
+		var bytes int
+		for _, b := range out { // before the writer cuts any into segments
+			bytes += len(b) - packet.Headroom
+		}
+		sent, err := w.write(out)
+		if err != nil {
 			if isClosed(err) {
 				return nil
 			}
@@ -389,7 +358,35 @@ func (e *Engine) inbound() error {
 			}
 			continue
 		}
-		e.Counters.RxPackets.Add(uint64(len(out)))
+		e.Counters.RxPackets.Add(uint64(sent))
 		e.Counters.RxBytes.Add(uint64(bytes))
 	}
+}
+
+// admit says whether a received packet (at b[packet.Headroom:], its
+// offload header in front) may reach the device: an IP packet with a
+// header that fits it, from a source the sending peer may use, to an
+// address this node delivers; each refusal is counted.
+func (e *Engine) admit(table *Table, b []byte, from peer.ID) bool {
+	pkt := b[packet.Headroom:]
+	src, dst, ok := addrs(pkt)
+	if !ok || packet.Check(packet.ParseVirtio(packet.HeaderOf(b)), pkt, 1) != nil {
+		e.Counters.DropInvalid.Add(1)
+		return false
+	}
+	if !table.Allowed(src, from) {
+		e.Counters.DropSource.Add(1)
+		if e.warn.Allow() {
+			e.log.Warn("dropped packet with a source the peer may not use", "peer", from, "src", src)
+		}
+		return false
+	}
+	if !table.Delivers(dst) {
+		e.Counters.DropDestination.Add(1)
+		if e.warn.Allow() {
+			e.log.Warn("dropped packet from a peer to an address this node does not serve", "peer", from, "dst", dst)
+		}
+		return false
+	}
+	return true
 }

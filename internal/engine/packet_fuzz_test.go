@@ -12,6 +12,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/mynetwork/mynetwork/internal/engine/enginetest"
+	"github.com/mynetwork/mynetwork/internal/packet"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 )
 
@@ -167,7 +168,7 @@ func newInboundRig(tb testing.TB) *inboundRig {
 		tb.Fatal(err)
 	}
 	r.eng = eng
-	r.maxPkt = BufferSize(r.tun.TUN(), r.tr) - Offset
+	r.maxPkt = BufferSize(r.tun.TUN(), r.tr) - packet.Headroom
 	done := make(chan error, 1)
 	go func() { done <- eng.Run(ctx) }()
 	tb.Cleanup(func() {

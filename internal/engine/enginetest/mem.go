@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/mynetwork/mynetwork/internal/packet"
 )
 
 type msg struct {
@@ -83,6 +84,7 @@ func (t *MemTransport) Receive(bufs [][]byte, sizes []int, from []peer.ID, offse
 	n := 0
 	for {
 		sizes[n] = copy(bufs[n][offset:], m.pkt)
+		clear(bufs[n][offset-packet.VirtioHdrLen : offset]) // whole packets: no offload
 		from[n] = m.from
 		n++
 		if n == len(bufs) {
