@@ -17,159 +17,280 @@ import (
 var peerName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
 
 // Validate checks the whole config and returns every problem found, joined,
-// each naming its JSON path and the offending value.
+// each naming its JSON path and the offending value. The order of the
+// checks is part of what a user reads: the routes this node serves come
+// before the peers', so a repeated route is reported at the peer, and the
+// userspace section comes last, as its forwards name peers.
 func (c *Config) Validate() error {
-	var probs []*Problem
-	add := func(path, format string, args ...any) {
-		probs = append(probs, &Problem{path, fmt.Sprintf(format, args...)})
-	}
-
-	var self peer.ID
-	if c.PrivateKey == "" {
-		add("privateKey", "missing (run 'mynetwork init' to create a key)")
-	} else if id, err := c.ID(); err != nil {
-		add("privateKey", "%v", err)
-	} else {
-		self = id
-	}
-	for i, a := range c.ListenAddresses {
-		if _, err := ma.NewMultiaddr(a); err != nil {
-			add(fmt.Sprintf("listenAddresses[%d]", i), "%q is not a multiaddr: %v", a, err)
-		}
-	}
+	v := newValidator()
+	v.identity(c)
+	v.multiaddrs("listenAddresses", c.ListenAddresses)
 	if c.BootstrapPeers != nil {
-		for i, a := range *c.BootstrapPeers {
-			if _, err := peer.AddrInfoFromString(a); err != nil {
-				add(fmt.Sprintf("bootstrapPeers[%d]", i), "%q is not a multiaddr ending in /p2p/<peer ID>: %v", a, err)
-			}
-		}
+		v.peerAddrs("bootstrapPeers", *c.BootstrapPeers)
 	}
-
-	for i, a := range c.Relays {
-		if _, err := peer.AddrInfoFromString(a); err != nil {
-			add(fmt.Sprintf("relays[%d]", i), "%q is not a multiaddr ending in /p2p/<peer ID>: %v", a, err)
-		}
-	}
-	if c.MTU != 0 && (c.MTU < MinMTU || c.MTU > MaxMTU) {
-		add("mtu", "%d is outside %d..%d (leave it out for the default)", c.MTU, MinMTU, MaxMTU)
-	}
-	switch c.Reachability {
-	case "", "auto", "public", "private":
-	default:
-		add("reachability", "%q is not \"auto\", \"public\" or \"private\"", c.Reachability)
-	}
-
-	// Address collisions are checked against self and between peers.
-	type owner struct{ what, path string }
-	v4owner := map[netip.Addr]owner{}
-	if self != "" {
-		v4owner[AddressesOf(self).IPv4] = owner{"this node (" + self.String() + ")", "privateKey"}
-	}
-	names := map[string]int{}
-	ids := map[peer.ID]int{}
-	routes := map[netip.Prefix]string{}
-	for j, r := range c.Routes {
-		checkRoute(add, routes, fmt.Sprintf("routes[%d].net", j), r)
-	}
+	v.peerAddrs("relays", c.Relays)
+	v.mtu(c.MTU)
+	v.reachability(c.Reachability)
+	v.routes("routes", c.Routes)
 	for i, p := range c.Peers {
-		at := fmt.Sprintf("peers[%d]", i)
-		switch {
-		case p.Name == "":
-			add(at+".name", "missing: every peer needs a name")
-		case !peerName.MatchString(p.Name):
-			add(at+".name", "%q is not a valid name: use letters, digits and inner dashes, at most 63", p.Name)
-		default:
-			if j, dup := names[p.Name]; dup {
-				add(at+".name", "%q is also the name of peers[%d]", p.Name, j)
-			} else {
-				names[p.Name] = i
-			}
-		}
-		id, err := peer.Decode(p.ID)
-		switch {
-		case p.ID == "":
-			add(at+".id", "missing: every peer needs its peer ID (printed by 'mynetwork init' on that node)")
-		case err != nil:
-			add(at+".id", "%q is not a peer ID: %v", p.ID, err)
-		case id == self:
-			add(at+".id", "%q is this node's own peer ID: a node is not its own peer", p.ID)
-		default:
-			if j, dup := ids[id]; dup {
-				add(at+".id", "%q is also the ID of peers[%d]", p.ID, j)
-				break
-			}
-			ids[id] = i
-			a4 := AddressesOf(id).IPv4
-			if o, clash := v4owner[a4]; clash {
-				add(at+".id", "peer %s derives the address %s, the same as %s at %s: the two cannot be in one mesh",
-					p.ID, a4, o.what, o.path)
-			} else {
-				v4owner[a4] = owner{"peer " + p.ID, at + ".id"}
-			}
-		}
-		for j, r := range p.Routes {
-			checkRoute(add, routes, fmt.Sprintf("%s.routes[%d].net", at, j), r)
-		}
-		for j, a := range p.Addrs {
-			if _, err := ma.NewMultiaddr(a); err != nil {
-				add(fmt.Sprintf("%s.addrs[%d]", at, j), "%q is not a multiaddr: %v", a, err)
-			}
-		}
+		v.peer(i, p)
 	}
-	if u := c.Userspace; u != nil {
-		listen := netip.MustParseAddrPort(DefaultSOCKS5)
-		if u.SOCKS5 != "" && u.SOCKS5 != "off" {
-			var err error
-			if listen, err = netip.ParseAddrPort(u.SOCKS5); err != nil {
-				add("userspace.socks5", "%q is not an IP:port (or \"off\")", u.SOCKS5)
-			}
-		}
-		if (u.SOCKS5Username == "") != (u.SOCKS5Password == "") {
-			add("userspace.socks5Password", "socks5Username and socks5Password must be set together")
-		}
-		switch u.SOCKS5Auth {
-		case "", SOCKS5AuthPassword:
-		case SOCKS5AuthNone:
-			if u.SOCKS5Username != "" {
-				add("userspace.socks5Auth", "\"none\" but socks5Username is set: leave out one or the other")
-			}
-			if u.SOCKS5 != "off" && listen.IsValid() {
-				if err := CheckOpenSOCKS5(listen); err != nil {
-					add("userspace.socks5Auth", "\"none\": %v", err)
-				}
-			}
-		default:
-			add("userspace.socks5Auth", "%q is not \"password\" or \"none\"", u.SOCKS5Auth)
-		}
-		for i, f := range u.Forwards {
-			at := fmt.Sprintf("userspace.forwards[%d]", i)
-			checkProto(add, at, f.Proto)
-			if _, err := netip.ParseAddrPort(f.Listen); err != nil {
-				add(at+".listen", "%q is not a local IP:port", f.Listen)
-			}
-			if host, port, err := net.SplitHostPort(f.To); err != nil || !validPort(port) {
-				add(at+".to", "%q is not HOST:PORT (a peer name or mesh IP, and a port)", f.To)
-			} else if _, known := names[strings.TrimSuffix(host, ".mynetwork")]; !known {
-				if _, err := netip.ParseAddr(host); err != nil {
-					add(at+".to", "%q names no configured peer", host)
-				}
-			}
-		}
-		for i, e := range u.Exposes {
-			at := fmt.Sprintf("userspace.exposes[%d]", i)
-			checkProto(add, at, e.Proto)
-			if e.Port == 0 {
-				add(at+".port", "missing: the port on this node's mesh address (1-65535)")
-			}
-			if _, port, err := net.SplitHostPort(e.To); err != nil || !validPort(port) {
-				add(at+".to", "%q is not a local HOST:PORT", e.To)
-			}
-		}
+	if c.Userspace != nil {
+		v.userspace(c.Userspace)
 	}
-	if len(probs) == 0 {
+	return v.err()
+}
+
+// validator collects a config's problems. Some checks span sections: a
+// route may be served or reached only once in the whole file, a forward
+// names a peer, and no two nodes, this one included, may derive the same
+// mesh address; the validator holds what the sections checked so far
+// have claimed.
+type validator struct {
+	probs  []*Problem
+	self   peer.ID                 // this node, "" when privateKey is bad
+	names  map[string]int          // peer name → index in peers
+	ids    map[peer.ID]int         // peer ID → index in peers
+	routed map[netip.Prefix]string // network → path of the route to it
+	v4     map[netip.Addr]owner    // derived IPv4 address → its node
+}
+
+// owner is the node that derives an IPv4 address, as a problem names it.
+type owner struct{ what, path string }
+
+func newValidator() *validator {
+	return &validator{
+		names:  map[string]int{},
+		ids:    map[peer.ID]int{},
+		routed: map[netip.Prefix]string{},
+		v4:     map[netip.Addr]owner{},
+	}
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	v.probs = append(v.probs, &Problem{path, fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) err() error {
+	if len(v.probs) == 0 {
 		return nil
 	}
-	return joinProblems(probs)
+	return joinProblems(v.probs)
+}
+
+// identity checks the private key and claims this node's mesh address,
+// which no peer may derive as well.
+func (v *validator) identity(c *Config) {
+	if c.PrivateKey == "" {
+		v.add("privateKey", "missing (run 'mynetwork init' to create a key)")
+		return
+	}
+	id, err := c.ID()
+	if err != nil {
+		v.add("privateKey", "%v", err)
+		return
+	}
+	v.self = id
+	v.v4[AddressesOf(id).IPv4] = owner{"this node (" + id.String() + ")", "privateKey"}
+}
+
+// multiaddrs checks the list at path (listen or peer addresses).
+func (v *validator) multiaddrs(path string, addrs []string) {
+	for i, a := range addrs {
+		if _, err := ma.NewMultiaddr(a); err != nil {
+			v.add(fmt.Sprintf("%s[%d]", path, i), "%q is not a multiaddr: %v", a, err)
+		}
+	}
+}
+
+// peerAddrs checks the list at path (bootstrap peers or relays), whose
+// entries must name the peer to be reached there.
+func (v *validator) peerAddrs(path string, addrs []string) {
+	for i, a := range addrs {
+		if _, err := peer.AddrInfoFromString(a); err != nil {
+			v.add(fmt.Sprintf("%s[%d]", path, i), "%q is not a multiaddr ending in /p2p/<peer ID>: %v", a, err)
+		}
+	}
+}
+
+func (v *validator) mtu(mtu int) {
+	if mtu != 0 && (mtu < MinMTU || mtu > MaxMTU) {
+		v.add("mtu", "%d is outside %d..%d (leave it out for the default)", mtu, MinMTU, MaxMTU)
+	}
+}
+
+func (v *validator) reachability(r string) {
+	switch r {
+	case "", "auto", "public", "private":
+	default:
+		v.add("reachability", "%q is not \"auto\", \"public\" or \"private\"", r)
+	}
+}
+
+// peer checks peers[i]: its name, its ID, the routes it serves and its
+// addresses.
+func (v *validator) peer(i int, p Peer) {
+	at := fmt.Sprintf("peers[%d]", i)
+	v.peerName(at+".name", i, p.Name)
+	v.peerID(at+".id", i, p.ID)
+	v.routes(at+".routes", p.Routes)
+	v.multiaddrs(at+".addrs", p.Addrs)
+}
+
+func (v *validator) peerName(path string, i int, name string) {
+	switch {
+	case name == "":
+		v.add(path, "missing: every peer needs a name")
+	case !peerName.MatchString(name):
+		v.add(path, "%q is not a valid name: use letters, digits and inner dashes, at most 63", name)
+	default:
+		if j, taken := claim(v.names, name, i); taken {
+			v.add(path, "%q is also the name of peers[%d]", name, j)
+		}
+	}
+}
+
+func (v *validator) peerID(path string, i int, s string) {
+	id, err := peer.Decode(s)
+	switch {
+	case s == "":
+		v.add(path, "missing: every peer needs its peer ID (printed by 'mynetwork init' on that node)")
+	case err != nil:
+		v.add(path, "%q is not a peer ID: %v", s, err)
+	case id == v.self:
+		v.add(path, "%q is this node's own peer ID: a node is not its own peer", s)
+	default:
+		if j, taken := claim(v.ids, id, i); taken {
+			v.add(path, "%q is also the ID of peers[%d]", s, j)
+			return
+		}
+		v.claimAddress(path, s, id)
+	}
+}
+
+// claim gives key to peers[i] in owners, unless an earlier peer has it:
+// then it returns that peer's index and true.
+func claim[K comparable](owners map[K]int, key K, i int) (int, bool) {
+	if j, taken := owners[key]; taken {
+		return j, true
+	}
+	owners[key] = i
+	return i, false
+}
+
+// claimAddress records the IPv4 address the peer at path derives from its
+// ID (s as the config spells it). The address is a hash of the ID cut down
+// to 65534 values, so two IDs may share one, and then the mesh could not
+// tell where a packet goes.
+func (v *validator) claimAddress(path, s string, id peer.ID) {
+	a4 := AddressesOf(id).IPv4
+	if o, clash := v.v4[a4]; clash {
+		v.add(path, "peer %s derives the address %s, the same as %s at %s: the two cannot be in one mesh",
+			s, a4, o.what, o.path)
+		return
+	}
+	v.v4[a4] = owner{"peer " + s, path}
+}
+
+// routes checks the route list at path: the top-level routes this node
+// serves, or the routes a peer serves.
+func (v *validator) routes(path string, routes []Route) {
+	for j, r := range routes {
+		v.route(fmt.Sprintf("%s[%d].net", path, j), r)
+	}
+}
+
+// route checks a route's network at path: a CIDR that no route checked
+// before claimed, since a packet to it could go only one way.
+func (v *validator) route(path string, r Route) {
+	pfx, err := ParseRoute(r.Net)
+	if err != nil {
+		v.add(path, "%v", err)
+		return
+	}
+	if other, dup := v.routed[pfx]; dup {
+		v.add(path, "%s is already routed at %s", pfx, other)
+		return
+	}
+	v.routed[pfx] = path
+}
+
+// userspace checks the section of 'up --userspace'. It comes after the
+// peers, whose names its forwards may use.
+func (v *validator) userspace(u *Userspace) {
+	listen := v.socks5Listen(u.SOCKS5)
+	if (u.SOCKS5Username == "") != (u.SOCKS5Password == "") {
+		v.add("userspace.socks5Password", "socks5Username and socks5Password must be set together")
+	}
+	v.socks5Auth(u, listen)
+	for i, f := range u.Forwards {
+		v.forward(fmt.Sprintf("userspace.forwards[%d]", i), f)
+	}
+	for i, e := range u.Exposes {
+		v.expose(fmt.Sprintf("userspace.exposes[%d]", i), e)
+	}
+}
+
+// socks5Listen checks the proxy's address and returns where it listens,
+// DefaultSOCKS5 when absent or off, and an invalid address when bad.
+func (v *validator) socks5Listen(s string) netip.AddrPort {
+	if s == "" || s == "off" {
+		return netip.MustParseAddrPort(DefaultSOCKS5)
+	}
+	listen, err := netip.ParseAddrPort(s)
+	if err != nil {
+		v.add("userspace.socks5", "%q is not an IP:port (or \"off\")", s)
+	}
+	return listen
+}
+
+func (v *validator) socks5Auth(u *Userspace, listen netip.AddrPort) {
+	switch u.SOCKS5Auth {
+	case "", SOCKS5AuthPassword:
+	case SOCKS5AuthNone:
+		if u.SOCKS5Username != "" {
+			v.add("userspace.socks5Auth", "\"none\" but socks5Username is set: leave out one or the other")
+		}
+		// A bad address is reported once, at userspace.socks5.
+		if u.SOCKS5 != "off" && listen.IsValid() {
+			if err := CheckOpenSOCKS5(listen); err != nil {
+				v.add("userspace.socks5Auth", "\"none\": %v", err)
+			}
+		}
+	default:
+		v.add("userspace.socks5Auth", "%q is not \"password\" or \"none\"", u.SOCKS5Auth)
+	}
+}
+
+// forward checks the forward whose path is at. Its destination is a
+// peer's name, with or without .mynetwork, or any IP: a mesh address or
+// one in a routed network.
+func (v *validator) forward(at string, f Forward) {
+	v.proto(at, f.Proto)
+	if _, err := netip.ParseAddrPort(f.Listen); err != nil {
+		v.add(at+".listen", "%q is not a local IP:port", f.Listen)
+	}
+	host, port, err := net.SplitHostPort(f.To)
+	if err != nil || !validPort(port) {
+		v.add(at+".to", "%q is not HOST:PORT (a peer name or mesh IP, and a port)", f.To)
+		return
+	}
+	if _, known := v.names[strings.TrimSuffix(host, ".mynetwork")]; known {
+		return
+	}
+	if _, err := netip.ParseAddr(host); err != nil {
+		v.add(at+".to", "%q names no configured peer", host)
+	}
+}
+
+func (v *validator) expose(at string, e Expose) {
+	v.proto(at, e.Proto)
+	if e.Port == 0 {
+		v.add(at+".port", "missing: the port on this node's mesh address (1-65535)")
+	}
+	if _, port, err := net.SplitHostPort(e.To); err != nil || !validPort(port) {
+		v.add(at+".to", "%q is not a local HOST:PORT", e.To)
+	}
 }
 
 // CheckOpenSOCKS5 refuses a SOCKS5 proxy without authentication on an
@@ -183,30 +304,15 @@ func CheckOpenSOCKS5(listen netip.AddrPort) error {
 		"or anyone who reaches it reaches the mesh as this node", listen)
 }
 
-func checkProto(add func(string, string, ...any), at, proto string) {
+func (v *validator) proto(at, proto string) {
 	if proto != "" && proto != "tcp" && proto != "udp" {
-		add(at+".proto", "%q is not \"tcp\" or \"udp\"", proto)
+		v.add(at+".proto", "%q is not \"tcp\" or \"udp\"", proto)
 	}
 }
 
 func validPort(s string) bool {
 	n, err := strconv.Atoi(s)
 	return err == nil && n > 0 && n < 65536
-}
-
-// checkRoute checks a route's network at path: a CIDR, not already in
-// routes (the routes seen so far, by path), where it is then added.
-func checkRoute(add func(string, string, ...any), routes map[netip.Prefix]string, path string, r Route) {
-	pfx, err := ParseRoute(r.Net)
-	if err != nil {
-		add(path, "%v", err)
-		return
-	}
-	if other, dup := routes[pfx]; dup {
-		add(path, "%s is already routed at %s", pfx, other)
-		return
-	}
-	routes[pfx] = path
 }
 
 // ParseRoute parses a peer route's network: a CIDR in canonical form (no
