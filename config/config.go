@@ -1,7 +1,6 @@
-// Package config owns Mynetwork's JSON configuration file: strict loading,
-// validation that reports every problem with its JSON path, atomic saving,
-// identity generation and the derivation of virtual addresses from peer IDs.
-// It does no networking and holds no runtime state.
+// Package config reads, checks and saves a node's JSON configuration file
+// (its key, its peers and the networks they route) and derives every node's
+// mesh addresses from its peer ID.
 package config
 
 import (
