@@ -145,13 +145,7 @@ func TestOtherUsersCannotPoseAsYourDaemon(t *testing.T) {
 	runDir := filepath.Join(base, "run")
 	os.Mkdir(runDir, 0o755)
 	sock := filepath.Join(runDir, "mynetwork", "ms0.sock")
-	ln, err := control.Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := control.NewServer(posing{})
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	serveDaemon(t, sock, posing{})
 	env = []string{"XDG_RUNTIME_DIR=" + runDir}
 	want = "mynetwork: cannot reach the daemon of ms0 at " + sock + ": permission denied (run as the user who started it, or with sudo)\n"
 	for _, mode := range []os.FileMode{0o700, 0o755} {

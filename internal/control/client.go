@@ -95,15 +95,6 @@ func (c *Client) reachError(err error) error {
 	return fmt.Errorf("reach the daemon of %s: %w", c.iface, err)
 }
 
-// errorFrom turns a failed answer into the daemon's error message.
-func errorFrom(resp *http.Response) error {
-	var e apiError
-	if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error != "" {
-		return errors.New(e.Error)
-	}
-	return fmt.Errorf("daemon answered %s", resp.Status)
-}
-
 // Status fetches the daemon's status.
 func (c *Client) Status(ctx context.Context) (Status, error) {
 	var s Status

@@ -23,18 +23,19 @@ func (s *Server) handleDial(w http.ResponseWriter, r *http.Request) {
 	host := r.URL.Query().Get("host")
 	port, err := strconv.ParseUint(r.URL.Query().Get("port"), 10, 16)
 	if host == "" || err != nil || port == 0 {
-		writeJSON(w, http.StatusBadRequest, apiError{"dial needs a host and a port (1-65535)"})
+		fail(w, Errorf(ErrBadRequest, "dial needs a host and a port (1-65535)"))
 		return
 	}
 	target, err := s.backend.Dial(r.Context(), host, uint16(port))
 	if err != nil {
-		writeJSON(w, http.StatusBadGateway, apiError{err.Error()})
+		// A dial error of no kind is the mesh's failure, not the daemon's.
+		writeJSON(w, statusOf(err, http.StatusBadGateway), apiError{err.Error()})
 		return
 	}
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		target.Close()
-		writeJSON(w, http.StatusInternalServerError, apiError{"connection cannot be switched"})
+		fail(w, Errorf(ErrInternal, "connection cannot be switched"))
 		return
 	}
 	conn, buf, err := hj.Hijack()

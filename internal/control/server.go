@@ -49,7 +49,7 @@ func (s *Server) handler() http.Handler {
 				writeJSON(w, http.StatusRequestEntityTooLarge, apiError{fmt.Sprintf("request body is larger than %d bytes", maxRequestBody)})
 				return
 			}
-			writeJSON(w, http.StatusBadRequest, apiError{"bad request body: " + err.Error()})
+			fail(w, Errorf(ErrBadRequest, "bad request body: %w", err))
 			return
 		}
 		v, err := b.AddRoute(r.Context(), req)
@@ -66,7 +66,7 @@ func (s *Server) handler() http.Handler {
 
 func reply(w http.ResponseWriter, v any, err error) {
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+		fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, v)

@@ -100,7 +100,7 @@ func (d *Daemon) findPeer(s string) (int, error) {
 			return i, nil
 		}
 	}
-	return -1, fmt.Errorf("no configured peer is named or has the ID %q", s)
+	return -1, control.Errorf(control.ErrNotFound, "no configured peer is named or has the ID %q", s)
 }
 
 // Routes lists the route table.
@@ -127,7 +127,7 @@ func (d *Daemon) routeView(r engine.Route) control.Route {
 func (d *Daemon) AddRoute(_ context.Context, req control.RouteRequest) (control.Route, error) {
 	pfx, err := config.ParseRoute(req.Net)
 	if err != nil {
-		return control.Route{}, err
+		return control.Route{}, &control.Error{Kind: control.ErrBadRequest, Err: err}
 	}
 	i, err := d.findPeer(req.Peer)
 	if err != nil {
@@ -137,7 +137,7 @@ func (d *Daemon) AddRoute(_ context.Context, req control.RouteRequest) (control.
 	defer d.routeMu.Unlock()
 	table := d.eng.Table()
 	if owner, ok := table.Has(pfx); ok {
-		return control.Route{}, fmt.Errorf("%s is already routed to %s: delete it first with 'mynetwork route del %s'", pfx, d.peers[d.peerIndex(owner)].name, pfx)
+		return control.Route{}, control.Errorf(control.ErrConflict, "%s is already routed to %s: delete it first with 'mynetwork route del %s'", pfx, d.peers[d.peerIndex(owner)].name, pfx)
 	}
 	if err := d.dev.AddRoute(pfx); err != nil {
 		return control.Route{}, err
@@ -162,18 +162,18 @@ func (d *Daemon) AddRoute(_ context.Context, req control.RouteRequest) (control.
 func (d *Daemon) DelRoute(_ context.Context, req control.RouteRequest) error {
 	pfx, err := netip.ParsePrefix(req.Net)
 	if err != nil {
-		return fmt.Errorf("%q is not a CIDR", req.Net)
+		return control.Errorf(control.ErrBadRequest, "%q is not a CIDR", req.Net)
 	}
 	d.routeMu.Lock()
 	defer d.routeMu.Unlock()
 	table := d.eng.Table()
 	owner, ok := table.Has(pfx)
 	if !ok {
-		return fmt.Errorf("no route for %s", pfx)
+		return control.Errorf(control.ErrNotFound, "route %s: no such route", pfx)
 	}
 	i := d.peerIndex(owner)
 	if slices.Contains(d.peers[i].addrs.Prefixes(), pfx.Masked()) {
-		return fmt.Errorf("%s is the mesh address of peer %s and cannot be deleted", pfx, d.peers[i].name)
+		return control.Errorf(control.ErrConflict, "%s is the mesh address of peer %s and cannot be deleted", pfx, d.peers[i].name)
 	}
 	if err := d.dev.DelRoute(pfx.Masked()); err != nil {
 		return err
@@ -194,23 +194,22 @@ func (d *Daemon) DelRoute(_ context.Context, req control.RouteRequest) error {
 
 // editConfig re-reads the config file, applies f, validates and saves it
 // atomically, so edits made to the file since start are kept. The file
-// must still list the same peers in the same order.
+// must still list the same peers in the same order. A file it cannot read
+// or write is the daemon's failure (500), not the request's.
 func (d *Daemon) editConfig(f func(*config.Config)) error {
 	c, err := config.Load(d.opts.ConfigPath)
 	if err != nil {
 		return fmt.Errorf("persist: %w", err)
 	}
-	if len(c.Peers) != len(d.peers) {
-		return fmt.Errorf("persist: %s changed its peers since 'up'; restart to use them", d.opts.ConfigPath)
-	}
-	for i, p := range c.Peers {
-		if p.ID != d.peers[i].id.String() {
-			return fmt.Errorf("persist: %s changed its peers since 'up'; restart to use them", d.opts.ConfigPath)
-		}
+	same := func(cp config.Peer, p peerInfo) bool { return cp.ID == p.id.String() }
+	if !slices.EqualFunc(c.Peers, d.peers, same) {
+		return control.Errorf(control.ErrConflict, "persist: %s changed its peers since 'up'; restart to use them", d.opts.ConfigPath)
 	}
 	f(c)
+	// The edit conflicts with what the file holds now (say, the same net
+	// routed to another peer there).
 	if err := c.Validate(); err != nil {
-		return fmt.Errorf("persist: %w", err)
+		return control.Errorf(control.ErrConflict, "persist: %w", err)
 	}
 	return c.Save(d.opts.ConfigPath)
 }

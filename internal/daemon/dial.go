@@ -2,11 +2,12 @@ package daemon
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/mynetwork/mynetwork/internal/control"
 )
 
 // resolve maps a host to a mesh address: a configured peer's name (also as
@@ -30,11 +31,11 @@ func (d *Daemon) resolve(host string) (netip.Addr, bool) {
 func (d *Daemon) Dial(ctx context.Context, host string, port uint16) (net.Conn, error) {
 	addr, ok := d.resolve(host)
 	if !ok {
-		return nil, fmt.Errorf("dial %s:%d: %q is neither a configured peer's name nor an IP address", host, port, host)
+		return nil, control.Errorf(control.ErrNotFound, "dial %s:%d: %q is neither a configured peer's name nor an IP address", host, port, host)
 	}
 	target := net.JoinHostPort(addr.String(), strconv.Itoa(int(port)))
 	if _, routed := d.eng.Table().Lookup(addr); !routed && addr != d.addrs.IPv4 && addr != d.addrs.IPv6 {
-		return nil, fmt.Errorf("dial %s: %s is not on the mesh (no peer or route covers it)", target, addr)
+		return nil, control.Errorf(control.ErrNotFound, "dial %s: %s is not on the mesh (no peer or route covers it)", target, addr)
 	}
 	return d.dev.dial(ctx, "tcp", target)
 }

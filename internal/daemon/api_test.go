@@ -1,0 +1,92 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/mynetwork/mynetwork/config"
+	"github.com/mynetwork/mynetwork/internal/control"
+)
+
+// TestRouteErrorKinds: the daemon's refusals reach the client over the
+// control socket with their message and kind (so their status code: see
+// control.TestErrorStatusCodes), and a refused change leaves the table as
+// it was.
+func TestRouteErrorKinds(t *testing.T) {
+	n := newTestNode(t, "use")
+	b := newTestNode(t, "usf") // configured, never started
+	n.cfg.Peers = []config.Peer{{Name: "b", ID: b.id, Routes: []config.Route{{Net: "10.9.0.0/24"}}}}
+	n.up(t, "use", Options{SOCKS5: "off"})
+	bID, _ := b.cfg.ID()
+	bIPv4 := config.AddressesOf(bID).IPv4.String()
+	ctx := context.Background()
+	add := func(net, peer string, persist bool) error {
+		_, err := n.client.AddRoute(ctx, control.RouteRequest{Net: net, Peer: peer, Persist: persist})
+		return err
+	}
+	del := func(net string) error { return n.client.DelRoute(ctx, control.RouteRequest{Net: net}) }
+	dial := func(host string) error {
+		c, err := n.client.Dial(ctx, host, 22)
+		if c != nil {
+			c.Close()
+		}
+		return err
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		kind error
+		want string // the message, or its start when it ends in "..."
+	}{
+		{"add a bad CIDR", add("10.113.0.0/33", "b", false), control.ErrBadRequest, `"10.113.0.0/33" is not a CIDR (like 10.1.2.0/24 or fd00:1::/64)`},
+		{"add to no such peer", add("10.113.0.0/24", "nobody", false), control.ErrNotFound, `no configured peer is named or has the ID "nobody"`},
+		{"add a route that exists", add("10.9.0.0/24", "b", false), control.ErrConflict, "10.9.0.0/24 is already routed to b: delete it first with 'mynetwork route del 10.9.0.0/24'"},
+		{"delete a bad CIDR", del("x"), control.ErrBadRequest, `"x" is not a CIDR`},
+		{"delete no such route", del("10.8.0.0/24"), control.ErrNotFound, "route 10.8.0.0/24: no such route"},
+		{"delete a mesh address", del(bIPv4 + "/32"), control.ErrConflict, bIPv4 + "/32 is the mesh address of peer b and cannot be deleted"},
+		{"dial no such peer", dial("ms9"), control.ErrNotFound, `dial ms9:22: "ms9" is neither a configured peer's name nor an IP address`},
+		{"dial off the mesh", dial("192.0.2.1"), control.ErrNotFound, "dial 192.0.2.1:22: 192.0.2.1 is not on the mesh (no peer or route covers it)"},
+		{"persist what the file's routes refuse", persistAfter(t, n, func(c *config.Config) { c.Routes = []config.Route{{Net: "10.114.0.0/24"}} }, add), control.ErrConflict,
+			"persist: peers[0].routes[1].net: 10.114.0.0/24 is already routed at ..."},
+		{"persist to a file with other peers", persistAfter(t, n, func(c *config.Config) { c.Peers = nil }, add), control.ErrConflict,
+			"persist: " + n.cfgPath + " changed its peers since 'up'; restart to use them"},
+		{"persist to a file that is gone", persistAfter(t, n, nil, add), control.ErrInternal, "persist: config file " + n.cfgPath + "..."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.err; err == nil || !errors.Is(err, tc.kind) {
+				t.Fatalf("got %v, want an error of kind %v", err, tc.kind)
+			}
+			if prefix, ok := strings.CutSuffix(tc.want, "..."); ok && !strings.HasPrefix(tc.err.Error(), prefix) || !ok && tc.err.Error() != tc.want {
+				t.Fatalf("got  %v\nwant %s", tc.err, tc.want)
+			}
+		})
+	}
+	routes, err := n.client.Routes(ctx)
+	if err != nil || len(routes) != 3 { // b's two mesh addresses and 10.9.0.0/24
+		t.Fatalf("routes after refused changes: %+v %v", routes, err)
+	}
+}
+
+// persistAfter changes n's config file with edit (nil: removes it), then
+// asks add to persist a new route, and returns its error.
+func persistAfter(t *testing.T, n *testNode, edit func(*config.Config), add func(net, peer string, persist bool) error) error {
+	t.Helper()
+	if edit == nil {
+		if err := os.Remove(n.cfgPath); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		c, err := config.Load(n.cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edit(c)
+		if err := c.Save(n.cfgPath); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return add("10.114.0.0/24", "b", true)
+}
