@@ -6,12 +6,14 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/mynetwork/mynetwork/config"
 	"github.com/mynetwork/mynetwork/internal/control"
 	"github.com/mynetwork/mynetwork/internal/engine"
+	"github.com/mynetwork/mynetwork/p2p"
 )
 
 var _ control.Backend = (*Daemon)(nil)
@@ -25,41 +27,63 @@ func (d *Daemon) Status(context.Context) (control.Status, error) {
 		MTU: mtu, SegmentationOffload: d.virtio(),
 		IPv4: d.addrs.IPv4.String(), IPv6: d.addrs.IPv6.String(),
 		SwarmPeers: len(h.Network().Peers()),
+		Counters:   engineCounters(&d.eng.Counters, &d.node.Transport().Refused),
 		Userspace:  d.userspace,
 	}
 	for _, a := range h.Addrs() {
 		st.Addresses = append(st.Addresses, a.String())
 	}
 	for _, p := range d.peers {
-		ps := d.node.State(p.id)
-		s := control.PeerStatus{
-			Name: p.name, ID: p.id.String(), IPv4: p.addrs.IPv4.String(), IPv6: p.addrs.IPv6.String(),
-			Connected: ps.Connected, Path: ps.Path, Why: ps.Why,
-			RTTMillis: float64(ps.RTT.Microseconds()) / 1000,
-			TxPackets: ps.TxPackets, RxPackets: ps.RxPackets, Dropped: ps.Dropped, DroppedForDelay: ps.DroppedForDelay, MarkedForDelay: ps.MarkedForDelay,
-			TxDatagrams: ps.TxDatagrams, RxDatagrams: ps.RxDatagrams,
-			TxSuperPackets: ps.TxSuperPackets, TxSegmented: ps.TxSegmented,
-			MalformedFrames: ps.Malformed, StalledStreams: ps.Stalled,
-		}
-		if ps.Addr != nil {
-			s.Addr = ps.Addr.String()
-		}
-		if ps.Relay != "" {
-			s.Relay = ps.Relay.String()
-			if i := d.peerIndex(ps.Relay); i >= 0 {
-				s.Relay = d.peers[i].name
-			}
-		}
-		st.Peers = append(st.Peers, s)
-	}
-	c := d.eng.Counters.Snapshot()
-	st.Counters = control.Counters{
-		TxPackets: c.TxPackets, TxBytes: c.TxBytes, RxPackets: c.RxPackets, RxBytes: c.RxBytes,
-		DropNoRoute: c.DropNoRoute, DropSource: c.DropSource, DropInvalid: c.DropInvalid,
-		DropSend: c.DropSend, DropDevice: c.DropDevice, DropDestination: c.DropDestination,
-		Refused: d.node.Transport().Refused.Load(), Panics: c.Panics,
+		st.Peers = append(st.Peers, d.peerStatus(p))
 	}
 	return st, nil
+}
+
+// peerStatus reports a configured peer's connection and counters.
+func (d *Daemon) peerStatus(p peerInfo) control.PeerStatus {
+	ps := d.node.State(p.id)
+	s := control.PeerStatus{
+		Name: p.name, ID: p.id.String(), IPv4: p.addrs.IPv4.String(), IPv6: p.addrs.IPv6.String(),
+		Connected: ps.Connected, Path: ps.Path, Why: ps.Why,
+		RTTMillis: float64(ps.RTT.Microseconds()) / 1000,
+	}
+	if ps.Addr != nil {
+		s.Addr = ps.Addr.String()
+	}
+	if ps.Relay != "" {
+		s.Relay = ps.Relay.String()
+		if i := d.peerIndex(ps.Relay); i >= 0 {
+			s.Relay = d.peers[i].name
+		}
+	}
+	if c := d.node.Transport().Stats(p.id); c != nil {
+		peerCounters(&s, c)
+	}
+	return s
+}
+
+// engineCounters loads the engine's counters, and the transport's refused
+// streams, into the API's.
+func engineCounters(c *engine.Counters, refused *atomic.Uint64) control.Counters {
+	return control.Counters{
+		TxPackets: c.TxPackets.Load(), TxBytes: c.TxBytes.Load(),
+		RxPackets: c.RxPackets.Load(), RxBytes: c.RxBytes.Load(),
+		DropNoRoute: c.DropNoRoute.Load(), DropSource: c.DropSource.Load(),
+		DropInvalid: c.DropInvalid.Load(), DropSend: c.DropSend.Load(), DropDevice: c.DropDevice.Load(),
+		DropDestination: c.DropDestination.Load(),
+		Refused:         refused.Load(), Panics: c.Panics.Load(),
+	}
+}
+
+// peerCounters loads a peer's transport counters into its status. Dropped
+// is every drop, those for delay included.
+func peerCounters(s *control.PeerStatus, c *p2p.PeerCounters) {
+	s.TxPackets, s.RxPackets = c.TxPackets.Load(), c.RxPackets.Load()
+	s.TxDatagrams, s.RxDatagrams = c.TxDatagrams.Load(), c.RxDatagrams.Load()
+	s.TxSuperPackets, s.TxSegmented = c.TxSuperPackets.Load(), c.TxSegmented.Load()
+	s.DroppedForDelay, s.MarkedForDelay = c.DropDelay.Load(), c.MarkDelay.Load()
+	s.Dropped = c.DropQueue.Load() + c.DropNoLink.Load() + s.DroppedForDelay
+	s.MalformedFrames, s.StalledStreams = c.Malformed.Load(), c.Stalled.Load()
 }
 
 // Peers lists connected libp2p peers, VPN peers first, in config order.

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mynetwork/mynetwork/config"
 	"github.com/mynetwork/mynetwork/internal/control"
+	"github.com/mynetwork/mynetwork/internal/engine"
+	"github.com/mynetwork/mynetwork/p2p"
 )
 
 // TestRouteErrorKinds: the daemon's refusals reach the client over the
@@ -89,4 +92,41 @@ func persistAfter(t *testing.T, n *testNode, edit func(*config.Config), add func
 		}
 	}
 	return add("10.114.0.0/24", "b", true)
+}
+
+// TestCountersLoadedOnce: each counter lands in its own field of the API's
+// types (every source counter holds a different value).
+func TestCountersLoadedOnce(t *testing.T) {
+	var e engine.Counters
+	for i, c := range []interface{ Store(uint64) }{
+		&e.TxPackets, &e.TxBytes, &e.RxPackets, &e.RxBytes, &e.DropNoRoute, &e.DropSource,
+		&e.DropInvalid, &e.DropSend, &e.DropDevice, &e.DropDestination, &e.Panics,
+	} {
+		c.Store(uint64(i + 1))
+	}
+	var refused atomic.Uint64
+	refused.Store(12)
+	want := control.Counters{
+		TxPackets: 1, TxBytes: 2, RxPackets: 3, RxBytes: 4, DropNoRoute: 5, DropSource: 6,
+		DropInvalid: 7, DropSend: 8, DropDevice: 9, DropDestination: 10, Panics: 11, Refused: 12,
+	}
+	if got := engineCounters(&e, &refused); got != want {
+		t.Errorf("engine counters:\ngot  %+v\nwant %+v", got, want)
+	}
+
+	var p p2p.PeerCounters
+	for i, c := range []interface{ Store(uint64) }{
+		&p.TxPackets, &p.RxPackets, &p.TxDatagrams, &p.RxDatagrams, &p.TxSuperPackets, &p.TxSegmented,
+		&p.DropQueue, &p.DropNoLink, &p.DropDelay, &p.MarkDelay, &p.Malformed, &p.Stalled,
+	} {
+		c.Store(uint64(1) << (i * 4))
+	}
+	wantPeer := control.PeerStatus{
+		TxPackets: 1, RxPackets: 1 << 4, TxDatagrams: 1 << 8, RxDatagrams: 1 << 12, TxSuperPackets: 1 << 16, TxSegmented: 1 << 20,
+		Dropped: 1<<24 | 1<<28 | 1<<32, DroppedForDelay: 1 << 32, MarkedForDelay: 1 << 36, MalformedFrames: 1 << 40, StalledStreams: 1 << 44,
+	}
+	var got control.PeerStatus
+	if peerCounters(&got, &p); got != wantPeer {
+		t.Errorf("peer counters:\ngot  %+v\nwant %+v", got, wantPeer)
+	}
 }

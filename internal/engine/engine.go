@@ -65,24 +65,6 @@ type Counters struct {
 	Panics atomic.Uint64
 }
 
-// Snapshot is a plain copy of Counters.
-type Snapshot struct {
-	TxPackets, TxBytes, RxPackets, RxBytes                     uint64
-	DropNoRoute, DropSource, DropInvalid, DropSend, DropDevice uint64
-	DropDestination, Panics                                    uint64
-}
-
-// Snapshot copies the counters.
-func (c *Counters) Snapshot() Snapshot {
-	return Snapshot{
-		TxPackets: c.TxPackets.Load(), TxBytes: c.TxBytes.Load(),
-		RxPackets: c.RxPackets.Load(), RxBytes: c.RxBytes.Load(),
-		DropNoRoute: c.DropNoRoute.Load(), DropSource: c.DropSource.Load(),
-		DropInvalid: c.DropInvalid.Load(), DropSend: c.DropSend.Load(), DropDevice: c.DropDevice.Load(),
-		DropDestination: c.DropDestination.Load(), Panics: c.Panics.Load(),
-	}
-}
-
 // Engine pumps packets both ways between one Device and one Transport.
 type Engine struct {
 	dev   packet.Device

@@ -150,8 +150,8 @@ func TestEnginePingBothWays(t *testing.T) {
 	// The engine counts a received packet after writing it to the device,
 	// so the count may trail the packet by a moment.
 	waitFor(t, "A's counters", func() bool {
-		s := a.eng.Counters.Snapshot()
-		return s.TxPackets == 1 && s.RxPackets == 1 && s.TxBytes == uint64(len(ping))
+		c := &a.eng.Counters
+		return c.TxPackets.Load() == 1 && c.RxPackets.Load() == 1 && c.TxBytes.Load() == uint64(len(ping))
 	})
 }
 

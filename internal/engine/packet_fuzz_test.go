@@ -157,6 +157,23 @@ type inboundRig struct {
 	maxPkt int    // MemTransport copies at most this much of a packet
 }
 
+// rxCounts are the counters an inbound packet can move, as they stood at
+// one moment.
+type rxCounts struct {
+	RxPackets, RxBytes                       uint64
+	DropSource, DropInvalid, DropDestination uint64
+	DropDevice, DropNoRoute                  uint64
+}
+
+func (r *inboundRig) counts() rxCounts {
+	c := &r.eng.Counters
+	return rxCounts{
+		RxPackets: c.RxPackets.Load(), RxBytes: c.RxBytes.Load(),
+		DropSource: c.DropSource.Load(), DropInvalid: c.DropInvalid.Load(), DropDestination: c.DropDestination.Load(),
+		DropDevice: c.DropDevice.Load(), DropNoRoute: c.DropNoRoute.Load(),
+	}
+}
+
 // newInboundRig starts an engine for node A over a channel TUN and a
 // MemTransport, with fuzzRoutes and a logger that discards (drops are
 // logged); tb's cleanup stops it and checks Run.
@@ -191,7 +208,7 @@ func newInboundRig(tb testing.TB) *inboundRig {
 // RxPackets + DropSource + DropInvalid grew by the two packets injected.
 func (r *inboundRig) check(t *testing.T, from peer.ID, pkt []byte) {
 	t.Helper()
-	before := r.eng.Counters.Snapshot()
+	before := r.counts()
 	got := pkt[:min(len(pkt), r.maxPkt)] // what the MemTransport hands over
 	src, dst, valid := fuzzHeaderAddrs(got)
 	allowed := valid && fuzzRoutedTo(src) == from
@@ -239,7 +256,7 @@ func (r *inboundRig) check(t *testing.T, from peer.ID, pkt []byte) {
 		}
 		time.Sleep(10 * time.Microsecond)
 	}
-	after := r.eng.Counters.Snapshot()
+	after := r.counts()
 	rx, drops, invalid := after.RxPackets-before.RxPackets, after.DropSource-before.DropSource, after.DropInvalid-before.DropInvalid
 	dest := after.DropDestination - before.DropDestination
 	if rx+drops+invalid+dest != 2 {
