@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 
@@ -110,6 +111,23 @@ func (d *Device) Close() error {
 		delRoute(d.name, p) // best effort: the interface going away takes them too
 	}
 	return d.Device.Close()
+}
+
+// Read is the TUN's, except that once Close has been called every error
+// is os.ErrClosed, which the engine takes for a clean end: without the
+// virtio-net header the library's netlink listener, closing, leaves its
+// own error ("netlink socket closed") for the next read.
+func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	n, err := d.Device.Read(bufs, sizes, offset)
+	if err != nil {
+		d.mu.Lock()
+		closed := d.closed
+		d.mu.Unlock()
+		if closed {
+			return n, os.ErrClosed
+		}
+	}
+	return n, err
 }
 
 // VirtioHeaders says whether packets carry a virtio-net header in the 10
