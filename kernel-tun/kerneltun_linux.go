@@ -5,12 +5,20 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
+// checkFree refuses a name the kernel would not take (its rules, in
+// dev_valid_name), saying why: TUNSETIFF says only "invalid argument", and
+// the TUN library keeps the /dev/net/tun it opened for it. An empty name
+// lets the kernel choose one (tunN). It also refuses a name in use.
 func checkFree(name string) error {
+	if len(name) >= unix.IFNAMSIZ || name == "." || name == ".." || strings.ContainsAny(name, "/: \t\n\v\f\r\x00") {
+		return fmt.Errorf(`interface name %q is not valid on Linux: use at most 15 bytes, no '/', ':' or space, and not "." or ".."`, name)
+	}
 	if _, err := netlink.LinkByName(name); err == nil {
 		return fmt.Errorf("interface %s already exists: is another 'mynetwork up -i %s' running? (choose another name with -i)", name, name)
 	}
