@@ -14,16 +14,18 @@ import (
 
 	"github.com/mynetwork/mynetwork/config"
 	"github.com/mynetwork/mynetwork/internal/control"
+	"go.uber.org/goleak"
 )
 
 // TestMain lets a test run this binary as the mynetwork command, so that it
-// can run it as another user (see asUser).
+// can run it as another user (see asUser). The tests run commands in this
+// process, and no goroutine of theirs may outlive them.
 func TestMain(m *testing.M) {
 	if os.Getenv("MYNETWORK_TEST_RUN_CLI") == "1" {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 func TestBadInterfaceRefusedBeforeAnythingIsTouched(t *testing.T) {
