@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mynetwork/mynetwork/internal/virtio"
+	"github.com/mynetwork/mynetwork/internal/packet"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -277,7 +277,7 @@ func reader(t *testing.T, d *Device) <-chan []byte {
 			// With the header: it and the packet; without, the packet.
 			start := offset
 			if d.VirtioHeaders() {
-				start -= virtio.HdrLen
+				start -= packet.VirtioHdrLen
 			}
 			ch <- slices.Clone(bufs[0][start : offset+sizes[0]])
 		}
@@ -289,7 +289,7 @@ func reader(t *testing.T, d *Device) <-chan []byte {
 // next returns the next IPv4 packet of proto from ch (other packets, such
 // as IPv6 router solicitations, are passed over), with its virtio-net
 // header split off where hdr is true.
-func next(t *testing.T, ch <-chan []byte, hdr bool, proto byte) (virtio.Header, []byte) {
+func next(t *testing.T, ch <-chan []byte, hdr bool, proto byte) (packet.VirtioHeader, []byte) {
 	t.Helper()
 	timeout := time.After(5 * time.Second)
 	for {
@@ -298,9 +298,9 @@ func next(t *testing.T, ch <-chan []byte, hdr bool, proto byte) (virtio.Header, 
 			if !ok {
 				t.Fatal("device closed")
 			}
-			var h virtio.Header
+			var h packet.VirtioHeader
 			if hdr {
-				h, b = virtio.Parse(b), b[virtio.HdrLen:]
+				h, b = packet.ParseVirtio(b), b[packet.VirtioHdrLen:]
 			}
 			if len(b) >= 20 && b[0]>>4 == 4 && b[9] == proto {
 				return h, b
@@ -358,7 +358,7 @@ func TestPacketsBothWays(t *testing.T) {
 			t.Fatalf("MTU %d: Write: %v", mtu, err)
 		}
 		h, p := next(t, ch, d.VirtioHeaders(), unix.IPPROTO_ICMP)
-		if h != (virtio.Header{}) {
+		if h != (packet.VirtioHeader{}) {
 			t.Errorf("MTU %d: the reply's header is %+v, want none of its fields set", mtu, h)
 		}
 		if p[20] != 0 || binary.BigEndian.Uint16(p[24:]) != uint16(mtu) || netip.AddrFrom4([4]byte(p[16:20])) != peerV4 {
@@ -396,10 +396,10 @@ func TestOffloadsNegotiated(t *testing.T) {
 	}
 	for i := range 4 {
 		h, p := next(t, ch, true, unix.IPPROTO_UDP)
-		if h.GSOType != virtio.GSONone || len(p) != 20+8+seg {
+		if h.GSOType != packet.GSONone || len(p) != 20+8+seg {
 			t.Fatalf("packet %d: %d bytes with header %+v, want a %d-byte segment without GSO", i, len(p), h, 20+8+seg)
 		}
-		if h.Flags&virtio.NeedsCsum == 0 || h.CsumStart != 20 || h.CsumOffset != 6 {
+		if h.Flags&packet.NeedsCsum == 0 || h.CsumStart != 20 || h.CsumOffset != 6 {
 			t.Errorf("packet %d: header %+v, want the UDP checksum left partial", i, h)
 		}
 	}
