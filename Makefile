@@ -32,7 +32,7 @@ e2e:
 # transport and the userspace stack, then the namespace benchmark's table
 # (root).
 bench: build
-	$(GO) test -run='^$$' -bench=. -benchmem ./internal/engine/ ./p2p/ ./netstack/
+	$(GO) test -run='^$$' -bench=. -benchmem ./internal/engine/ ./p2p/tunnel/ ./netstack/
 	$(GO) build -o bin/wgref ./scripts/wgref
 	MYNETWORK_BIN=$(BIN) WGREF_BIN=bin/wgref ./scripts/bench.sh
 
@@ -60,9 +60,9 @@ FUZZTIME    ?= 20000x
 FUZZMINTIME ?= 2s
 .PHONY: fuzz
 fuzz:
-	$(GO) test -run=^$$ -fuzz=^FuzzReadFrame$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./p2p
+	$(GO) test -run=^$$ -fuzz=^FuzzReadFrame$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./p2p/tunnel
 	$(GO) test -run=^$$ -fuzz=^FuzzVirtioHdr$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/packet
-	$(GO) test -run=^$$ -fuzz=^FuzzReceive$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./p2p
+	$(GO) test -run=^$$ -fuzz=^FuzzReceive$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./p2p/tunnel
 	$(GO) test -run=^$$ -fuzz=^FuzzAddrsMessage$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./p2p
 	$(GO) test -run=^$$ -fuzz=^FuzzPacketAddrs$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/engine
 	$(GO) test -run=^$$ -fuzz=^FuzzEngineInbound$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/engine

@@ -11,6 +11,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/mynetwork/mynetwork/p2p/p2ptest"
 )
 
 // TestAddrBookKeepsOnlyAddrsThatWorked: an address planted in the
@@ -18,12 +20,12 @@ import (
 // is not saved; the connection's address is.
 func TestAddrBookKeepsOnlyAddrsThatWorked(t *testing.T) {
 	book := filepath.Join(t.TempDir(), "addrs.json")
-	ka, ida := newKey(t)
-	kb, idb := newKey(t)
+	ka, ida := p2ptest.NewKey(t)
+	kb, idb := p2ptest.NewKey(t)
 	b := newNode(t, Options{Key: kb, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: ida}}, MaxPacket: 1500})
 	a := newNode(t, Options{Key: ka, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: idb, Addrs: b.Host().Addrs()}}, MaxPacket: 1500, AddrBook: book})
 	start(t, a, b)
-	eventually(t, "connection", func() bool { return a.State(idb).Connected })
+	p2ptest.Eventually(t, "connection", func() bool { return a.State(idb).Connected })
 	planted := ma.StringCast("/ip4/127.0.0.1/tcp/1")
 	a.Host().Peerstore().AddAddrs(idb, []ma.Multiaddr{planted}, peerstore.TempAddrTTL)
 	a.saveAddrBook()
@@ -45,8 +47,8 @@ func TestAddrBookKeepsOnlyAddrsThatWorked(t *testing.T) {
 // Files of the format before last-seen times are read, their addresses
 // dated by the file's modification time.
 func TestAddrBookForgetsOldAddrs(t *testing.T) {
-	ka, _ := newKey(t)
-	_, idb := newKey(t)
+	ka, _ := p2ptest.NewKey(t)
+	_, idb := p2ptest.NewKey(t)
 	addr := "/ip4/127.0.0.1/tcp/4001"
 	now := time.Now().Truncate(time.Second)
 	for _, c := range []struct {

@@ -15,6 +15,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/mynetwork/mynetwork/p2p/p2ptest"
 )
 
 // dhtRecords is how many provider records the stranger in
@@ -27,7 +29,7 @@ const dhtRecords = 400
 // peer, in both tables of the dual DHT; the node keeps none, and still
 // answers FindPeer.
 func TestDHTKeepsNoRecords(t *testing.T) {
-	k, _ := newKey(t)
+	k, _ := p2ptest.NewKey(t)
 	server := newNode(t, Options{Key: k, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Reachability: "public", MaxPacket: 1500})
 	start(t, server)
 	serverInfo := peer.AddrInfo{ID: server.Host().ID(), Addrs: server.Host().Addrs()}
@@ -61,7 +63,7 @@ func TestDHTKeepsNoRecords(t *testing.T) {
 			if err := h.Connect(ctx, serverInfo); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "the node in the stranger's table", func() bool { return client.RoutingTable().Size() > 0 })
+			p2ptest.Eventually(t, "the node in the stranger's table", func() bool { return client.RoutingTable().Size() > 0 })
 
 			keys := make([]cid.Cid, dhtRecords)
 			for i := range keys {

@@ -15,6 +15,7 @@ import (
 	"github.com/mynetwork/mynetwork/config"
 	"github.com/mynetwork/mynetwork/internal/engine"
 	"github.com/mynetwork/mynetwork/p2p"
+	"github.com/mynetwork/mynetwork/p2p/tunnel"
 )
 
 // engineNode is a node, A, running a packet engine on a channel TUN, with
@@ -79,7 +80,7 @@ func TestWhoMayTalk(t *testing.T) {
 	if err := hb.Connect(ctx, peer.AddrInfo{ID: idA, Addrs: node.Host().Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := hb.NewStream(ctx, idA, p2p.PacketProtocol)
+	s, err := hb.NewStream(ctx, idA, tunnel.PacketProtocol)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func TestWhoMayTalk(t *testing.T) {
 	w := bufio.NewWriter(s)
 	send := func(src netip.Addr) {
 		t.Helper()
-		if err := p2p.WriteFrame(w, tuntest.Ping(addrA, src)); err != nil {
+		if err := tunnel.WriteFrame(w, tuntest.Ping(addrA, src)); err != nil {
 			t.Fatal(err)
 		}
 		if err := w.Flush(); err != nil {
@@ -133,7 +134,7 @@ func TestWhoMayTalk(t *testing.T) {
 	// Only this node's address is B's to reach: not the host's others (a
 	// LAN, docker0), nor networks behind it that it does not serve.
 	for i, dst := range []string{"192.168.1.1", "172.17.0.1", "10.9.0.1"} {
-		if err := p2p.WriteFrame(w, tuntest.Ping(netip.MustParseAddr(dst), addrB)); err != nil {
+		if err := tunnel.WriteFrame(w, tuntest.Ping(netip.MustParseAddr(dst), addrB)); err != nil {
 			t.Fatal(err)
 		}
 		w.Flush()

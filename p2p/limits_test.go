@@ -15,7 +15,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
-	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/mynetwork/mynetwork/internal/packet/packettest"
+	"github.com/mynetwork/mynetwork/p2p/limits"
+	"github.com/mynetwork/mynetwork/p2p/p2ptest"
 )
 
 // TestStrangersDoNotLockOutPeers: stranger hosts flood a node with
@@ -28,35 +31,35 @@ import (
 func TestStrangersDoNotLockOutPeers(t *testing.T) {
 	for _, c := range []struct {
 		name   string
-		limits connLimits
+		limits limits.Config
 		hosts  int
 		strays int // stranger connections the node holds under the flood
 	}{
-		{"no flood", connLimits{strangers: 6, perIP: 2, systemIn: 12}, 0, 0},
-		{"strangers' limit", connLimits{strangers: 6, perIP: 2, systemIn: 12}, 12, 6},
-		{"system limit", connLimits{strangers: 6, perIP: 2, systemIn: 4}, 12, 4},
+		{"no flood", limits.Config{Strangers: 6, PerIP: 2, SystemIn: 12}, 0, 0},
+		{"strangers' limit", limits.Config{Strangers: 6, PerIP: 2, SystemIn: 12}, 12, 6},
+		{"system limit", limits.Config{Strangers: 6, PerIP: 2, SystemIn: 4}, 12, 4},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ka, ida := newKey(t)
-			kb, idb := newKey(t)
+			ka, ida := p2ptest.NewKey(t)
+			kb, idb := p2ptest.NewKey(t)
 			a := newNode(t, Options{Key: ka, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: idb}}, MaxPacket: 1500, limits: c.limits})
 			start(t, a)
 			hosts := flood(t, a, c.hosts, 4)
-			eventually(t, "the flood to fill its limit", func() bool { return len(strayConns(a)) >= c.strays })
+			p2ptest.Eventually(t, "the flood to fill its limit", func() bool { return len(strayConns(a)) >= c.strays })
 
 			b := newNode(t, Options{Key: kb, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: ida, Addrs: a.Host().Addrs()}}, MaxPacket: 1500})
 			start(t, b)
-			took := deliver(t, b, a, ipv4(17, 100, 0, 1))
+			took := deliver(t, b, a, packettest.IPv4(17, 100, 0, 1))
 			t.Logf("%d strangers: the configured peer's first packet after %s", c.hosts, took.Round(time.Millisecond))
 
 			strays := strayConns(a)
 			perIP := map[netip.Prefix]int{}
 			for _, s := range strays {
-				perIP[sourceOf(s.RemoteMultiaddr())]++
+				perIP[limits.SourceOf(s.RemoteMultiaddr())]++
 			}
 			for src, n := range perIP {
-				if n > c.limits.perIP {
-					t.Errorf("%d stranger connections from %s, limit %d", n, src, c.limits.perIP)
+				if n > c.limits.PerIP {
+					t.Errorf("%d stranger connections from %s, limit %d", n, src, c.limits.PerIP)
 				}
 			}
 			if len(strays) > c.strays {
@@ -132,10 +135,10 @@ func TestStrangersStreamsDoNotLockOutPeers(t *testing.T) {
 		{"stream flood", 12},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ka, ida := newKey(t)
-			kb, idb := newKey(t)
-			limits := connLimits{strangers: 6, perIP: 2, systemStreams: 16}
-			a := newNode(t, Options{Key: ka, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: idb}}, MaxPacket: 1500, limits: limits})
+			ka, ida := p2ptest.NewKey(t)
+			kb, idb := p2ptest.NewKey(t)
+			lim := limits.Config{Strangers: 6, PerIP: 2, SystemStreams: 16}
+			a := newNode(t, Options{Key: ka, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: idb}}, MaxPacket: 1500, limits: lim})
 			a.Host().SetStreamHandler(hold, func(s network.Stream) {
 				s.Write([]byte{1})
 				io.Copy(io.Discard, s)
@@ -148,8 +151,8 @@ func TestStrangersStreamsDoNotLockOutPeers(t *testing.T) {
 			if c.hosts > 0 {
 				// All they can hold: 8 each, or, before their limits per
 				// peer, the system's 16.
-				eventually(t, "strangers to hold streams", func() bool { return held.Load() >= int64(limits.systemStreams) })
-				for end := time.Now().Add(3 * time.Second); time.Now().Before(end) && held.Load() < int64(limits.strangers*strangerPeer.StreamsInbound); {
+				p2ptest.Eventually(t, "strangers to hold streams", func() bool { return held.Load() >= int64(lim.SystemStreams) })
+				for end := time.Now().Add(3 * time.Second); time.Now().Before(end) && held.Load() < int64(lim.Strangers*limits.StrangerPeer.StreamsInbound); {
 					time.Sleep(20 * time.Millisecond)
 				}
 				time.Sleep(200 * time.Millisecond) // the refused keep trying
@@ -157,7 +160,7 @@ func TestStrangersStreamsDoNotLockOutPeers(t *testing.T) {
 
 			b := newNode(t, Options{Key: kb, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: ida, Addrs: a.Host().Addrs()}}, MaxPacket: 1500})
 			start(t, b)
-			took := deliver(t, b, a, ipv4(17, 100, 0, 1))
+			took := deliver(t, b, a, packettest.IPv4(17, 100, 0, 1))
 			t.Logf("strangers hold %d streams: the configured peer's first packet after %s", held.Load(), took.Round(time.Millisecond))
 
 			for _, sc := range strayConns(a) {
@@ -167,8 +170,8 @@ func TestStrangersStreamsDoNotLockOutPeers(t *testing.T) {
 						in++
 					}
 				}
-				if in > strangerPeer.StreamsInbound {
-					t.Errorf("stranger %s holds %d inbound streams, limit %d", sc.RemotePeer(), in, strangerPeer.StreamsInbound)
+				if in > limits.StrangerPeer.StreamsInbound {
+					t.Errorf("stranger %s holds %d inbound streams, limit %d", sc.RemotePeer(), in, limits.StrangerPeer.StreamsInbound)
 				}
 			}
 		})
@@ -215,23 +218,6 @@ func holdStreams(t *testing.T, hosts []host.Host, dst peer.ID, proto protocol.ID
 				s.SetDeadline(time.Time{})
 				mine = append(mine, s)
 				held.Add(1)
-			}
-		})
-	}
-}
-
-func TestSourceOf(t *testing.T) {
-	for _, c := range []struct {
-		name, addr, want string
-	}{
-		{"IPv4", "/ip4/192.0.2.7/tcp/4001", "192.0.2.7/32"},
-		{"IPv6 host's /64", "/ip6/2001:db8:1:2:aaaa::1/udp/4001/quic-v1", "2001:db8:1:2::/64"},
-		{"IPv4 in IPv6", "/ip6/::ffff:192.0.2.7/tcp/4001", "192.0.2.7/32"},
-		{"relayed", "/ip4/192.0.2.7/tcp/4001/p2p/12D3KooWGSrXQQXYp31AUbZ64eJMb3hGywN4dmzpaZW3rWW22EfF/p2p-circuit", "invalid Prefix"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			if got := sourceOf(ma.StringCast(c.addr)).String(); got != c.want {
-				t.Errorf("sourceOf(%s) = %s, want %s", c.addr, got, c.want)
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/mynetwork/mynetwork/config"
+	"github.com/mynetwork/mynetwork/p2p/limits"
 )
 
 // inMesh reports whether a multiaddr points into the VPN's own ranges. Such
@@ -53,7 +54,7 @@ func withoutMesh(addrs []ma.Multiaddr) []ma.Multiaddr {
 
 // meshGater refuses dials to mesh addresses, whoever learned them, and
 // strangers' inbound connections beyond their limits (see strangers).
-type meshGater struct{ strangers *strangers }
+type meshGater struct{ strangers *limits.Strangers }
 
 func (meshGater) InterceptPeerDial(peer.ID) bool                   { return true }
 func (meshGater) InterceptAddrDial(_ peer.ID, a ma.Multiaddr) bool { return !inMesh(a) }
@@ -65,5 +66,5 @@ func (meshGater) InterceptSecured(network.Direction, peer.ID, network.ConnMultia
 // InterceptUpgraded sees a connection when the resource manager has let it
 // in too, and just before the swarm adds it.
 func (g meshGater) InterceptUpgraded(c network.Conn) (bool, control.DisconnectReason) {
-	return c.Stat().Direction != network.DirInbound || g.strangers.known(c.RemotePeer()) || g.strangers.admit(c), 0
+	return c.Stat().Direction != network.DirInbound || g.strangers.Knows(c.RemotePeer()) || g.strangers.Admit(c), 0
 }

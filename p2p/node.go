@@ -1,7 +1,8 @@
-// Package p2p is Mynetwork's libp2p side: the host and its transports (QUIC,
-// TCP), peer discovery (configured addresses, mDNS, the Kademlia DHT), the
-// connector that keeps every configured peer connected, and the packet
-// transport that carries IP packets to those peers.
+// Package p2p is the node's control plane: the libp2p host and its
+// transports (QUIC, TCP), peer discovery (configured addresses, mDNS, the
+// Kademlia DHT), the connector that keeps every configured peer connected
+// on its best path, the address book, and what strangers may cost; it
+// hands the packets to its tunnel.Transport.
 package p2p
 
 import (
@@ -31,6 +32,10 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/mynetwork/mynetwork/p2p/conns"
+	"github.com/mynetwork/mynetwork/p2p/limits"
+	"github.com/mynetwork/mynetwork/p2p/tunnel"
 )
 
 // MDNSService is the mDNS service name VPN nodes announce themselves under.
@@ -80,11 +85,11 @@ type Options struct {
 	NoDatagrams bool
 	MaxPacket   int
 	// VirtioHeaders: the device's packets carry a virtio-net header, and
-	// the node speaks GSOProtocol (see gso.go).
+	// the node offers tunnel.GSOProtocol.
 	VirtioHeaders bool
 	Log           *slog.Logger
 	// limits bound strangers' connections; 0s are the defaults.
-	limits connLimits
+	limits limits.Config
 }
 
 // Node is a running libp2p host with its discovery and packet transport.
@@ -92,14 +97,15 @@ type Node struct {
 	host      host.Host
 	kad       *dual.DHT
 	mdns      mdns.Service
-	transport *Transport
+	transport *tunnel.Transport
+	conns     *conns.Registry // the host's TCP connections, for the send gate
 	log       *slog.Logger
 	peers     map[peer.ID]chan struct{} // kick a peer's connector; fixed at New
 	bootstrap []peer.AddrInfo
 	relays    []peer.AddrInfo
 	addrBook  string
 	known     map[peer.ID]struct{} // peers, relays and bootstrap peers; fixed at New
-	strangers *strangers
+	strangers *limits.Strangers
 
 	bookMu sync.Mutex
 	whyMu  sync.Mutex
@@ -120,7 +126,7 @@ func New(opts Options) (_ *Node, err error) {
 		opts.Log = slog.Default()
 	}
 	n := &Node{log: opts.Log, peers: make(map[peer.ID]chan struct{}), bootstrap: opts.Bootstrap,
-		relays: opts.Relays, addrBook: opts.AddrBook,
+		relays: opts.Relays, addrBook: opts.AddrBook, conns: conns.NewRegistry(),
 		why: make(map[peer.ID]string)}
 	n.known = make(map[peer.ID]struct{})
 	for _, p := range opts.Peers {
@@ -133,9 +139,8 @@ func New(opts Options) (_ *Node, err error) {
 	for _, ai := range opts.Bootstrap {
 		n.known[ai.ID] = struct{}{}
 	}
-	limits := opts.limits.withDefaults()
-	n.strangers = &strangers{limits: limits, known: n.knows}
-	rm, err := newResourceManager(slices.Collect(maps.Keys(n.known)), limits)
+	n.strangers = limits.NewStrangers(opts.limits, n.knows)
+	rm, err := limits.NewResourceManager(slices.Collect(maps.Keys(n.known)), opts.limits.WithDefaults())
 	if err != nil {
 		return nil, fmt.Errorf("p2p: resource manager: %w", err)
 	}
@@ -145,7 +150,7 @@ func New(opts Options) (_ *Node, err error) {
 		return nil, fmt.Errorf("start libp2p host on %s: %w", strings.Join(opts.Listen, ", "), err)
 	}
 	n.host = h
-	n.strangers.attach(h.Network())
+	n.strangers.Attach(h.Network())
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -163,7 +168,11 @@ func New(opts Options) (_ *Node, err error) {
 	}
 	n.loadAddrBook()
 	h.SetStreamHandler(AddrsProtocol, n.handleAddrs)
-	if n.transport, err = NewTransport(h, ids, opts); err != nil {
+	n.transport, err = tunnel.New(h, ids, tunnel.Config{
+		MaxPacket: opts.MaxPacket, VirtioHeaders: opts.VirtioHeaders, NoDatagrams: opts.NoDatagrams,
+		Conn: n.bestConn, Conns: n.conns, Log: opts.Log,
+	})
+	if err != nil {
 		return nil, err
 	}
 	// A node joins the DHT through its bootstrap peers; a public node with
@@ -184,7 +193,7 @@ func New(opts Options) (_ *Node, err error) {
 }
 
 // knows says whether p is a known peer: configured, a relay or a
-// bootstrap peer. Other peers are strangers (see limits.go).
+// bootstrap peer. Other peers are strangers (see package limits).
 func (n *Node) knows(p peer.ID) bool {
 	_, ok := n.known[p]
 	return ok
@@ -194,7 +203,7 @@ func (n *Node) knows(p peer.ID) bool {
 func (n *Node) Host() host.Host { return n.host }
 
 // Transport returns the packet transport.
-func (n *Node) Transport() *Transport { return n.transport }
+func (n *Node) Transport() *tunnel.Transport { return n.transport }
 
 // Start begins discovery and the connector for every configured peer.
 func (n *Node) Start(ctx context.Context) error {
@@ -496,7 +505,7 @@ func (n *Node) clearBackoff(p peer.ID) {
 func (n *Node) measureRTT(ctx context.Context, c network.Conn) bool {
 	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
-	s, err := newStreamOn(ctx, c, ping.ID)
+	s, err := conns.OpenStream(ctx, c, ping.ID)
 	if err != nil {
 		return false
 	}
@@ -528,23 +537,12 @@ func (n *Node) received(p peer.ID) uint64 {
 
 // PeerState is what the node knows of one configured peer right now.
 type PeerState struct {
-	Connected   bool
-	Addr        ma.Multiaddr // remote address of the connection in use
-	Path        string       // PathLAN, PathDirect or PathRelay when connected
-	Relay       peer.ID      // the relay, on PathRelay
-	Why         string       // when not connected: why, if known
-	RTT         time.Duration
-	TxPackets   uint64 // on the stream
-	RxPackets   uint64
-	TxDatagrams uint64 // as QUIC datagrams
-	RxDatagrams uint64
-	// TCP super-packets sent whole, and cut into segments.
-	TxSuperPackets, TxSegmented uint64
-	Dropped                     uint64 // all drops, including DroppedForDelay
-	DroppedForDelay             uint64 // by CoDel: packets waited too long
-	MarkedForDelay              uint64 // by CoDel too, ECN-capable ones marked instead
-	Malformed                   uint64 // frames that broke the protocol, each resetting its stream
-	Stalled                     uint64 // outgoing streams reset after making no progress
+	Connected bool
+	Addr      ma.Multiaddr // remote address of the connection in use
+	Path      string       // PathLAN, PathDirect or PathRelay when connected
+	Relay     peer.ID      // the relay, on PathRelay
+	Why       string       // when not connected: why, if known
+	RTT       time.Duration
 }
 
 // State reports a configured peer's connection, preferring a direct one.
@@ -562,14 +560,6 @@ func (n *Node) State(p peer.ID) PeerState {
 		n.whyMu.Lock()
 		st.Why = n.why[p]
 		n.whyMu.Unlock()
-	}
-	if c := n.transport.Stats(p); c != nil {
-		st.TxPackets, st.RxPackets = c.TxPackets.Load(), c.RxPackets.Load()
-		st.TxDatagrams, st.RxDatagrams = c.TxDatagrams.Load(), c.RxDatagrams.Load()
-		st.TxSuperPackets, st.TxSegmented = c.TxSuperPackets.Load(), c.TxSegmented.Load()
-		st.DroppedForDelay, st.MarkedForDelay = c.DropDelay.Load(), c.MarkDelay.Load()
-		st.Dropped = c.DropQueue.Load() + c.DropNoLink.Load() + st.DroppedForDelay
-		st.Malformed, st.Stalled = c.Malformed.Load(), c.Stalled.Load()
 	}
 	return st
 }

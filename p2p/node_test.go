@@ -7,22 +7,16 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
-	"github.com/mynetwork/mynetwork/internal/packet"
-)
 
-func newKey(t testing.TB) (crypto.PrivKey, peer.ID) {
-	t.Helper()
-	k, _, err := crypto.GenerateEd25519Key(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, _ := peer.IDFromPrivateKey(k)
-	return k, id
-}
+	"github.com/mynetwork/mynetwork/internal/packet"
+	"github.com/mynetwork/mynetwork/internal/packet/packettest"
+	"github.com/mynetwork/mynetwork/p2p/conns"
+	"github.com/mynetwork/mynetwork/p2p/p2ptest"
+	"github.com/mynetwork/mynetwork/p2p/tunnel"
+)
 
 // pair starts two nodes on loopback that know each other's address.
 func pair(t *testing.T, listen string) (*Node, *Node) {
@@ -33,8 +27,8 @@ func pair(t *testing.T, listen string) (*Node, *Node) {
 // pairWith is pair with the datagram path off on a or b.
 func pairWith(t *testing.T, listen string, noDgA, noDgB bool) (*Node, *Node) {
 	t.Helper()
-	ka, ida := newKey(t)
-	kb, idb := newKey(t)
+	ka, ida := p2ptest.NewKey(t)
+	kb, idb := p2ptest.NewKey(t)
 	b := newNode(t, Options{Key: kb, Listen: []string{listen}, Peers: []Peer{{ID: ida}}, MaxPacket: 1500, NoDatagrams: noDgB})
 	a := newNode(t, Options{Key: ka, Listen: []string{listen}, Peers: []Peer{{ID: idb, Addrs: b.Host().Addrs()}}, MaxPacket: 1500, NoDatagrams: noDgA})
 	start(t, a, b)
@@ -82,14 +76,14 @@ func newHost(t testing.TB, listen string) host.Host {
 func deliver(t testing.TB, src, dst *Node, pkt []byte) time.Duration {
 	t.Helper()
 	begin := time.Now()
-	bufs := [][]byte{make([]byte, Headroom+len(pkt))}
+	bufs := [][]byte{make([]byte, tunnel.Headroom+len(pkt))}
 	sizes, from := make([]int, 1), make([]peer.ID, 1)
 	got := make(chan error, 1)
 	go func() {
-		_, err := dst.Transport().Receive(bufs, sizes, from, Headroom)
+		_, err := dst.Transport().Receive(bufs, sizes, from, tunnel.Headroom)
 		got <- err
 	}()
-	eventually(t, "a packet", func() bool {
+	p2ptest.Eventually(t, "a packet", func() bool {
 		src.Transport().Send(dst.Host().ID(), [][]byte{pkt})
 		select {
 		case err := <-got:
@@ -101,21 +95,10 @@ func deliver(t testing.TB, src, dst *Node, pkt []byte) time.Duration {
 			return false
 		}
 	})
-	if !bytes.Equal(bufs[0][Headroom:Headroom+sizes[0]], pkt) || from[0] != src.Host().ID() {
+	if !bytes.Equal(bufs[0][tunnel.Headroom:tunnel.Headroom+sizes[0]], pkt) || from[0] != src.Host().ID() {
 		t.Fatalf("packet changed on the way, or came from %s", from[0])
 	}
 	return time.Since(begin)
-}
-
-func eventually(t testing.TB, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func TestPacketsBothWays(t *testing.T) {
@@ -123,7 +106,7 @@ func TestPacketsBothWays(t *testing.T) {
 		t.Run(listen, func(t *testing.T) {
 			a, b := pair(t, listen)
 			ida, idb := a.Host().ID(), b.Host().ID()
-			eventually(t, "connection", func() bool { return a.State(idb).Connected && b.State(ida).Connected })
+			p2ptest.Eventually(t, "connection", func() bool { return a.State(idb).Connected && b.State(ida).Connected })
 
 			bufs := [][]byte{make([]byte, 1600), make([]byte, 1600)}
 			sizes, from := make([]int, 2), make([]peer.ID, 2)
@@ -158,7 +141,7 @@ func TestPacketsBothWays(t *testing.T) {
 					t.Fatal("nothing received")
 				}
 			}
-			if st := a.State(idb); st.Addr == nil || st.Path == PathRelay || st.TxPackets == 0 {
+			if st := a.State(idb); st.Addr == nil || st.Path == PathRelay || a.Transport().Stats(idb).TxPackets.Load() == 0 {
 				t.Errorf("state %+v", st)
 			}
 		})
@@ -173,7 +156,7 @@ func TestStrangerIsRefused(t *testing.T) {
 	if err := h.Connect(ctx, peer.AddrInfo{ID: a.Host().ID(), Addrs: a.Host().Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := h.NewStream(ctx, a.Host().ID(), PacketProtocol)
+	s, err := h.NewStream(ctx, a.Host().ID(), tunnel.PacketProtocol)
 	if err == nil {
 		var hdr = []byte{0, 20}
 		s.Write(append(hdr, make([]byte, 20)...))
@@ -181,7 +164,7 @@ func TestStrangerIsRefused(t *testing.T) {
 		s.Read(buf) // the reset arrives here
 		s.Close()
 	}
-	eventually(t, "refusal counted", func() bool { return a.Transport().Refused.Load() == 1 })
+	p2ptest.Eventually(t, "refusal counted", func() bool { return a.Transport().Refused.Load() == 1 })
 	if err := a.Transport().Send(h.ID(), [][]byte{{0x45}}); err == nil {
 		t.Error("sending to a stranger must fail")
 	}
@@ -214,8 +197,8 @@ func TestMeshAddressesNeverAnnouncedOrDialed(t *testing.T) {
 // TestNodeThatListensNowhere: "listenAddresses": [] makes a node that only
 // dials out; it must start, reach its peer and carry packets both ways.
 func TestNodeThatListensNowhere(t *testing.T) {
-	ka, ida := newKey(t)
-	kb, idb := newKey(t)
+	ka, ida := p2ptest.NewKey(t)
+	kb, idb := p2ptest.NewKey(t)
 	b := newNode(t, Options{Key: kb, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: ida}}, MaxPacket: 1500})
 	a := newNode(t, Options{Key: ka, Peers: []Peer{{ID: idb, Addrs: b.Host().Addrs()}}, MaxPacket: 1500})
 	start(t, a, b)
@@ -225,16 +208,16 @@ func TestNodeThatListensNowhere(t *testing.T) {
 			t.Fatalf("listens on %v", addr)
 		}
 	}
-	eventually(t, "connection", func() bool { return a.State(idb).Connected && b.State(ida).Connected })
-	deliver(t, a, b, ipv4(17, 100, 0, 1))
-	deliver(t, b, a, ipv4(17, 100, 0, 1))
+	p2ptest.Eventually(t, "connection", func() bool { return a.State(idb).Connected && b.State(ida).Connected })
+	deliver(t, a, b, packettest.IPv4(17, 100, 0, 1))
+	deliver(t, b, a, packettest.IPv4(17, 100, 0, 1))
 }
 
 // TestYamuxMessageHoldsAFrame: a whole frame of the packet stream, the
 // largest super-packet with its length and virtio-net header, fits one
 // yamux message (its 12-byte header included).
 func TestYamuxMessageHoldsAFrame(t *testing.T) {
-	if got, want := yamuxTransport().MaxMessageSize, uint32(12+2+packet.VirtioHdrLen+MaxFrame); got < want {
+	if got, want := conns.Yamux().MaxMessageSize, uint32(12+2+packet.VirtioHdrLen+tunnel.MaxFrame); got < want {
 		t.Fatalf("yamux messages of %d bytes; a frame needs %d", got, want)
 	}
 }

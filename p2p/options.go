@@ -11,19 +11,9 @@ import (
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	ma "github.com/multiformats/go-multiaddr"
-)
 
-// yamuxTransport is go-libp2p's yamux with messages large enough for a
-// whole frame of the packet stream (a 64 KB super-packet with its length
-// and virtio-net header): with yamux's default of 64 KiB, each took two
-// messages, so two TLS writes at the sender and two frames to decode at
-// the receiver. The limit is the sender's only: a receiver takes any
-// message its stream's window allows.
-func yamuxTransport() *yamux.Transport {
-	t := *yamux.DefaultTransport
-	t.MaxMessageSize = 128 << 10
-	return &t
-}
+	"github.com/mynetwork/mynetwork/p2p/conns"
+)
 
 // hostOptions are the libp2p settings of a VPN node.
 func (n *Node) hostOptions(opts Options) []libp2p.Option {
@@ -39,9 +29,9 @@ func (n *Node) hostOptions(opts Options) []libp2p.Option {
 	o := []libp2p.Option{
 		libp2p.Identity(opts.Key),
 		listen,
-		libp2p.Transport(newTCPTransport), // see coalesce.go
+		libp2p.Transport(n.conns.TCPTransport), // see conns/coalesce.go
 		libp2p.Transport(libp2pquic.NewTransport),
-		libp2p.Muxer(yamux.ID, yamuxTransport()),
+		libp2p.Muxer(yamux.ID, conns.Yamux()),
 		libp2p.UserAgent(userAgentName),
 		libp2p.AddrsFactory(withoutMesh),
 		libp2p.ConnectionGater(meshGater{n.strangers}),

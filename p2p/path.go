@@ -1,17 +1,14 @@
 package p2p
 
 import (
-	"context"
 	"sort"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
-	msmux "github.com/multiformats/go-multistream"
 )
 
 // Path kinds, best first.
@@ -126,28 +123,6 @@ func lanTCPFirst(addrs []ma.Multiaddr) []network.AddrDelay {
 func isQUIC(c network.Conn) bool {
 	_, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_QUIC_V1)
 	return err == nil
-}
-
-// newStreamOn opens a stream on one chosen connection for the first of
-// protos the peer speaks; s.Protocol() says which.
-func newStreamOn(ctx context.Context, c network.Conn, protos ...protocol.ID) (network.Stream, error) {
-	s, err := c.NewStream(network.WithAllowLimitedConn(ctx, "mynetwork"))
-	if err != nil {
-		return nil, err
-	}
-	if d, ok := ctx.Deadline(); ok {
-		s.SetDeadline(d)
-	}
-	proto, err := msmux.SelectOneOf(protos, s)
-	if err == nil {
-		err = s.SetProtocol(proto)
-	}
-	if err != nil {
-		s.Reset()
-		return nil, err
-	}
-	s.SetDeadline(time.Time{})
-	return s, nil
 }
 
 // prune closes connections to p on worse paths than the best one, so that

@@ -4,6 +4,9 @@ import (
 	"testing"
 
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/mynetwork/mynetwork/internal/packet/packettest"
+	"github.com/mynetwork/mynetwork/p2p/p2ptest"
 )
 
 // On a LAN address TCP is dialed first and QUIC only after it had time to
@@ -33,8 +36,8 @@ func TestLANTCPFirst(t *testing.T) {
 // A LAN peer first reached over QUIC (here: the only address configured)
 // moves to TCP once its TCP address is known, and packets flow on it.
 func TestLANPeerMovesFromQUICToTCP(t *testing.T) {
-	ka, ida := newKey(t)
-	kb, idb := newKey(t)
+	ka, ida := p2ptest.NewKey(t)
+	kb, idb := p2ptest.NewKey(t)
 	listen := []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
 	b := newNode(t, Options{Key: kb, Listen: listen, Peers: []Peer{{ID: ida}}, MaxPacket: 1500})
 	var quicOnly []ma.Multiaddr
@@ -45,12 +48,13 @@ func TestLANPeerMovesFromQUICToTCP(t *testing.T) {
 	}
 	a := newNode(t, Options{Key: ka, Listen: listen, Peers: []Peer{{ID: idb, Addrs: quicOnly}}, MaxPacket: 1500})
 	start(t, a)
-	eventually(t, "a QUIC connection", func() bool { c := a.bestConn(idb); return c != nil && isQUIC(c) })
+	p2ptest.Eventually(t, "a QUIC connection", func() bool { c := a.bestConn(idb); return c != nil && isQUIC(c) })
 	start(t, b)
-	eventually(t, "the move to TCP", func() bool {
+	p2ptest.Eventually(t, "the move to TCP", func() bool {
 		c := a.bestConn(idb)
 		return c != nil && !isQUIC(c) && pathOf(c) == PathLAN
 	})
-	in := receiver(t, b)
-	exchange(t, a, b, in, 10, func(i int) []byte { return ipv4(17, 100, 0, i) })
+	for i := range 10 {
+		deliver(t, a, b, packettest.IPv4(17, 100, 0, i))
+	}
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 
-	"github.com/mynetwork/mynetwork/p2p"
+	"github.com/mynetwork/mynetwork/p2p/tunnel"
 )
 
 // TestSoak connects and disconnects a configured peer 1,000 times, each
@@ -40,12 +40,12 @@ func TestSoak(t *testing.T) {
 		if err := hb.Connect(cctx, ai); err != nil {
 			t.Fatal(err)
 		}
-		s, err := hb.NewStream(cctx, idA, p2p.PacketProtocol)
+		s, err := hb.NewStream(cctx, idA, tunnel.PacketProtocol)
 		if err != nil {
 			t.Fatal(err)
 		}
 		w := bufio.NewWriter(s)
-		p2p.WriteFrame(w, tuntest.Ping(addrA, addrB))
+		tunnel.WriteFrame(w, tuntest.Ping(addrA, addrB))
 		w.Flush()
 		select {
 		case <-dev.Inbound:

@@ -13,7 +13,7 @@ import (
 	"github.com/mynetwork/mynetwork/config"
 	"github.com/mynetwork/mynetwork/internal/control"
 	"github.com/mynetwork/mynetwork/internal/engine"
-	"github.com/mynetwork/mynetwork/p2p"
+	"github.com/mynetwork/mynetwork/p2p/tunnel"
 )
 
 var _ control.Backend = (*Daemon)(nil)
@@ -77,7 +77,7 @@ func engineCounters(c *engine.Counters, refused *atomic.Uint64) control.Counters
 
 // peerCounters loads a peer's transport counters into its status. Dropped
 // is every drop, those for delay included.
-func peerCounters(s *control.PeerStatus, c *p2p.PeerCounters) {
+func peerCounters(s *control.PeerStatus, c *tunnel.PeerCounters) {
 	s.TxPackets, s.RxPackets = c.TxPackets.Load(), c.RxPackets.Load()
 	s.TxDatagrams, s.RxDatagrams = c.TxDatagrams.Load(), c.RxDatagrams.Load()
 	s.TxSuperPackets, s.TxSegmented = c.TxSuperPackets.Load(), c.TxSegmented.Load()

@@ -11,7 +11,7 @@ import (
 	"github.com/mynetwork/mynetwork/config"
 	"github.com/mynetwork/mynetwork/internal/control"
 	"github.com/mynetwork/mynetwork/internal/engine"
-	"github.com/mynetwork/mynetwork/p2p"
+	"github.com/mynetwork/mynetwork/p2p/tunnel"
 )
 
 // TestRouteErrorKinds: the daemon's refusals reach the client over the
@@ -114,7 +114,7 @@ func TestCountersLoadedOnce(t *testing.T) {
 		t.Errorf("engine counters:\ngot  %+v\nwant %+v", got, want)
 	}
 
-	var p p2p.PeerCounters
+	var p tunnel.PeerCounters
 	for i, c := range []interface{ Store(uint64) }{
 		&p.TxPackets, &p.RxPackets, &p.TxDatagrams, &p.RxDatagrams, &p.TxSuperPackets, &p.TxSegmented,
 		&p.DropQueue, &p.DropNoLink, &p.DropDelay, &p.MarkDelay, &p.Malformed, &p.Stalled,

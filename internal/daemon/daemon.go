@@ -23,6 +23,7 @@ import (
 	"github.com/mynetwork/mynetwork/internal/engine"
 	"github.com/mynetwork/mynetwork/internal/packet"
 	"github.com/mynetwork/mynetwork/p2p"
+	"github.com/mynetwork/mynetwork/p2p/tunnel"
 )
 
 // Options choose what the daemon runs.
@@ -150,7 +151,7 @@ func (d *Daemon) p2pOptions() (p2p.Options, error) {
 		Key: key, Listen: d.cfg.Listen(), Bootstrap: boot, MDNS: d.cfg.MDNSEnabled(),
 		Peers: peers, Relays: relays, Reachability: d.cfg.Reachability,
 		AddrBook:  strings.TrimSuffix(d.opts.ConfigPath, ".json") + ".addrs.json",
-		MaxPacket: p2p.MaxFrame, VirtioHeaders: d.virtio(), Log: d.log,
+		MaxPacket: tunnel.MaxFrame, VirtioHeaders: d.virtio(), Log: d.log,
 	}, nil
 }
 
@@ -282,7 +283,7 @@ func WarnIfExposed(path string, log *slog.Logger) {
 }
 
 // virtio says whether the device's packets carry a virtio-net header: TCP
-// segmentation offload, carried end to end (p2p.GSOProtocol).
+// segmentation offload, carried end to end (tunnel.GSOProtocol).
 func (d *Daemon) virtio() bool {
 	return packet.Offloads(d.dev)
 }

@@ -105,3 +105,23 @@ func HeaderBytes(h packet.VirtioHeader) []byte {
 	h.Put(b)
 	return b
 }
+
+// IPv4 builds an IPv4 packet of total length size with protocol proto
+// from 100.64.0.1 to 100.64.0.2; for TCP, tcpFlags and a 20-byte header;
+// the body is numbered from seq.
+func IPv4(proto byte, size int, tcpFlags byte, seq int) []byte {
+	p := make([]byte, size)
+	p[0] = 0x45
+	binary.BigEndian.PutUint16(p[2:], uint16(size))
+	p[8], p[9] = 64, proto
+	copy(p[12:16], []byte{100, 64, 0, 1})
+	copy(p[16:20], []byte{100, 64, 0, 2})
+	if proto == 6 && size >= 40 {
+		p[32] = 5 << 4 // data offset: 20 bytes
+		p[33] = tcpFlags
+	}
+	for i := 40; i < size; i++ {
+		p[i] = byte(seq + i)
+	}
+	return p
+}

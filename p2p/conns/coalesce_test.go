@@ -1,4 +1,4 @@
-package p2p
+package conns
 
 import (
 	"bytes"
@@ -17,6 +17,8 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/mynetwork/mynetwork/p2p/p2ptest"
 )
 
 // recordingConn is a manet.Conn that records each Write, can fail them,
@@ -81,10 +83,10 @@ func (r *recordingConn) unblock() {
 // goes out in one system call, in order, byte for byte.
 func TestCoalescingConnGathers(t *testing.T) {
 	rc := &recordingConn{blocked: make(chan struct{})}
-	c := newCoalescingConn(rc)
+	c := newConn(rc, nil)
 	defer c.Close()
 	c.Write([]byte("first"))
-	eventually(t, "the first write in the socket", func() bool { return c.writing.Load() == 5 })
+	p2ptest.Eventually(t, "the first write in the socket", func() bool { return c.writing.Load() == 5 })
 	var want []byte
 	for i := range 10 {
 		p := bytes.Repeat([]byte{byte(i)}, 1000)
@@ -97,11 +99,11 @@ func TestCoalescingConnGathers(t *testing.T) {
 		t.Errorf("backlog %d, want %d", got, 5+len(want))
 	}
 	rc.unblock()
-	eventually(t, "two writes", func() bool { return len(rc.got()) == 2 })
+	p2ptest.Eventually(t, "two writes", func() bool { return len(rc.got()) == 2 })
 	if w := rc.got(); string(w[0]) != "first" || !bytes.Equal(w[1], want) {
 		t.Fatalf("writes of %d and %d bytes; want 5, then the ten gathered as one", len(w[0]), len(w[1]))
 	}
-	eventually(t, "no backlog", func() bool { return c.backlog.Load() == 0 })
+	p2ptest.Eventually(t, "no backlog", func() bool { return c.backlog.Load() == 0 })
 }
 
 // TestCoalescingConnBacklogged: more waiting than the connection should
@@ -109,12 +111,12 @@ func TestCoalescingConnGathers(t *testing.T) {
 // piece the socket takes sends a token on room.
 func TestCoalescingConnBacklogged(t *testing.T) {
 	rc := &recordingConn{blocked: make(chan struct{})}
-	c := newCoalescingConn(rc)
+	c := newConn(rc, nil)
 	defer c.Close()
 	c.limit.Store(10_000)
 	// Bytes in the socket's system call do not count: they have left.
 	c.Write(make([]byte, 6000))
-	eventually(t, "the first write in the socket", func() bool { return c.writing.Load() == 6000 })
+	p2ptest.Eventually(t, "the first write in the socket", func() bool { return c.writing.Load() == 6000 })
 	c.Write(make([]byte, 6000))
 	if c.Backlogged() {
 		t.Fatal("backlogged under the limit")
@@ -129,7 +131,7 @@ func TestCoalescingConnBacklogged(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no token on room after the socket took the data")
 	}
-	eventually(t, "the backlog gone", func() bool { return !c.Backlogged() })
+	p2ptest.Eventually(t, "the backlog gone", func() bool { return !c.Backlogged() })
 }
 
 // TestCoalescingConnBoundsItsBuffer: while the socket takes nothing,
@@ -137,13 +139,13 @@ func TestCoalescingConnBacklogged(t *testing.T) {
 // connection lets go of the large buffer.
 func TestCoalescingConnBoundsItsBuffer(t *testing.T) {
 	rc := &recordingConn{blocked: make(chan struct{})}
-	c := newCoalescingConn(rc)
+	c := newConn(rc, nil)
 	c.mu.Lock()
 	c.releaseAfter = 50 * time.Millisecond
 	c.mu.Unlock()
 	defer c.Close()
 	c.Write([]byte("x")) // held in the socket
-	eventually(t, "the first write in the socket", func() bool { return c.writing.Load() == 1 })
+	p2ptest.Eventually(t, "the first write in the socket", func() bool { return c.writing.Load() == 1 })
 	c.Write(make([]byte, maxBuffered))
 	wrote := make(chan struct{})
 	go func() {
@@ -162,7 +164,7 @@ func TestCoalescingConnBoundsItsBuffer(t *testing.T) {
 		t.Fatal("Write still waiting after the socket took the data")
 	}
 	// The 4 MiB buffer is let go once the connection is idle.
-	eventually(t, "the large buffer let go", func() bool {
+	p2ptest.Eventually(t, "the large buffer let go", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.backlog.Load() == 0 && cap(c.buf) <= keepBuffer && cap(c.spare) <= keepBuffer
@@ -174,10 +176,10 @@ func TestCoalescingConnBoundsItsBuffer(t *testing.T) {
 func TestCoalescingConnReportsAFailedWrite(t *testing.T) {
 	broken := errors.New("broken pipe")
 	rc := &recordingConn{fail: broken}
-	c := newCoalescingConn(rc)
+	c := newConn(rc, nil)
 	defer c.Close()
 	c.Write([]byte("lost"))
-	eventually(t, "the error reported", func() bool {
+	p2ptest.Eventually(t, "the error reported", func() bool {
 		_, err := c.Write([]byte("more"))
 		return errors.Is(err, broken)
 	})
@@ -186,9 +188,9 @@ func TestCoalescingConnReportsAFailedWrite(t *testing.T) {
 // TestCoalescingConnFlushesOnClose: Close sends what is gathered first.
 func TestCoalescingConnFlushesOnClose(t *testing.T) {
 	rc := &recordingConn{blocked: make(chan struct{})}
-	c := newCoalescingConn(rc)
+	c := newConn(rc, nil)
 	c.Write([]byte("one"))
-	eventually(t, "the first write in the socket", func() bool { return c.writing.Load() == 3 })
+	p2ptest.Eventually(t, "the first write in the socket", func() bool { return c.writing.Load() == 3 })
 	c.Write([]byte("two"))
 	go func() {
 		time.Sleep(20 * time.Millisecond)
@@ -228,7 +230,7 @@ func (c *countingConn) count() int {
 	return c.writes
 }
 
-// TestCoalescingUnderCryptoTLS: through coalescingConn, the records Go's
+// TestCoalescingUnderCryptoTLS: through Conn, the records Go's
 // TLS 1.3 cuts Writes into reach the socket together while it is busy,
 // byte for byte.
 func TestCoalescingUnderCryptoTLS(t *testing.T) {
@@ -266,13 +268,13 @@ func TestCoalescingUnderCryptoTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	counted := &countingConn{Conn: mc}
-	cc := newCoalescingConn(counted)
+	cc := newConn(counted, nil)
 	c := tls.Client(cc, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
 	defer c.Close()
 	if err := c.Handshake(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the handshake sent", func() bool { return cc.backlog.Load() == 0 })
+	p2ptest.Eventually(t, "the handshake sent", func() bool { return cc.backlog.Load() == 0 })
 	start := counted.count()
 	// The socket takes nothing for a while: the records of all the
 	// Writes meanwhile (five per Write) gather, and go out together after
@@ -292,7 +294,7 @@ func TestCoalescingUnderCryptoTLS(t *testing.T) {
 	counted.hold = nil
 	counted.mu.Unlock()
 	close(hold)
-	eventually(t, "all sent", func() bool { return cc.backlog.Load() == 0 })
+	p2ptest.Eventually(t, "all sent", func() bool { return cc.backlog.Load() == 0 })
 	if n := counted.count() - start; n > 2 {
 		t.Errorf("%d writes of %d bytes reached the socket in %d system calls; want 2", len(msgs), size, n)
 	}

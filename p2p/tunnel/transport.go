@@ -1,4 +1,8 @@
-package p2p
+// Package tunnel carries IP packets between this node and its configured
+// peers over libp2p: one long-lived framed stream per peer (datagrams on
+// direct QUIC connections for packets that suit them), a flow-queued
+// CoDel queue per peer, and a shared inbox for the engine.
+package tunnel
 
 import (
 	"bufio"
@@ -23,6 +27,7 @@ import (
 
 	"github.com/mynetwork/mynetwork/internal/packet"
 	"github.com/mynetwork/mynetwork/internal/ratelimit"
+	"github.com/mynetwork/mynetwork/p2p/conns"
 	"github.com/quic-go/quic-go"
 )
 
@@ -145,11 +150,32 @@ func (t *Transport) put(pk *pbuf) {
 	}
 }
 
+// Config configures a Transport.
+type Config struct {
+	// MaxPacket is the largest packet carried, at most MaxFrame.
+	MaxPacket int
+	// VirtioHeaders: the device's packets carry a virtio-net header, and
+	// the transport offers GSOProtocol (see gso.go).
+	VirtioHeaders bool
+	// NoDatagrams turns the QUIC datagram path off, as in a node that
+	// predates it; packets then all ride the stream.
+	NoDatagrams bool
+	// Conn picks the connection that carries a peer's packets (the node's
+	// path choice), nil when there is none; required.
+	Conn func(peer.ID) network.Conn
+	// Conns finds the TCP connection under a libp2p connection, for the
+	// send gate; nil: no gate.
+	Conns *conns.Registry
+	Log   *slog.Logger
+}
+
 // Transport is the engine's Transport over libp2p streams: one long-lived
 // outgoing stream per peer, bounded per-peer queues, and a shared inbox fed
 // by one reader per incoming stream. Only configured peers may send.
 type Transport struct {
 	h         host.Host
+	conn      func(peer.ID) network.Conn // the connection to carry a peer's packets
+	conns     *conns.Registry            // finds the TCP connection under one
 	log       *slog.Logger
 	start     time.Time // packets' queue times count from here
 	maxPacket int
@@ -179,16 +205,16 @@ type Transport struct {
 	closeOnce sync.Once
 }
 
-// NewTransport registers the packet protocols on h for the given peers,
-// with o's MaxPacket (the largest packet carried, at most MaxFrame), MTU,
-// NoDatagrams, VirtioHeaders and Log.
+// New registers the packet protocols on h for the given peers, with o's
+// MaxPacket (the largest packet carried, at most MaxFrame), NoDatagrams,
+// VirtioHeaders, Conn, Conns and Log.
 //
 // With datagrams, the node advertises DatagramProtocol and reads and sends
 // QUIC datagrams on direct QUIC connections; without, it behaves like a peer
 // that predates them. With virtio headers, packets carry a virtio-net
 // header in their headroom and the node offers GSOProtocol when it sends;
 // it takes GSOProtocol either way (see gso.go).
-func NewTransport(h host.Host, peers []peer.ID, o Options) (*Transport, error) {
+func New(h host.Host, peers []peer.ID, o Config) (*Transport, error) {
 	if o.MaxPacket <= 0 || o.MaxPacket > MaxFrame {
 		return nil, fmt.Errorf("packet transport: max packet %d outside 1..%d", o.MaxPacket, MaxFrame)
 	}
@@ -214,9 +240,10 @@ func NewTransport(h host.Host, peers []peer.ID, o Options) (*Transport, error) {
 // newTransport makes the transport's state for o (checked), starting
 // nothing: the receive path works on it without a host (see the fuzz
 // target).
-func newTransport(h host.Host, peers []peer.ID, o Options) *Transport {
+func newTransport(h host.Host, peers []peer.ID, o Config) *Transport {
 	t := &Transport{
-		h: h, log: cmp.Or(o.Log, slog.Default()), maxPacket: o.MaxPacket, start: time.Now(),
+		h: h, conn: o.Conn, conns: o.Conns,
+		log: cmp.Or(o.Log, slog.Default()), maxPacket: o.MaxPacket, start: time.Now(),
 		peers:   make(map[peer.ID]*peerSender, len(peers)),
 		inbox:   make(chan *pbuf, max(64, inboxBytes/o.MaxPacket)),
 		streams: make(map[network.Stream]struct{}),
@@ -363,7 +390,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 		dg       *quic.Conn  // nil: no datagram path right now
 		dgAt     time.Time   // when dg was last chosen
 		pending  bool        // frames written to w and not flushed
-		g        *sendGate   // the TCP connection under s, or nil
+		g        *conns.Gate // the TCP connection under s, or nil
 		sw       stallWriter // writes to s, with the stall deadline
 		reset    = func() {
 			if s != nil {
@@ -440,7 +467,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 					}
 					sw = stallWriter{s, t.stall}
 					w.Reset(sw)
-					g = newSendGate(conns.lookup(s.Conn()), t.closed, ps.reset.Load)
+					g = conns.NewGate(t.conns.Lookup(s.Conn()), t.closed, ps.reset.Load)
 				}
 				whole, err := t.writeFrame(w, sw, pk, h, &pending)
 				if err != nil {
@@ -449,7 +476,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 				}
 				ps.stats.TxPackets.Add(1)
 				if g != nil {
-					g.wrote(pk.n) // a frame is more: never over-counted
+					g.Wrote(pk.n) // a frame is more: never over-counted
 				}
 				if gso && whole {
 					ps.stats.TxSuperPackets.Add(1)
@@ -458,7 +485,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 				}
 			}
 			t.put(pk)
-			if g != nil && g.full(flush) {
+			if g != nil && g.Full(flush) {
 				break
 			}
 			pk = t.next(ps)
@@ -466,7 +493,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 		flush()
 		// While the connection holds more than it should, packets wait in
 		// the flow queues (coalesce.go).
-		if g != nil && !g.waitRoom() {
+		if g != nil && !g.WaitRoom() {
 			return
 		}
 	}
@@ -579,7 +606,7 @@ func (t *Transport) streamFailed(ps *peerSender, err error) {
 // open opens the packet stream on an existing connection; dialing is the
 // connector's job, so a packet never waits for a dial.
 func (t *Transport) open(p peer.ID) (network.Stream, error) {
-	c := bestConn(t.h.Network(), p)
+	c := t.conn(p)
 	if c == nil {
 		return nil, errors.New("not connected")
 	}
@@ -589,7 +616,7 @@ func (t *Transport) open(p peer.ID) (network.Stream, error) {
 	if t.virtio {
 		protos = []protocol.ID{GSOProtocol, PacketProtocol}
 	}
-	s, err := newStreamOn(ctx, c, protos...)
+	s, err := conns.OpenStream(ctx, c, protos...)
 	if err != nil {
 		return nil, fmt.Errorf("open packet stream to %s: %w", p, err)
 	}

@@ -1,4 +1,4 @@
-package p2p
+package tunnel
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 
 	"github.com/mynetwork/mynetwork/internal/engine"
 	"github.com/mynetwork/mynetwork/internal/packet"
+	"github.com/mynetwork/mynetwork/internal/packet/packettest"
+	"github.com/mynetwork/mynetwork/p2p/p2ptest"
 )
 
 // sizedDevice is a packet.Device with an MTU and, when read is set, reads
@@ -40,10 +42,10 @@ func TestLargePacketsChangeHands(t *testing.T) {
 }
 
 func largePacketsChangeHands(t *testing.T, listen string, dev sizedDevice) {
-	ka, ida := newKey(t)
-	kb, idb := newKey(t)
-	b := newNode(t, Options{Key: kb, Listen: []string{listen}, Peers: []Peer{{ID: ida}}, MaxPacket: MaxFrame})
-	a := newNode(t, Options{Key: ka, Listen: []string{listen}, Peers: []Peer{{ID: idb, Addrs: b.Host().Addrs()}}, MaxPacket: MaxFrame})
+	ka, ida := p2ptest.NewKey(t)
+	kb, idb := p2ptest.NewKey(t)
+	b := newNode(t, nodeOptions{Key: kb, Listen: []string{listen}, Peers: []testPeer{{ID: ida}}, MaxPacket: MaxFrame})
+	a := newNode(t, nodeOptions{Key: ka, Listen: []string{listen}, Peers: []testPeer{{ID: idb, Addrs: b.Host().Addrs()}}, MaxPacket: MaxFrame})
 	start(t, a, b)
 	maxPacket, bufLen := dev.ReadSize(), engine.BufferSize(dev, a.Transport())
 	engineBufs := func(n int) [][]byte {
@@ -77,7 +79,7 @@ func largePacketsChangeHands(t *testing.T, listen string, dev sizedDevice) {
 			}
 		}
 	}()
-	probe := ipv4(6, 60, 0x18, 0)
+	probe := packettest.IPv4(6, 60, 0x18, 0)
 	openStream(t, a, idb, probe, got)
 
 	var want [][]byte
@@ -87,7 +89,7 @@ func largePacketsChangeHands(t *testing.T, listen string, dev sizedDevice) {
 	for round := range 10 {
 		for i := range tx {
 			size := []int{maxPacket, 100, 30000, 1400}[i]
-			p := ipv4(6, size, 0x18, round*4+i)
+			p := packettest.IPv4(6, size, 0x18, round*4+i)
 			txSizes[i] = copy(tx[i][Headroom:], p)
 			want = append(want, p)
 			if size > bufTiers[len(bufTiers)-1] { // smaller ones are copied into a buffer of their size
@@ -135,9 +137,9 @@ func largePacketsChangeHands(t *testing.T, listen string, dev sizedDevice) {
 // openStream sends probe from a to peer to until something arrives on got
 // (the first packets may be dropped while the stream opens), then lets
 // late probes arrive and drains got.
-func openStream[T any](t *testing.T, a *Node, to peer.ID, probe []byte, got chan T) {
+func openStream[T any](t *testing.T, a *testNode, to peer.ID, probe []byte, got chan T) {
 	t.Helper()
-	eventually(t, "the packet stream", func() bool {
+	p2ptest.Eventually(t, "the packet stream", func() bool {
 		a.Transport().Send(to, [][]byte{probe})
 		select {
 		case <-got:

@@ -1,4 +1,9 @@
-package p2p
+// Package conns is what the node and the packet transport share about
+// libp2p connections: the TCP transport whose connections coalesce writes
+// and bound their unsent bytes, the send gate over such a connection, the
+// registry that finds the one under a libp2p connection, yamux's settings,
+// and opening a stream on one chosen connection.
+package conns
 
 import (
 	"context"
@@ -23,7 +28,7 @@ import (
 // writes each with its own system call; a 64 KiB packet costs four or five.
 // On these machines the kernel's TCP path moved 10.1-12.8 Gbit/s in 16 KiB
 // writes and 20.4-23.7 in 64 KiB writes over the same veth (one Go writer,
-// one reader). So coalescingConn, under the TLS layer, only gathers what
+// one reader). So Conn, under the TLS layer, only gathers what
 // is written into a buffer, and its own goroutine sends whatever has
 // gathered in one system call: the records of one packet, and while a
 // system call lasts, all that arrives meanwhile.
@@ -56,8 +61,12 @@ const (
 	tuneEvery  = 10 * time.Millisecond
 )
 
-type coalescingConn struct {
+// Conn is a TCP connection under libp2p's security and yamux layers that
+// gathers writes for its own writer goroutine and bounds what waits in
+// its socket (see above).
+type Conn struct {
 	manet.Conn
+	reg  *Registry
 	sock *tuning // nil: the socket cannot be tuned (not Linux TCP)
 
 	mu           sync.Mutex
@@ -82,21 +91,23 @@ type coalescingConn struct {
 	nrate        int
 }
 
-func newCoalescingConn(c manet.Conn) *coalescingConn {
-	cc := &coalescingConn{Conn: c, sock: newTuning(c), done: make(chan struct{}), room: make(chan struct{}, 1), progress: make(chan struct{}, 1)}
+// newConn wraps c and starts its writer; reg, if not nil, finds it by its
+// addresses until it closes.
+func newConn(c manet.Conn, reg *Registry) *Conn {
+	cc := &Conn{Conn: c, reg: reg, sock: newTuning(c), done: make(chan struct{}), room: make(chan struct{}, 1), progress: make(chan struct{}, 1)}
 	cc.wake.L = &cc.mu
 	cc.releaseAfter = releaseAfter
 	cc.release = time.AfterFunc(time.Hour, cc.releaseIdle)
 	cc.release.Stop()
 	cc.limit.Store(maxUnsent)
-	conns.add(cc)
+	reg.add(cc)
 	go cc.run()
 	return cc
 }
 
 // Write gathers p for the writer; it waits only while maxBuffered bytes
 // are waiting already.
-func (c *coalescingConn) Write(p []byte) (int, error) {
+func (c *Conn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for c.err == nil && !c.closing && len(c.buf) > 0 && len(c.buf)+len(p) > maxBuffered {
@@ -128,7 +139,7 @@ func poke(ch chan struct{}) {
 }
 
 // run is the writer: it sends what has gathered, one system call at a time.
-func (c *coalescingConn) run() {
+func (c *Conn) run() {
 	defer close(c.done)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -163,7 +174,7 @@ func (c *coalescingConn) run() {
 }
 
 // releaseIdle lets go of the buffers if the writer is still idle.
-func (c *coalescingConn) releaseIdle() {
+func (c *Conn) releaseIdle() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.idle && len(c.buf) == 0 {
@@ -175,7 +186,7 @@ func (c *coalescingConn) releaseIdle() {
 // connection should hold (at least 64 KiB), so that the backlog shrinks,
 // and the gate hears of it, as the socket takes them: a slow socket takes a
 // large write over many round trips.
-func (c *coalescingConn) send(data []byte) error {
+func (c *Conn) send(data []byte) error {
 	for len(data) > 0 {
 		c.tune()
 		n := min(len(data), max(2*int(c.limit.Load()), 64<<10))
@@ -195,7 +206,7 @@ func (c *coalescingConn) send(data []byte) error {
 
 // tune sets the socket's unsent limit, and the buffer's, from its delivery
 // rate, at most every tuneEvery; only the writer calls it.
-func (c *coalescingConn) tune() {
+func (c *Conn) tune() {
 	if c.sock == nil || time.Since(c.lastTune) < tuneEvery {
 		return
 	}
@@ -217,18 +228,20 @@ func (c *coalescingConn) tune() {
 // Backlogged says whether more is waiting to reach the socket than the
 // connection should hold: the packet transport then leaves packets in its
 // flow queues. Once the connection has failed, it is not.
-func (c *coalescingConn) Backlogged() bool {
+func (c *Conn) Backlogged() bool {
 	return c.backlog.Load()-c.writing.Load() > c.limit.Load()
 }
 
-func (c *coalescingConn) Close() error {
+// Close sends what is gathered, if the socket takes it soon, and closes
+// the connection.
+func (c *Conn) Close() error {
 	c.mu.Lock()
 	c.closing = true
 	c.wake.Broadcast()
 	c.mu.Unlock()
 	c.release.Stop()
 	poke(c.progress)
-	conns.remove(c)
+	c.reg.remove(c)
 	// What is gathered (a TLS close_notify, yamux's go-away) goes out if
 	// the socket takes it soon; closing the socket ends a stuck write.
 	select {
@@ -241,39 +254,46 @@ func (c *coalescingConn) Close() error {
 }
 
 // failed says whether the connection is closing or has failed.
-func (c *coalescingConn) failed() bool {
+func (c *Conn) failed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closing || c.err != nil
 }
 
 // coalescingUpgrader hands the libp2p upgrader (security, then yamux)
-// coalescing connections in both directions.
-type coalescingUpgrader struct{ transport.Upgrader }
+// coalescing connections in both directions, registered in reg.
+type coalescingUpgrader struct {
+	transport.Upgrader
+	reg *Registry
+}
 
 func (u coalescingUpgrader) Upgrade(ctx context.Context, t transport.Transport, c manet.Conn, dir network.Direction, p peer.ID, scope network.ConnManagementScope) (transport.CapableConn, error) {
-	return u.Upgrader.Upgrade(ctx, t, newCoalescingConn(c), dir, p, scope)
+	return u.Upgrader.Upgrade(ctx, t, newConn(c, u.reg), dir, p, scope)
 }
 
 func (u coalescingUpgrader) UpgradeGatedMaListener(t transport.Transport, l transport.GatedMaListener) transport.Listener {
-	return u.Upgrader.UpgradeGatedMaListener(t, coalescingListener{l})
+	return u.Upgrader.UpgradeGatedMaListener(t, coalescingListener{l, u.reg})
 }
 
 func (u coalescingUpgrader) UpgradeListener(t transport.Transport, l manet.Listener) transport.Listener {
 	return u.UpgradeGatedMaListener(t, u.GateMaListener(l))
 }
 
-type coalescingListener struct{ transport.GatedMaListener }
+type coalescingListener struct {
+	transport.GatedMaListener
+	reg *Registry
+}
 
 func (l coalescingListener) Accept() (manet.Conn, network.ConnManagementScope, error) {
 	c, scope, err := l.GatedMaListener.Accept()
 	if err != nil {
 		return nil, nil, err
 	}
-	return newCoalescingConn(c), scope, nil
+	return newConn(c, l.reg), scope, nil
 }
 
-// newTCPTransport is go-libp2p's TCP transport on coalescing connections.
-func newTCPTransport(up transport.Upgrader, rcmgr network.ResourceManager, shared *tcpreuse.ConnMgr) (*tcp.TcpTransport, error) {
-	return tcp.NewTCPTransport(coalescingUpgrader{up}, rcmgr, shared)
+// TCPTransport is go-libp2p's TCP transport on coalescing connections
+// that r finds: a constructor for libp2p.Transport.
+func (r *Registry) TCPTransport(up transport.Upgrader, rcmgr network.ResourceManager, shared *tcpreuse.ConnMgr) (*tcp.TcpTransport, error) {
+	return tcp.NewTCPTransport(coalescingUpgrader{up, r}, rcmgr, shared)
 }

@@ -1,10 +1,12 @@
-package p2p
+package tunnel
 
 import (
 	"encoding/binary"
 	"hash/maphash"
 	"testing"
 	"time"
+
+	"github.com/mynetwork/mynetwork/internal/packet/packettest"
 )
 
 // fqRig is a flow queue with counted drops and packets made from IPv4
@@ -40,7 +42,7 @@ func (r *fqRig) distinct(pks []*pbuf) bool {
 
 // flowPacket is an IPv4 packet of size bytes in flow (proto, sport).
 func flowPacket(proto byte, sport uint16, size int) *pbuf {
-	p := ipv4(proto, size, 0x10, int(sport))
+	p := packettest.IPv4(proto, size, 0x10, int(sport))
 	binary.BigEndian.PutUint16(p[20:22], sport)
 	binary.BigEndian.PutUint16(p[22:24], 22)
 	pk := &pbuf{buf: make([]byte, Headroom+size), n: size}

@@ -1,8 +1,10 @@
-package p2p
+package conns
 
 import (
 	"testing"
 	"time"
+
+	"github.com/mynetwork/mynetwork/p2p/p2ptest"
 )
 
 // TestSendGate: after the connection's limit has been written to the stream,
@@ -11,28 +13,28 @@ import (
 // once the socket has taken the backlog.
 func TestSendGate(t *testing.T) {
 	rc := &recordingConn{blocked: make(chan struct{})}
-	c := newCoalescingConn(rc)
+	c := newConn(rc, nil)
 	defer c.Close()
 	c.Write([]byte("x")) // held in the socket
-	eventually(t, "the first write in the socket", func() bool { return c.writing.Load() == 1 })
+	p2ptest.Eventually(t, "the first write in the socket", func() bool { return c.writing.Load() == 1 })
 	c.limit.Store(1000)
-	g := newSendGate(c, nil, func() bool { return false })
+	g := NewGate(c, nil, func() bool { return false })
 	g.recheck = time.Minute // no waiting bounded by time, but where said
 	noFlush := func() error { return nil }
-	g.wrote(500)
-	if g.full(noFlush) {
+	g.Wrote(500)
+	if g.Full(noFlush) {
 		t.Fatal("full before the limit was written")
 	}
-	g.wrote(1000)
+	g.Wrote(1000)
 	go func() {
 		time.Sleep(50 * time.Millisecond)
 		c.Write(make([]byte, 1500))
 	}()
-	if !g.full(noFlush) {
+	if !g.Full(noFlush) {
 		t.Fatal("not full: it did not wait for the 1500 bytes to reach the connection")
 	}
 	done := make(chan bool)
-	go func() { done <- g.waitRoom() }()
+	go func() { done <- g.WaitRoom() }()
 	select {
 	case <-done:
 		t.Fatal("waitRoom returned while the socket took nothing")
@@ -47,14 +49,14 @@ func TestSendGate(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("waitRoom still waiting after the socket took the backlog")
 	}
-	if g.full(noFlush) {
+	if g.Full(noFlush) {
 		t.Fatal("full with nothing written since")
 	}
 	// Bytes counted that never reach the connection do not stall it.
 	g.recheck = 50 * time.Millisecond
-	g.wrote(5000)
+	g.Wrote(5000)
 	returned := make(chan bool)
-	go func() { returned <- g.full(noFlush) }()
+	go func() { returned <- g.Full(noFlush) }()
 	select {
 	case <-returned:
 	case <-time.After(5 * time.Second):

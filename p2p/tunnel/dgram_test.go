@@ -1,32 +1,15 @@
-package p2p
+package tunnel
 
 import (
 	"bytes"
-	"encoding/binary"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-)
 
-// ipv4 builds an IPv4 packet of total length size with protocol proto; for
-// TCP, flags and a payload of size-40 bytes; the body is numbered by seq.
-func ipv4(proto byte, size int, tcpFlags byte, seq int) []byte {
-	p := make([]byte, size)
-	p[0] = 0x45
-	binary.BigEndian.PutUint16(p[2:], uint16(size))
-	p[8], p[9] = 64, proto
-	copy(p[12:16], []byte{100, 64, 0, 1})
-	copy(p[16:20], []byte{100, 64, 0, 2})
-	if proto == 6 && size >= 40 {
-		p[32] = 5 << 4 // data offset: 20 bytes
-		p[33] = tcpFlags
-	}
-	for i := 40; i < size; i++ {
-		p[i] = byte(seq + i)
-	}
-	return p
-}
+	"github.com/mynetwork/mynetwork/internal/packet/packettest"
+	"github.com/mynetwork/mynetwork/p2p/p2ptest"
+)
 
 func TestWantsDatagram(t *testing.T) {
 	const ack, psh, syn, fin = 0x10, 0x08, 0x02, 0x01
@@ -37,14 +20,14 @@ func TestWantsDatagram(t *testing.T) {
 		pkt  []byte
 		want bool
 	}{
-		{"UDP", ipv4(17, 100, 0, 0), true},
-		{"ICMP", ipv4(1, 84, 0, 0), true},
+		{"UDP", packettest.IPv4(17, 100, 0, 0), true},
+		{"ICMP", packettest.IPv4(1, 84, 0, 0), true},
 		{"IPv6 UDP", v6udp, true},
-		{"TCP pure ACK", ipv4(6, 40, ack, 0), true},
-		{"TCP data", ipv4(6, 1000, ack|psh, 0), false},
-		{"TCP SYN", ipv4(6, 40, syn, 0), false},
-		{"TCP FIN", ipv4(6, 40, fin|ack, 0), false},
-		{"truncated TCP", ipv4(6, 30, ack, 0), false},
+		{"TCP pure ACK", packettest.IPv4(6, 40, ack, 0), true},
+		{"TCP data", packettest.IPv4(6, 1000, ack|psh, 0), false},
+		{"TCP SYN", packettest.IPv4(6, 40, syn, 0), false},
+		{"TCP FIN", packettest.IPv4(6, 40, fin|ack, 0), false},
+		{"truncated TCP", packettest.IPv4(6, 30, ack, 0), false},
 		{"not IP", []byte{0x10, 0, 0}, false},
 	}
 	for _, tc := range tests {
@@ -57,7 +40,7 @@ func TestWantsDatagram(t *testing.T) {
 }
 
 // receiver reads b's packets in the background until the test ends.
-func receiver(t *testing.T, b *Node) <-chan []byte {
+func receiver(t *testing.T, b *testNode) <-chan []byte {
 	out := make(chan []byte, 1024)
 	go func() {
 		bufs := [][]byte{make([]byte, 2000)}
@@ -78,11 +61,11 @@ func receiver(t *testing.T, b *Node) <-chan []byte {
 
 // warmUp sends packets from a to b until one arrives and the path (stream
 // or datagram, as wantDatagrams says) is in use, then drains.
-func warmUp(t *testing.T, a, b *Node, in <-chan []byte, wantDatagrams bool) {
+func warmUp(t *testing.T, a, b *testNode, in <-chan []byte, wantDatagrams bool) {
 	t.Helper()
 	st := a.Transport().Stats(b.Host().ID())
-	eventually(t, "path ready", func() bool {
-		a.Transport().Send(b.Host().ID(), [][]byte{ipv4(17, 60, 0, 0)})
+	p2ptest.Eventually(t, "path ready", func() bool {
+		a.Transport().Send(b.Host().ID(), [][]byte{packettest.IPv4(17, 60, 0, 0)})
 		time.Sleep(20 * time.Millisecond)
 		return len(in) > 0 && (!wantDatagrams || st.TxDatagrams.Load() > 0)
 	})
@@ -97,7 +80,7 @@ func warmUp(t *testing.T, a, b *Node, in <-chan []byte, wantDatagrams bool) {
 
 // exchange sends count packets made by mk from a to b and checks that each
 // arrives byte-exact, in order.
-func exchange(t *testing.T, a, b *Node, in <-chan []byte, count int, mk func(i int) []byte) {
+func exchange(t *testing.T, a, b *testNode, in <-chan []byte, count int, mk func(i int) []byte) {
 	t.Helper()
 	for i := range count {
 		want := mk(i)
@@ -120,12 +103,12 @@ func TestDatagramPath(t *testing.T) {
 		warmUp(t, a, b, in, true)
 		st := b.Transport().Stats(a.Host().ID())
 		dg0, str0 := st.RxDatagrams.Load(), st.RxPackets.Load()
-		exchange(t, a, b, in, 20, func(i int) []byte { return ipv4(17, 100+i*50, 0, i) })
+		exchange(t, a, b, in, 20, func(i int) []byte { return packettest.IPv4(17, 100+i*50, 0, i) })
 		if got := st.RxDatagrams.Load() - dg0; got != 20 {
 			t.Errorf("small UDP: %d datagrams received, want 20", got)
 		}
-		exchange(t, a, b, in, 5, func(i int) []byte { return ipv4(17, 1490, 0, i) })
-		exchange(t, a, b, in, 5, func(i int) []byte { return ipv4(6, 1000, 0x18, i) })
+		exchange(t, a, b, in, 5, func(i int) []byte { return packettest.IPv4(17, 1490, 0, i) })
+		exchange(t, a, b, in, 5, func(i int) []byte { return packettest.IPv4(6, 1000, 0x18, i) })
 		if got := st.RxPackets.Load() - str0; got != 10 {
 			t.Errorf("oversize UDP and TCP data: %d stream packets, want 10", got)
 		}
@@ -134,7 +117,7 @@ func TestDatagramPath(t *testing.T) {
 		a, b := pair(t, "/ip4/127.0.0.1/tcp/0")
 		in := receiver(t, b)
 		warmUp(t, a, b, in, false)
-		exchange(t, a, b, in, 10, func(i int) []byte { return ipv4(17, 100, 0, i) })
+		exchange(t, a, b, in, 10, func(i int) []byte { return packettest.IPv4(17, 100, 0, i) })
 		if st := b.Transport().Stats(a.Host().ID()); st.RxDatagrams.Load() != 0 {
 			t.Errorf("%d datagrams on a TCP connection", st.RxDatagrams.Load())
 		}
@@ -144,7 +127,7 @@ func TestDatagramPath(t *testing.T) {
 		in := receiver(t, b)
 		warmUp(t, a, b, in, false)
 		time.Sleep(2 * datagramRecheck) // identify has told a that b lacks support
-		exchange(t, a, b, in, 10, func(i int) []byte { return ipv4(17, 100, 0, i) })
+		exchange(t, a, b, in, 10, func(i int) []byte { return packettest.IPv4(17, 100, 0, i) })
 		if a.Transport().Stats(b.Host().ID()).TxDatagrams.Load() != 0 {
 			t.Errorf("datagrams sent to a peer that does not read them")
 		}

@@ -1,4 +1,4 @@
-package p2p
+package tunnel
 
 import (
 	"log/slog"
@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/mynetwork/mynetwork/internal/packet/packettest"
+	"github.com/mynetwork/mynetwork/p2p/p2ptest"
 )
 
 // BenchmarkStream moves packets from one node to another over loopback on
@@ -27,12 +30,12 @@ func BenchmarkStream(b *testing.B) {
 		{"quic/1400B", "/ip4/127.0.0.1/udp/0/quic-v1", 1400},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			ka, ida := newKey(b)
-			kb, idb := newKey(b)
+			ka, ida := p2ptest.NewKey(b)
+			kb, idb := p2ptest.NewKey(b)
 			quiet := slog.New(slog.DiscardHandler)
-			rx := newNode(b, Options{Key: kb, Listen: []string{tc.listen}, Peers: []Peer{{ID: ida}},
+			rx := newNode(b, nodeOptions{Key: kb, Listen: []string{tc.listen}, Peers: []testPeer{{ID: ida}},
 				MaxPacket: 65535, NoDatagrams: true, Log: quiet})
-			tx := newNode(b, Options{Key: ka, Listen: []string{tc.listen}, Peers: []Peer{{ID: idb, Addrs: rx.Host().Addrs()}},
+			tx := newNode(b, nodeOptions{Key: ka, Listen: []string{tc.listen}, Peers: []testPeer{{ID: idb, Addrs: rx.Host().Addrs()}},
 				MaxPacket: 65535, NoDatagrams: true, Log: quiet})
 			start(b, tx, rx)
 
@@ -44,7 +47,7 @@ func BenchmarkStream(b *testing.B) {
 // pumpPackets sends b.N packets of size bytes from tx to rx as the engine
 // would, at most window of them in flight, and returns once all arrived or
 // were dropped by CoDel (reported as codel-drops/op).
-func pumpPackets(b *testing.B, tx, rx *Node, ida, idb peer.ID, size, window int) {
+func pumpPackets(b *testing.B, tx, rx *testNode, ida, idb peer.ID, size, window int) {
 	const batch = 16
 	var received atomic.Int64
 	more := make(chan struct{}, 1)
@@ -85,10 +88,10 @@ func pumpPackets(b *testing.B, tx, rx *Node, ida, idb peer.ID, size, window int)
 	// fill writes the batch's packets, as a device read would.
 	fill := func(k int) {
 		for i := range k {
-			sizes[i] = copy(bufs[i][Headroom:], ipv4(6, size, 0x18, i))
+			sizes[i] = copy(bufs[i][Headroom:], packettest.IPv4(6, size, 0x18, i))
 		}
 	}
-	eventually(b, "the packet stream", func() bool {
+	p2ptest.Eventually(b, "the packet stream", func() bool {
 		fill(1)
 		tx.Transport().SendBuffers(idb, bufs[:1], sizes[:1], Headroom)
 		time.Sleep(10 * time.Millisecond)

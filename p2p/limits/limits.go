@@ -1,4 +1,9 @@
-package p2p
+// Package limits bounds what strangers (peers that are not configured, not
+// relays, not bootstrap peers) can make a node hold: inbound connections
+// in total and per source network, at the connection gater, and streams
+// and memory per stranger in libp2p's resource manager, with the known
+// peers allowlisted so that strangers never lock them out.
+package limits
 
 import (
 	"fmt"
@@ -21,32 +26,32 @@ import (
 // strangers (six per source address, redialing) once filled libp2p's limit
 // on inbound connections, which scales with the machine's memory, and a
 // configured peer got no packet through for 30 s. Now the connection gater
-// refuses strangers' connections beyond connLimits, and the resource
+// refuses strangers' connections beyond Config, and the resource
 // manager keeps limits of their own for known peers: connections that
 // find the system's limits full count against the allowlisted ones, and
 // strangers' streams and memory are capped per peer, with the system's
 // limits raised by what strangers may hold together (see
-// newResourceManager).
+// NewResourceManager).
 
-// connLimits bound strangers' inbound connections. Outbound ones are this
+// Config bound strangers' inbound connections. Outbound ones are this
 // node's own doing (DHT lookups), and libp2p's connection manager trims
 // them.
-type connLimits struct {
-	// strangers is how many inbound connections strangers may hold
-	// together, and perIP how many of them may come from one IPv4 address
+type Config struct {
+	// Strangers is how many inbound connections strangers may hold
+	// together, and PerIP how many of them may come from one IPv4 address
 	// or IPv6 /64 (one host, whose temporary addresses rotate within its
 	// /64), so that one host cannot take them all.
-	strangers, perIP int
-	// systemIn, if not 0, replaces libp2p's system limit on inbound
+	Strangers, PerIP int
+	// SystemIn, if not 0, replaces libp2p's system limit on inbound
 	// connections (tests lower it, so that a small flood would reach it).
-	systemIn int
-	// systemStreams, if not 0, replaces libp2p's system and transient
+	SystemIn int
+	// SystemStreams, if not 0, replaces libp2p's system and transient
 	// limits on inbound streams, before strangers' share is added (tests
 	// lower it, so that a small flood would fill it).
-	systemStreams int
+	SystemStreams int
 }
 
-// strangerPeer caps each stranger's streams, both ways, and the memory
+// StrangerPeer caps each stranger's streams, both ways, and the memory
 // they reserve (its connections keep libp2p's limits). The memory holds
 // 16 streams (yamux reserves 256 KiB of receive window for each, more as
 // a window grows if the limits allow) and the small messages of
@@ -54,38 +59,38 @@ type connLimits struct {
 // each for identify, a DHT query, AutoNAT.
 // Known peers keep libp2p's default per-peer limits (256 inbound streams
 // and 64 MiB at least).
-var strangerPeer = rcmgr.BaseLimit{
+var StrangerPeer = rcmgr.BaseLimit{
 	StreamsInbound:  8,
 	StreamsOutbound: 8,
 	Streams:         16,
 	Memory:          5 << 20,
 }
 
-// defaultConnLimits: libp2p's own limit per address is 8 (loopback
+// defaults: libp2p's own limit per address is 8 (loopback
 // exempt); half of it leaves a host room for two transports and a redial.
 // 128 strangers leave a bootstrap node room for the DHT queries of a mesh
 // of a hundred nodes that do not list it; libp2p's system limit on inbound
 // connections is 64 with 1 GiB of memory and 128 with 8 GiB, so on smaller
 // machines that binds first (known peers have the allowlist there).
-var defaultConnLimits = connLimits{strangers: 128, perIP: 4}
+var defaults = Config{Strangers: 128, PerIP: 4}
 
 // pendingFor bounds how long a stranger's connection that the gater let
 // through counts as pending, before it shows in the swarm's list (one
 // that closes in between stops counting then).
 const pendingFor = time.Second
 
-// withDefaults fills the limits left 0.
-func (l connLimits) withDefaults() connLimits {
-	if l.strangers == 0 {
-		l.strangers = defaultConnLimits.strangers
+// WithDefaults fills the limits left 0.
+func (l Config) WithDefaults() Config {
+	if l.Strangers == 0 {
+		l.Strangers = defaults.Strangers
 	}
-	if l.perIP == 0 {
-		l.perIP = defaultConnLimits.perIP
+	if l.PerIP == 0 {
+		l.PerIP = defaults.PerIP
 	}
 	return l
 }
 
-// newResourceManager is libp2p's default resource manager (limits scaled
+// NewResourceManager is libp2p's default resource manager (limits scaled
 // to the machine's memory) with room that strangers cannot take from
 // known peers.
 //
@@ -108,7 +113,7 @@ func (l connLimits) withDefaults() connLimits {
 // inbound streams (with 1 GiB of memory), 2 its 128 MiB, and then a
 // configured peer's packet stream or ping failed (with memory full, its
 // connection too). So:
-//   - each stranger has strangerPeer's limits (8 inbound streams, 16 in
+//   - each stranger has StrangerPeer's limits (8 inbound streams, 16 in
 //     all, 5 MiB), the known peers libp2p's default per-peer limits;
 //   - strangers are at most S = the gater's 128 with inbound connections
 //     plus those this node dialed, at most libp2p's system limit on
@@ -125,22 +130,22 @@ func (l connLimits) withDefaults() connLimits {
 //     inbound streams, 2 per peer, identify's 64, 16 per peer, the DHT's
 //     512, 64 per peer) are lifted: 32 strangers would fill ping's, 4
 //     identify's. Their limits per peer stay.
-func newResourceManager(known []peer.ID, l connLimits) (network.ResourceManager, error) {
+func NewResourceManager(known []peer.ID, l Config) (network.ResourceManager, error) {
 	scaling := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&scaling)
 	limits := scaling.AutoScale()
-	if l.systemIn > 0 || l.systemStreams > 0 {
+	if l.SystemIn > 0 || l.SystemStreams > 0 {
 		var system, transient rcmgr.ResourceLimits
-		if l.systemIn > 0 {
-			system.ConnsInbound = rcmgr.LimitVal(l.systemIn)
+		if l.SystemIn > 0 {
+			system.ConnsInbound = rcmgr.LimitVal(l.SystemIn)
 		}
-		if l.systemStreams > 0 {
-			system.StreamsInbound = rcmgr.LimitVal(l.systemStreams)
-			transient.StreamsInbound = rcmgr.LimitVal(l.systemStreams)
+		if l.SystemStreams > 0 {
+			system.StreamsInbound = rcmgr.LimitVal(l.SystemStreams)
+			transient.StreamsInbound = rcmgr.LimitVal(l.SystemStreams)
 		}
 		limits = rcmgr.PartialLimitConfig{System: system, Transient: transient}.Build(limits)
 	}
-	limits = strangersShare(limits, known, l.strangers)
+	limits = strangersShare(limits, known, l.Strangers)
 	var allow []ma.Multiaddr
 	for _, p := range known {
 		for _, any := range []string{"/ip4/0.0.0.0/ipcidr/0", "/ip6/::/ipcidr/0"} {
@@ -154,10 +159,10 @@ func newResourceManager(known []peer.ID, l connLimits) (network.ResourceManager,
 	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits), rcmgr.WithAllowlistedMultiaddrs(allow))
 }
 
-// strangersShare gives strangers strangerPeer's limits and the known
+// strangersShare gives strangers StrangerPeer's limits and the known
 // peers libp2p's, adds what strangers may hold together to the system and
 // transient limits, and lifts the protocols' and services' totals (see
-// newResourceManager).
+// NewResourceManager).
 func strangersShare(limits rcmgr.ConcreteLimitConfig, known []peer.ID, inbound int) rcmgr.ConcreteLimitConfig {
 	cfg := limits.ToPartialLimitConfig()
 	peers := inbound + int(cfg.System.ConnsOutbound)
@@ -165,17 +170,17 @@ func strangersShare(limits rcmgr.ConcreteLimitConfig, known []peer.ID, inbound i
 	for _, p := range known {
 		cfg.Peer[p] = cfg.PeerDefault
 	}
-	cfg.PeerDefault.StreamsInbound = rcmgr.LimitVal(strangerPeer.StreamsInbound)
-	cfg.PeerDefault.StreamsOutbound = rcmgr.LimitVal(strangerPeer.StreamsOutbound)
-	cfg.PeerDefault.Streams = rcmgr.LimitVal(strangerPeer.Streams)
-	cfg.PeerDefault.Memory = rcmgr.LimitVal64(strangerPeer.Memory)
+	cfg.PeerDefault.StreamsInbound = rcmgr.LimitVal(StrangerPeer.StreamsInbound)
+	cfg.PeerDefault.StreamsOutbound = rcmgr.LimitVal(StrangerPeer.StreamsOutbound)
+	cfg.PeerDefault.Streams = rcmgr.LimitVal(StrangerPeer.Streams)
+	cfg.PeerDefault.Memory = rcmgr.LimitVal64(StrangerPeer.Memory)
 	for _, r := range []*rcmgr.ResourceLimits{&cfg.System, &cfg.Transient} {
-		r.StreamsInbound += rcmgr.LimitVal(peers * strangerPeer.StreamsInbound)
-		r.StreamsOutbound += rcmgr.LimitVal(peers * strangerPeer.StreamsOutbound)
-		r.Streams += rcmgr.LimitVal(peers * strangerPeer.Streams)
+		r.StreamsInbound += rcmgr.LimitVal(peers * StrangerPeer.StreamsInbound)
+		r.StreamsOutbound += rcmgr.LimitVal(peers * StrangerPeer.StreamsOutbound)
+		r.Streams += rcmgr.LimitVal(peers * StrangerPeer.Streams)
 	}
-	cfg.System.Memory += rcmgr.LimitVal64(2 * int64(peers) * strangerPeer.Memory)
-	cfg.Transient.Memory += rcmgr.LimitVal64(int64(peers) * strangerPeer.Memory)
+	cfg.System.Memory += rcmgr.LimitVal64(2 * int64(peers) * StrangerPeer.Memory)
+	cfg.Transient.Memory += rcmgr.LimitVal64(int64(peers) * StrangerPeer.Memory)
 	lift := func(r *rcmgr.ResourceLimits) {
 		r.StreamsInbound, r.StreamsOutbound, r.Streams = rcmgr.Unlimited, rcmgr.Unlimited, rcmgr.Unlimited
 		r.Memory = rcmgr.Unlimited64
@@ -193,11 +198,11 @@ func strangersShare(limits rcmgr.ConcreteLimitConfig, known []peer.ID, inbound i
 	return cfg.Build(limits)
 }
 
-// strangers counts strangers' inbound connections against connLimits, for
+// Strangers counts strangers' inbound connections against Config, for
 // the connection gater: those in the swarm, and those let through that do
 // not show there yet.
-type strangers struct {
-	limits connLimits
+type Strangers struct {
+	limits Config
 	known  func(peer.ID) bool
 
 	mu      sync.Mutex
@@ -205,23 +210,32 @@ type strangers struct {
 	pending []pendingConn
 }
 
+// NewStrangers counts strangers' connections against l (its defaults
+// filled in); known says who is not a stranger.
+func NewStrangers(l Config, known func(peer.ID) bool) *Strangers {
+	return &Strangers{limits: l.WithDefaults(), known: known}
+}
+
+// Knows says whether p is a known peer, not a stranger.
+func (s *Strangers) Knows(p peer.ID) bool { return s.known(p) }
+
 type pendingConn struct {
 	conn   network.Conn
 	source netip.Prefix // invalid for a relayed connection
 	until  time.Time
 }
 
-// attach gives s the host's network, whose connections it counts.
-func (s *strangers) attach(nw network.Network) {
+// Attach gives s the host's network, whose connections it counts.
+func (s *Strangers) Attach(nw network.Network) {
 	s.mu.Lock()
 	s.net = nw
 	s.mu.Unlock()
 }
 
-// admit says whether a stranger's new inbound connection c fits the
+// Admit says whether a stranger's new inbound connection c fits the
 // limits; if it does, it counts as pending until it shows in the swarm.
-func (s *strangers) admit(c network.Conn) bool {
-	src := sourceOf(c.RemoteMultiaddr())
+func (s *Strangers) Admit(c network.Conn) bool {
+	src := SourceOf(c.RemoteMultiaddr())
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -237,7 +251,7 @@ func (s *strangers) admit(c network.Conn) bool {
 		for _, lc := range s.net.Conns() {
 			if lc.Stat().Direction == network.DirInbound && !s.known(lc.RemotePeer()) {
 				live[lc] = true
-				count(sourceOf(lc.RemoteMultiaddr()))
+				count(SourceOf(lc.RemoteMultiaddr()))
 			}
 		}
 	}
@@ -249,17 +263,17 @@ func (s *strangers) admit(c network.Conn) bool {
 		}
 	}
 	s.pending = kept
-	if total >= s.limits.strangers || same >= s.limits.perIP {
+	if total >= s.limits.Strangers || same >= s.limits.PerIP {
 		return false
 	}
 	s.pending = append(s.pending, pendingConn{c, src, now.Add(pendingFor)})
 	return true
 }
 
-// sourceOf is the network a connection's remote address counts against
+// SourceOf is the network a connection's remote address counts against
 // for perIP; invalid for a relayed connection, whose address is the
 // relay's.
-func sourceOf(remote ma.Multiaddr) netip.Prefix {
+func SourceOf(remote ma.Multiaddr) netip.Prefix {
 	if _, err := remote.ValueForProtocol(ma.P_CIRCUIT); err == nil {
 		return netip.Prefix{}
 	}

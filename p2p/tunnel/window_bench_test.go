@@ -1,4 +1,4 @@
-package p2p
+package tunnel
 
 import (
 	"fmt"
@@ -9,6 +9,8 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/mynetwork/mynetwork/p2p/p2ptest"
 )
 
 // BenchmarkWindow measures one peer's packet stream over TCP through a
@@ -31,15 +33,15 @@ func BenchmarkWindow(b *testing.B) {
 	)
 	for _, rtt := range []time.Duration{10 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond} {
 		b.Run(fmt.Sprintf("tcp/rtt-%s", rtt), func(b *testing.B) {
-			ka, ida := newKey(b)
-			kb, idb := newKey(b)
+			ka, ida := p2ptest.NewKey(b)
+			kb, idb := p2ptest.NewKey(b)
 			quiet := slog.New(slog.DiscardHandler)
-			rx := newNode(b, Options{Key: kb, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: ida}},
+			rx := newNode(b, nodeOptions{Key: kb, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []testPeer{{ID: ida}},
 				MaxPacket: 65535, NoDatagrams: true, Log: quiet})
 			// The sender listens nowhere and knows the receiver only by the
 			// proxy's address, so the connection cannot go around it.
 			via := delayTCP(b, rx.Host().Addrs()[0], rtt/2)
-			tx := newNode(b, Options{Key: ka, Peers: []Peer{{ID: idb, Addrs: []ma.Multiaddr{via}}},
+			tx := newNode(b, nodeOptions{Key: ka, Peers: []testPeer{{ID: idb, Addrs: []ma.Multiaddr{via}}},
 				MaxPacket: 65535, NoDatagrams: true, Log: quiet})
 			start(b, tx, rx)
 			pumpPackets(b, tx, rx, ida, idb, 60000, inFlight)

@@ -1,4 +1,4 @@
-package p2p
+package conns
 
 import (
 	"sync"
@@ -8,17 +8,17 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// gateRecheck bounds each wait of a sendGate, so that a stream that is to
+// gateRecheck bounds each wait of a Gate, so that a stream that is to
 // move (ResetPeer) or a count that never completes does not hold it.
 const gateRecheck = 100 * time.Millisecond
 
-// sendGate holds a peer's packets in its flow queues while the TCP connection
+// Gate holds a peer's packets in its flow queues while the TCP connection
 // under its stream holds more than it should. Frames written to a yamux
 // stream reach the connection only when yamux's send loop gets to them (it
 // queues up to 64 frames), so after writing about the connection's limit
 // the gate first waits until as many bytes have reached it.
-type sendGate struct {
-	c        *coalescingConn
+type Gate struct {
+	c        *Conn
 	cancel   <-chan struct{} // closed: stop waiting, for good
 	moving   func() bool     // true: the stream is to move, stop waiting
 	base     int64           // c.received once all written before had reached it
@@ -27,23 +27,23 @@ type sendGate struct {
 	recheck  time.Duration // gateRecheck; tests change it
 }
 
-// newSendGate returns the gate of the connection c, or nil for none.
-func newSendGate(c *coalescingConn, cancel <-chan struct{}, moving func() bool) *sendGate {
+// NewGate returns the gate of the connection c, or nil for none.
+func NewGate(c *Conn, cancel <-chan struct{}, moving func() bool) *Gate {
 	if c == nil {
 		return nil
 	}
-	g := &sendGate{c: c, cancel: cancel, moving: moving, base: c.received.Load(), timer: time.NewTimer(time.Hour), recheck: gateRecheck}
+	g := &Gate{c: c, cancel: cancel, moving: moving, base: c.received.Load(), timer: time.NewTimer(time.Hour), recheck: gateRecheck}
 	g.timer.Stop()
 	return g
 }
 
-// wrote counts n bytes written to the stream.
-func (g *sendGate) wrote(n int) { g.unsynced += int64(n) }
+// Wrote counts n bytes written to the stream.
+func (g *Gate) Wrote(n int) { g.unsynced += int64(n) }
 
-// full says whether to stop taking packets: once about the connection's
+// Full says whether to stop taking packets: once about the connection's
 // limit has been written since the last check, it waits (flushing first)
 // until those bytes have reached the connection, then asks it.
-func (g *sendGate) full(flush func() error) bool {
+func (g *Gate) Full(flush func() error) bool {
 	if g.unsynced < g.c.limit.Load() {
 		return false
 	}
@@ -64,9 +64,9 @@ func (g *sendGate) full(flush func() error) bool {
 	return g.c.Backlogged()
 }
 
-// waitRoom waits while the connection is backlogged, rechecking every
+// WaitRoom waits while the connection is backlogged, rechecking every
 // gateRecheck whether the stream is to move; false: cancelled.
-func (g *sendGate) waitRoom() bool {
+func (g *Gate) WaitRoom() bool {
 	for g.c.Backlogged() && !g.c.failed() && !g.moving() {
 		if !g.wait(g.c.room) {
 			return false
@@ -76,7 +76,7 @@ func (g *sendGate) waitRoom() bool {
 }
 
 // wait waits for a token on ch, at most gateRecheck; false: cancelled.
-func (g *sendGate) wait(ch <-chan struct{}) bool {
+func (g *Gate) wait(ch <-chan struct{}) bool {
 	g.timer.Reset(g.recheck)
 	defer g.timer.Stop()
 	select {
@@ -88,24 +88,31 @@ func (g *sendGate) wait(ch <-chan struct{}) bool {
 	return true
 }
 
-// connRegistry finds the coalescingConn under a libp2p connection by its
+// Registry finds the Conn under a libp2p connection by its
 // addresses, for the packet transport.
-type connRegistry struct {
+type Registry struct {
 	mu sync.Mutex
-	m  map[string]*coalescingConn
+	m  map[string]*Conn
 }
 
-var conns = connRegistry{m: map[string]*coalescingConn{}}
+// NewRegistry returns an empty registry, for one host's TCP transport.
+func NewRegistry() *Registry { return &Registry{m: map[string]*Conn{}} }
 
 func connKey(local, remote ma.Multiaddr) string { return local.String() + " " + remote.String() }
 
-func (r *connRegistry) add(c *coalescingConn) {
+func (r *Registry) add(c *Conn) {
+	if r == nil {
+		return
+	}
 	r.mu.Lock()
 	r.m[connKey(c.LocalMultiaddr(), c.RemoteMultiaddr())] = c
 	r.mu.Unlock()
 }
 
-func (r *connRegistry) remove(c *coalescingConn) {
+func (r *Registry) remove(c *Conn) {
+	if r == nil {
+		return
+	}
 	k := connKey(c.LocalMultiaddr(), c.RemoteMultiaddr())
 	r.mu.Lock()
 	if r.m[k] == c {
@@ -114,9 +121,9 @@ func (r *connRegistry) remove(c *coalescingConn) {
 	r.mu.Unlock()
 }
 
-// lookup returns the coalescingConn under a libp2p connection, or nil (a
+// Lookup returns the Conn under a libp2p connection, or nil (a
 // QUIC or relayed connection).
-func (r *connRegistry) lookup(c network.Conn) *coalescingConn {
+func (r *Registry) Lookup(c network.Conn) *Conn {
 	k := connKey(c.LocalMultiaddr(), c.RemoteMultiaddr())
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -1,9 +1,10 @@
-package p2p
+package tunnel
 
 import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/quic-go/quic-go"
 )
 
@@ -53,7 +54,7 @@ func wantsDatagram(pkt []byte) bool {
 // quicOf returns the quic-go connection under a direct QUIC libp2p
 // connection whose QUIC handshake enabled datagrams on both sides.
 func quicOf(c network.Conn) *quic.Conn {
-	if c.ConnState().Transport != "quic-v1" || isRelayed(c) { // WebTransport also answers As: its datagrams belong to HTTP/3
+	if c.ConnState().Transport != "quic-v1" || relayed(c) { // WebTransport also answers As: its datagrams belong to HTTP/3
 		return nil
 	}
 	var qc *quic.Conn
@@ -67,6 +68,12 @@ func quicOf(c network.Conn) *quic.Conn {
 	return qc
 }
 
+// relayed says whether c runs through a relay.
+func relayed(c network.Conn) bool {
+	_, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
+}
+
 // datagramConn picks the connection to send p's datagrams on: the best
 // connection, if it is direct QUIC and p reads datagrams; else nil.
 func (t *Transport) datagramConn(p peer.ID) *quic.Conn {
@@ -76,7 +83,7 @@ func (t *Transport) datagramConn(p peer.ID) *quic.Conn {
 	if ok, _ := t.h.Peerstore().SupportsProtocols(p, DatagramProtocol); len(ok) == 0 {
 		return nil
 	}
-	best := bestConn(t.h.Network(), p)
+	best := t.conn(p)
 	if best == nil {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package p2p
+package tunnel
 
 import (
 	"bytes"
@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/mynetwork/mynetwork/internal/packet"
 	"github.com/mynetwork/mynetwork/internal/packet/packettest"
+	"github.com/mynetwork/mynetwork/p2p/p2ptest"
 )
 
 // TestSuperPackets sends, from a node whose device has virtio-net headers,
@@ -30,13 +32,13 @@ func TestSuperPackets(t *testing.T) {
 		for _, rc := range receivers {
 			virtioB := rc.virtio
 			t.Run(listen+"/"+rc.name, func(t *testing.T) {
-				ka, ida := newKey(t)
-				kb, idb := newKey(t)
-				b := newNode(t, Options{Key: kb, Listen: []string{listen}, Peers: []Peer{{ID: ida}}, MaxPacket: MaxFrame, VirtioHeaders: virtioB})
+				ka, ida := p2ptest.NewKey(t)
+				kb, idb := p2ptest.NewKey(t)
+				b := newNode(t, nodeOptions{Key: kb, Listen: []string{listen}, Peers: []testPeer{{ID: ida}}, MaxPacket: MaxFrame, VirtioHeaders: virtioB})
 				if rc.old {
 					b.Host().RemoveStreamHandler(GSOProtocol)
 				}
-				a := newNode(t, Options{Key: ka, Listen: []string{listen}, Peers: []Peer{{ID: idb, Addrs: b.Host().Addrs()}}, MaxPacket: MaxFrame, VirtioHeaders: true})
+				a := newNode(t, nodeOptions{Key: ka, Listen: []string{listen}, Peers: []testPeer{{ID: idb, Addrs: b.Host().Addrs()}}, MaxPacket: MaxFrame, VirtioHeaders: true})
 				start(t, a, b)
 				type rx struct{ hdr, pkt []byte }
 				got := make(chan rx, 100)
@@ -64,7 +66,7 @@ func TestSuperPackets(t *testing.T) {
 						got <- rx{bytes.Clone(hdr), bytes.Clone(pkt)}
 					}
 				}()
-				probe := ipv4(17, 60, 0, 0)
+				probe := packettest.IPv4(17, 60, 0, 0)
 				openStream(t, a, idb, probe, got)
 
 				payload := make([]byte, 40000)

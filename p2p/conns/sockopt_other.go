@@ -1,6 +1,6 @@
 //go:build !linux
 
-package p2p
+package conns
 
 // tuning is a socket's delivery rate and unsent limit, which only Linux
 // sockets have here: elsewhere a connection is left as the system made it.

@@ -1,4 +1,4 @@
-package p2p
+package tunnel
 
 import (
 	"encoding/binary"
@@ -108,7 +108,10 @@ func (q *fq) add(pk *pbuf) {
 		q.dropFattest()
 	}
 	q.mu.Unlock()
-	poke(q.ready)
+	select { // wake the send loop, unless a wake-up is pending already
+	case q.ready <- struct{}{}:
+	default:
+	}
 }
 
 // dropFattest drops the head packet of the flow with the most bytes.

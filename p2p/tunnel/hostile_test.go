@@ -1,4 +1,4 @@
-package p2p
+package tunnel
 
 import (
 	"context"
@@ -12,14 +12,17 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
 	"github.com/mynetwork/mynetwork/internal/packet"
+	"github.com/mynetwork/mynetwork/internal/packet/packettest"
+	"github.com/mynetwork/mynetwork/p2p/p2ptest"
 )
 
 // rawHost is a libp2p host that speaks the packet protocols by hand, as a
 // hostile peer would: it has a configured peer's key, nothing else.
 func rawHost(t *testing.T) (host.Host, peer.ID) {
 	t.Helper()
-	k, id := newKey(t)
+	k, id := p2ptest.NewKey(t)
 	h, err := libp2p.New(libp2p.Identity(k), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +32,7 @@ func rawHost(t *testing.T) (host.Host, peer.ID) {
 }
 
 // rawStream connects h to n and opens a stream on proto.
-func rawStream(t *testing.T, h host.Host, n *Node, proto protocol.ID) network.Stream {
+func rawStream(t *testing.T, h host.Host, n *testNode, proto protocol.ID) network.Stream {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -73,15 +76,15 @@ func TestMalformedFramesResetTheStream(t *testing.T) {
 		frame []byte
 	}{
 		{"checksum in a 4-byte IPv4 packet", GSOProtocol, []byte{0, 4, packet.NeedsCsum, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0x40, 0, 0xbf, 0xff}},
-		{"checksum inside the IP header", GSOProtocol, append([]byte{0, 28, packet.NeedsCsum, 0, 0, 0, 0, 0, 10, 0, 6, 0}, ipv4(17, 28, 0, 0)...)},
+		{"checksum inside the IP header", GSOProtocol, append([]byte{0, 28, packet.NeedsCsum, 0, 0, 0, 0, 0, 10, 0, 6, 0}, packettest.IPv4(17, 28, 0, 0)...)},
 		{"empty frame", GSOProtocol, []byte{0, 0}},
 		{"empty frame, plain stream", PacketProtocol, []byte{0, 0}},
-		{"segmentation of a UDP packet", GSOProtocol, append([]byte{0, 28, packet.NeedsCsum, packet.GSOTCPv4, 0, 0, 0x18, 2, 20, 0, 16, 0}, ipv4(17, 28, 0, 0)...)},
+		{"segmentation of a UDP packet", GSOProtocol, append([]byte{0, 28, packet.NeedsCsum, packet.GSOTCPv4, 0, 0, 0x18, 2, 20, 0, 16, 0}, packettest.IPv4(17, 28, 0, 0)...)},
 	}
 	for _, offload := range []bool{false, true} {
 		evil, ide := rawHost(t)
-		k, _ := newKey(t)
-		n := newNode(t, Options{Key: k, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: ide}}, MaxPacket: MaxFrame, VirtioHeaders: offload})
+		k, _ := p2ptest.NewKey(t)
+		n := newNode(t, nodeOptions{Key: k, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []testPeer{{ID: ide}}, MaxPacket: MaxFrame, VirtioHeaders: offload})
 		start(t, n)
 		for i, f := range frames {
 			s := rawStream(t, evil, n, f.proto)
@@ -95,7 +98,7 @@ func TestMalformedFramesResetTheStream(t *testing.T) {
 		}
 		// A well-formed packet on a new stream still arrives.
 		s := rawStream(t, evil, n, GSOProtocol)
-		pkt := ipv4(17, 100, 0, 1)
+		pkt := packettest.IPv4(17, 100, 0, 1)
 		if _, err := s.Write(append(append([]byte{0, 100}, make([]byte, packet.VirtioHdrLen)...), pkt...)); err != nil {
 			t.Fatal(err)
 		}
@@ -111,8 +114,8 @@ func TestMalformedFramesResetTheStream(t *testing.T) {
 // stream; it keeps at most maxInbound, the oldest reset.
 func TestInboundStreamsAreBounded(t *testing.T) {
 	evil, ide := rawHost(t)
-	k, _ := newKey(t)
-	n := newNode(t, Options{Key: k, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: ide}}, MaxPacket: MaxFrame})
+	k, _ := p2ptest.NewKey(t)
+	n := newNode(t, nodeOptions{Key: k, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []testPeer{{ID: ide}}, MaxPacket: MaxFrame})
 	start(t, n)
 	var streams []network.Stream
 	for range maxInbound + 3 {
@@ -120,7 +123,7 @@ func TestInboundStreamsAreBounded(t *testing.T) {
 		s.Write([]byte{0xff, 0xff, 0x45}) // a 64 KiB frame's first byte
 		streams = append(streams, s)
 	}
-	eventually(t, "three streams reset", func() bool {
+	p2ptest.Eventually(t, "three streams reset", func() bool {
 		reset := 0
 		for _, s := range streams {
 			if _, err := s.Write([]byte{0}); err != nil {
@@ -130,7 +133,7 @@ func TestInboundStreamsAreBounded(t *testing.T) {
 		return reset == 3
 	})
 	tr := n.Transport()
-	eventually(t, "the reset streams to be let go", func() bool {
+	p2ptest.Eventually(t, "the reset streams to be let go", func() bool {
 		tr.mu.Lock()
 		defer tr.mu.Unlock()
 		return len(tr.peers[ide].inbound) == maxInbound
@@ -147,11 +150,11 @@ func TestPeerThatStopsReading(t *testing.T) {
 	for _, p := range []protocol.ID{PacketProtocol, GSOProtocol} {
 		sink.SetStreamHandler(p, func(network.Stream) {}) // open, never read
 	}
-	k, _ := newKey(t)
-	a := newNode(t, Options{Key: k, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: ids, Addrs: sink.Addrs()}}, MaxPacket: MaxFrame})
+	k, _ := p2ptest.NewKey(t)
+	a := newNode(t, nodeOptions{Key: k, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []testPeer{{ID: ids, Addrs: sink.Addrs()}}, MaxPacket: MaxFrame})
 	a.Transport().stall = 300 * time.Millisecond
 	start(t, a)
-	eventually(t, "a connection", func() bool { return a.State(ids).Connected })
+	p2ptest.Eventually(t, "a connection", func() bool { return len(a.Host().Network().ConnsToPeer(ids)) > 0 })
 	heap := func() uint64 {
 		runtime.GC()
 		var m runtime.MemStats
@@ -159,7 +162,7 @@ func TestPeerThatStopsReading(t *testing.T) {
 		return m.HeapAlloc
 	}
 	before := heap()
-	pkt := ipv4(17, 3000, 0, 1)
+	pkt := packettest.IPv4(17, 3000, 0, 1)
 	batch := make([][]byte, 64)
 	for i := range batch {
 		batch[i] = pkt

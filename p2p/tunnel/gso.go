@@ -1,4 +1,4 @@
-package p2p
+package tunnel
 
 import "github.com/libp2p/go-libp2p/core/protocol"
 

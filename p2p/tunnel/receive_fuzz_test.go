@@ -1,4 +1,4 @@
-package p2p
+package tunnel
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/mynetwork/mynetwork/internal/packet"
 	"github.com/mynetwork/mynetwork/internal/packet/packettest"
 )
@@ -16,15 +17,15 @@ import (
 // (packet.MakeWhole, at the device's MTU).
 var receiveKinds = []struct {
 	name string
-	opts Options
+	opts Config
 	mtu  int
 }{
 	// Linux kernel TUN below MTU 16000: takes offload headers.
-	{"offload TUN", Options{MaxPacket: MaxFrame, VirtioHeaders: true}, 1420},
+	{"offload TUN", Config{MaxPacket: MaxFrame, VirtioHeaders: true}, 1420},
 	// Linux kernel TUN at MTU 65000, and userspace mode: no headers, super-packets pass whole.
-	{"large MTU", Options{MaxPacket: MaxFrame}, 65000},
+	{"large MTU", Config{MaxPacket: MaxFrame}, 65000},
 	// macOS and Windows TUNs: no headers, super-packets cut into segments.
-	{"small MTU", Options{MaxPacket: MaxFrame}, 1420},
+	{"small MTU", Config{MaxPacket: MaxFrame}, 1420},
 }
 
 // FuzzReceive feeds an incoming packet stream's bytes, as a configured peer
