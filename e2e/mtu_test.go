@@ -100,7 +100,7 @@ func TestQueueDelayDrops(t *testing.T) {
 	iperf(t, nsA, nsB, b.v4, "-t", "2")
 	nsA.run(t, "tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "100mbit", "burst", "32kb", "latency", "20ms")
 	// While the slow link is full, what the socket holds unsent stays
-	// small (the socket's unsent limit, p2p/coalesce.go): the queue is in
+	// small (the socket's unsent limit, p2p/conns/coalesce.go): the queue is in
 	// the peer's flow queues, where CoDel sees it.
 	unsent := make(chan int)
 	go func() {

@@ -191,7 +191,7 @@ loaded_rtt() { # HOST [PORT [IPERF3-FLAGS]]: ping RTT avg (ms) to HOST during a 
 }
 # This machine's default congestion control is BBR, which keeps queues
 # short by itself; most Linux systems default to CUBIC, which fills every
-# queue that does not drop (see p2p/codel.go). First on the fresh
+# queue that does not drop (see p2p/tunnel/codel.go). First on the fresh
 # connection, as on a slow link; again below, after the fast rows have
 # grown its buffers.
 cubic_rows() { # WHEN
