@@ -59,7 +59,7 @@ func TestMixedMTU(t *testing.T) {
 
 // TestSegmentationOffload: two nodes at the default MTU, 1420, open their
 // TUNs with the virtio-net header and TCP segmentation offload, and carry
-// each other's 64 KiB TCP super-packets whole (p2p.GSOProtocol): real TCP
+// each other's 64 KiB TCP super-packets whole (tunnel.GSOProtocol): real TCP
 // both ways, large pings, and IPv6.
 func TestSegmentationOffload(t *testing.T) {
 	requireE2E(t, "ping", "iperf3")

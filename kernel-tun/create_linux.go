@@ -73,7 +73,7 @@ func createTUN(name string, mtu int) (tun.Device, error) {
 // gsoTUN reads and writes one packet at a time with its virtio-net header,
 // which sits in the 10 bytes in front of offset (the engine's headroom): a
 // TCP super-packet of up to 64 KiB stays whole from the sending kernel to
-// the receiving one when both ends are such devices (p2p.GSOProtocol);
+// the receiving one when both ends are such devices (tunnel.GSOProtocol);
 // the transport segments it for any other peer.
 type gsoTUN struct{ tun.Device }
 
