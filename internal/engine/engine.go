@@ -352,7 +352,7 @@ func (e *Engine) inbound() error {
 func (e *Engine) admit(table *Table, b []byte, from peer.ID) bool {
 	pkt := b[packet.Headroom:]
 	src, dst, ok := addrs(pkt)
-	if !ok || packet.Check(packet.ParseVirtio(packet.HeaderOf(b)), pkt, 1) != nil {
+	if hdr := packet.HeaderOf(b); !ok || !packet.Plain(hdr) && packet.Check(packet.ParseVirtio(hdr), pkt, 1) != nil {
 		e.Counters.DropInvalid.Add(1)
 		return false
 	}

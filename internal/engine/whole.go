@@ -39,6 +39,10 @@ func (w *deviceWriter) write(out [][]byte) (int, error) {
 	whole := out[:0] // filled behind the loop's reading position
 	sent := 0
 	for _, b := range out {
+		if packet.Plain(packet.HeaderOf(b)) {
+			whole = append(whole, b)
+			continue
+		}
 		pkt := b[packet.Headroom:]
 		h := packet.ParseVirtio(packet.HeaderOf(b))
 		if !h.Super() || len(pkt) <= w.mtu {

@@ -48,5 +48,9 @@ func (h VirtioHeader) Put(b []byte) {
 // Super says whether h makes its packet a TCP super-packet.
 func (h VirtioHeader) Super() bool { return h.GSOType != GSONone }
 
+// Plain says whether the header in b asks for nothing (no partial
+// checksum, no segmentation): the common case, told without parsing.
+func Plain(b []byte) bool { return b[0]&NeedsCsum == 0 && b[1] == GSONone }
+
 // HeaderOf is the offload header in front of the packet at buf[Headroom:].
 func HeaderOf(buf []byte) []byte { return buf[Headroom-VirtioHdrLen : Headroom] }
