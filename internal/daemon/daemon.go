@@ -5,18 +5,15 @@ package daemon
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mynetwork/mynetwork/config"
 	"github.com/mynetwork/mynetwork/internal/control"
@@ -155,123 +152,24 @@ func (d *Daemon) p2pOptions() (p2p.Options, error) {
 	}, nil
 }
 
-// Run starts the node and blocks until ctx ends; then it shuts everything
-// down in reverse order. On a start error, what was started is undone.
-func (d *Daemon) Run(ctx context.Context) (err error) {
-	var undo []func()
-	defer func() {
-		for i := len(undo) - 1; i >= 0; i-- {
-			undo[i]()
-		}
-	}()
-
-	// 1. The control socket doubles as the per-interface lock.
-	ln, err := control.Listen(d.opts.SocketPath)
-	if err != nil {
-		if errors.Is(err, control.ErrRunning) {
-			return fmt.Errorf("interface %s: %w", d.opts.Interface, err)
-		}
+// Run starts the daemon's components in order and blocks until ctx ends or
+// one of their loops fails; then it closes them in reverse order. On a
+// start error, what was started is closed.
+func (d *Daemon) Run(ctx context.Context) error {
+	loops, stopped := errgroup.WithContext(ctx)
+	cs := d.components(loops)
+	if err := start(ctx, cs); err != nil {
+		loops.Wait() // closing ended the loops that had started
 		return err
 	}
-	undo = append(undo, func() { ln.Close() })
-
-	// 2. The device, its addresses and the peers' routes.
-	var us *userspaceBackend
-	var uset userspaceSettings
-	if d.opts.Userspace {
-		if uset, err = d.userspaceSettings(); err != nil {
-			return err
-		}
-		us, err = newUserspaceBackend(d.opts.Interface, d.addrs, d.cfg.MTU)
-		d.dev = us
-	} else {
-		d.dev, err = newKernelBackend(d.opts.Interface, d.addrs, d.cfg.MTU)
-	}
-	if err != nil {
-		return err
-	}
-	devClosed := false
-	undo = append(undo, func() {
-		if !devClosed {
-			d.dev.Close()
-		}
-	})
-	table := d.initialTable()
-	for _, r := range table.Routes() {
-		if !r.Prefix.IsSingleIP() {
-			if err := d.dev.AddRoute(r.Prefix); err != nil {
-				return err
-			}
-		}
-	}
-
-	// 3. The libp2p node.
-	popts, err := d.p2pOptions()
-	if err != nil {
-		return err
-	}
-	d.node, err = p2p.New(popts)
-	if err != nil {
-		return err
-	}
-	undo = append(undo, func() { d.node.Close() })
-
-	// 4. The engine, which from here on owns device and transport.
-	d.eng, err = engine.New(d.dev, d.node.Transport(), table, d.log)
-	if err != nil {
-		return err
-	}
-	if err := d.node.Start(ctx); err != nil {
-		return err
-	}
-	engDone := make(chan error, 1)
-	runCtx, stopEngine := context.WithCancel(ctx)
-	go func() { engDone <- d.eng.Run(runCtx) }()
-	undo = append(undo, func() {
-		stopEngine()
-		if err := <-engDone; err != nil {
-			d.log.Error("packet engine", "err", err)
-		}
-		devClosed = true
-	})
-
-	// 5. Userspace mode's proxy, forwards and exposes.
-	if us != nil {
-		stopUserspace, err := d.startUserspace(us, uset)
-		if err != nil {
-			return err
-		}
-		undo = append(undo, stopUserspace)
-		d.userspace = uset.status()
-	}
-
-	// 6. The control API.
-	srv := control.NewServer(d)
-	srvDone := make(chan error, 1)
-	go func() { srvDone <- srv.Serve(ln) }()
-	undo = append(undo, func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-		<-srvDone
-	})
-
 	d.log.Info("mynetwork is up", "interface", d.dev.Name(), "mode", d.dev.Mode(), "peerID", d.self,
 		"ipv4", d.addrs.IPv4, "ipv6", d.addrs.IPv6, "peers", len(d.peers))
-	select {
-	case <-ctx.Done():
+	<-stopped.Done()
+	if ctx.Err() != nil {
 		d.log.Info("shutting down", "interface", d.dev.Name())
-		return nil
-	case err := <-engDone:
-		engDone <- err // for the undo step
-		return fmt.Errorf("packet engine stopped: %w", err)
-	case err := <-srvDone:
-		srvDone <- err
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
-		return fmt.Errorf("control API stopped: %w", err)
 	}
+	closeAll(cs)
+	return loops.Wait() // the loop that failed first, or nil
 }
 
 // WarnIfExposed warns when the config file, which holds the private key, is
