@@ -1,6 +1,6 @@
-// Package daemon is the composition root: it turns a config into a running
-// node (control socket, backend device, libp2p node, packet engine, control
-// API), starting them in order and shutting them down in reverse.
+// Package daemon runs one Mynetwork node: it brings up the network
+// interface, joins the peers and answers the CLI until told to stop, then
+// takes it all down again.
 package daemon
 
 import (
