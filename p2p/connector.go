@@ -1,0 +1,358 @@
+package p2p
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/mynetwork/mynetwork/p2p/conns"
+)
+
+// connector keeps one configured peer connected on its best path: it dials
+// the peer until connected, redials with backoff when it goes away, moves
+// to better paths as they appear, and pings the peer while connected, for
+// its RTT and to notice a dead connection before the transport does. A
+// relayed peer is retried for a direct path every directRetry: DCUtR tries
+// once per relayed connection only.
+type connector struct {
+	n    *Node
+	p    peer.ID
+	kick chan struct{} // a connection to p or p's addresses changed
+
+	backoff    time.Duration // the wait after the next failed dial
+	told       network.Conn  // the connection our addresses were last sent on
+	nextDirect time.Time     // when a relayed p is next tried for a direct path
+	repunches  int           // relayed connections closed to punch again
+	silent     int           // pings in a row that failed while nothing arrived from p
+	nextTCP    time.Time     // when p, on QUIC on a LAN, may next move to TCP
+	lost       bool          // a connection went away and was not redialed yet
+}
+
+func newConnector(n *Node, p peer.ID) *connector {
+	return &connector{n: n, p: p, kick: make(chan struct{}, 1), backoff: minBackoff}
+}
+
+// then is what a round asks of the connector's loop.
+type then int
+
+const (
+	thenWait  then = iota // until the round's wait is over, a kick, or the end
+	thenAgain             // the next round at once
+	thenStop              // the context ended
+)
+
+// run is the connector's loop: a round at a time until ctx ends.
+func (c *connector) run(ctx context.Context) {
+	defer c.n.wg.Done()
+	for {
+		wait, next := c.round(ctx)
+		switch next {
+		case thenStop:
+			return
+		case thenAgain:
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.kick:
+		case <-time.After(wait):
+		}
+	}
+}
+
+// wake makes the connector look at its peer again now.
+func (c *connector) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// round looks at the connection to the peer and acts on it once.
+func (c *connector) round(ctx context.Context) (time.Duration, then) {
+	if best := c.n.bestConn(c.p); best != nil {
+		return c.tend(ctx, best)
+	}
+	if c.lost && !c.n.leads(c.p) {
+		return c.yield(ctx)
+	}
+	return c.dial(ctx)
+}
+
+// tend looks after a connected peer: the best path (relay grace, direct
+// retry, the LAN move from QUIC to TCP), then liveness.
+func (c *connector) tend(ctx context.Context, best network.Conn) (time.Duration, then) {
+	c.lost = true // if it goes away
+	c.backoff = minBackoff
+	c.n.prune(c.p)
+	if best != c.told {
+		c.told = best
+		c.silent = 0 // failed pings count per connection
+		c.n.sendAddrs(ctx, c.p)
+		if pathOf(best) == PathRelay {
+			// Closing the relayed connection or dialing the peer
+			// while DCUtR punches on it makes the punch fail.
+			c.nextDirect = time.Now().Add(directGrace)
+		}
+	}
+	if pathOf(best) == PathRelay && time.Now().After(c.nextDirect) {
+		c.nextDirect = time.Now().Add(directRetry)
+		c.tryDirect(ctx, best)
+		return 0, thenAgain
+	}
+	if c.moveToTCP(ctx, best) || !c.alive(ctx, best) {
+		return 0, thenAgain
+	}
+	return c.pingWait(best), thenWait
+}
+
+// pingWait is the wait until the next round on a live connection: the ping
+// interval, or less after a failed ping, and no later than the next try for
+// a direct path or the move to TCP.
+func (c *connector) pingWait(best network.Conn) time.Duration {
+	wait := pingInterval
+	if c.silent > 0 {
+		wait = silentRetry
+	}
+	if pathOf(best) == PathRelay {
+		wait = max(min(wait, time.Until(c.nextDirect)), 100*time.Millisecond)
+	}
+	if c.movesToTCP(best) {
+		tcpAt := max(time.Until(c.nextTCP), time.Until(best.Stat().Opened.Add(time.Second)))
+		wait = max(min(wait, tcpAt+10*time.Millisecond), 100*time.Millisecond)
+	}
+	return wait
+}
+
+// yield waits up to redialYield for the peer to redial a lost connection.
+// Both sides redial it. Two TCP dials between the listen ports (libp2p
+// dials from them) at once are one simultaneous open that both take as
+// outgoing, and its security handshake fails: the side that does not lead
+// lets the other dial first.
+func (c *connector) yield(ctx context.Context) (time.Duration, then) {
+	c.lost = false
+	if !c.awaitConn(ctx, redialYield) {
+		return 0, thenStop
+	}
+	return 0, thenAgain
+}
+
+// dial connects to the peer, or sets the wait before the next try, which
+// doubles with every failure up to maxBackoff.
+func (c *connector) dial(ctx context.Context) (time.Duration, then) {
+	if err := c.connect(ctx); err != nil {
+		c.n.noteUnreachable(c.p, err)
+		wait := c.backoff
+		c.backoff = min(c.backoff*2, maxBackoff)
+		return wait, thenWait
+	}
+	c.n.log.Info("connected to peer", "peer", c.p, "path", c.n.State(c.p).Path)
+	c.n.saveAddrBook()
+	return 0, thenAgain
+}
+
+// alive pings the peer on best, and reports false when it closed the
+// connections to the peer instead: deadAfter pings failed in a row, and
+// nothing arrived meanwhile.
+func (c *connector) alive(ctx context.Context, best network.Conn) bool {
+	// Anything that arrives while the ping is out also shows the
+	// connection is alive: under load a ping can be slow.
+	before := c.n.received(c.p)
+	if c.measureRTT(ctx, best) || c.n.received(c.p) != before {
+		c.silent = 0
+		return true
+	}
+	if c.silent++; c.silent < deadAfter {
+		c.n.log.Debug("peer did not answer a ping", "peer", c.p, "addr", best.RemoteMultiaddr())
+		return true
+	}
+	// The connection is dead (the peer crashed, its address changed, the
+	// link went away) but the transport has not noticed yet: it gives up
+	// only after 30-40 s. Close it, and redial.
+	c.n.log.Info("peer stopped answering; redialing", "peer", c.p, "addr", best.RemoteMultiaddr())
+	for _, conn := range c.n.host.Network().ConnsToPeer(c.p) {
+		conn.Close()
+	}
+	c.silent = 0
+	return false
+}
+
+// moveToTCP closes best, a QUIC connection to a LAN peer (its TCP listener
+// was not up yet when we dialed, say), when the peer's TCP listener
+// answers, so that the redial tries TCP first (see preferQUIC). It tries
+// once per tcpRetry, and not in a connection's first second.
+func (c *connector) moveToTCP(ctx context.Context, best network.Conn) bool {
+	if !c.movesToTCP(best) || time.Since(best.Stat().Opened) <= time.Second || !time.Now().After(c.nextTCP) {
+		return false
+	}
+	c.nextTCP = time.Now().Add(tcpRetry)
+	if !c.lanTCPReachable(ctx) {
+		return false
+	}
+	c.n.log.Info("moving a LAN peer from QUIC to TCP", "peer", c.p)
+	best.Close()
+	return true
+}
+
+// movesToTCP says whether this node moves the peer, reached over QUIC on
+// a LAN path, to TCP (one side of the pair does: see leads).
+func (c *connector) movesToTCP(best network.Conn) bool {
+	return pathOf(best) == PathLAN && isQUIC(best) && c.n.leads(c.p)
+}
+
+// lanTCPReachable reports whether the peer listens on TCP at a LAN address
+// that accepts a connection right now (a plain TCP handshake, closed at
+// once).
+func (c *connector) lanTCPReachable(ctx context.Context) bool {
+	for _, a := range c.n.host.Peerstore().Addrs(c.p) {
+		if addrPath(a) != PathLAN || inMesh(a) {
+			continue
+		}
+		if _, err := a.ValueForProtocol(ma.P_TCP); err != nil {
+			continue
+		}
+		na, err := manet.ToNetAddr(a)
+		if err != nil {
+			continue
+		}
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		conn, err := (&net.Dialer{}).DialContext(dctx, "tcp", na.String())
+		cancel()
+		if err == nil {
+			conn.Close()
+			return true
+		}
+	}
+	return false
+}
+
+// awaitConn waits up to d for a connection to the peer, and reports false
+// if ctx ended meanwhile.
+func (c *connector) awaitConn(ctx context.Context, d time.Duration) bool {
+	deadline := time.After(d)
+	for c.n.bestConn(c.p) == nil {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-c.kick:
+		case <-deadline:
+			return true
+		}
+	}
+	return true
+}
+
+// tryDirect looks for a direct path to a peer reached only through a relay:
+// first by dialing its known direct addresses, then, if that fails, by
+// closing the relayed connection so that the next one through the relay
+// starts a new hole punch.
+func (c *connector) tryDirect(ctx context.Context, relayed network.Conn) {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	var direct []ma.Multiaddr
+	for _, a := range c.n.host.Peerstore().Addrs(c.p) {
+		if addrPath(a) != PathRelay {
+			direct = append(direct, a)
+		}
+	}
+	if len(direct) > 0 {
+		c.n.clearBackoff(c.p)
+		err := c.n.host.Connect(network.WithForceDirectDial(ctx, "mynetwork direct"), peer.AddrInfo{ID: c.p, Addrs: direct})
+		if err == nil && c.n.State(c.p).Path != PathRelay {
+			c.n.log.Info("direct path found", "peer", c.p, "path", c.n.State(c.p).Path)
+			return
+		}
+	}
+	// Only one side closes the relayed connection, so that the pair does
+	// not redial the relay from both ends and punch on two connections.
+	if c.repunches < maxRepunch && c.n.leads(c.p) {
+		c.repunches++
+		c.n.log.Debug("no direct path yet; reconnecting through the relay to punch again", "peer", c.p)
+		relayed.Close()
+	}
+}
+
+// connect dials the peer at its known addresses, or at those the DHT
+// finds when it has none.
+func (c *connector) connect(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	ai := c.n.host.Peerstore().PeerInfo(c.p)
+	if len(ai.Addrs) == 0 && c.n.kad != nil {
+		fctx, fcancel := context.WithTimeout(ctx, findTimeout)
+		found, err := c.n.kad.FindPeer(fctx, c.p)
+		fcancel()
+		if err != nil {
+			return fmt.Errorf("not found in the DHT yet: %w", err)
+		}
+		ai = found
+	}
+	if len(ai.Addrs) == 0 {
+		if c.n.kad == nil {
+			return errors.New("no known address, and no DHT: give its addrs in the config, or bootstrapPeers")
+		}
+		return errors.New("no known address")
+	}
+	c.n.clearBackoff(c.p)
+	return c.n.host.Connect(network.WithAllowLimitedConn(ctx, "mynetwork"), ai)
+}
+
+// measureRTT pings the peer on the connection packets use (not the
+// swarm's pick), records the round trip and reports whether it answered.
+func (c *connector) measureRTT(ctx context.Context, conn network.Conn) bool {
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	s, err := conns.OpenStream(ctx, conn, ping.ID)
+	if err != nil {
+		return false
+	}
+	deadline, _ := ctx.Deadline()
+	s.SetDeadline(deadline)
+	var out, in [ping.PingSize]byte
+	rand.Read(out[:])
+	start := time.Now()
+	if _, err := s.Write(out[:]); err != nil {
+		s.Reset() // a reset waits for nothing; a close may, on a dead connection
+		return false
+	}
+	if _, err := io.ReadFull(s, in[:]); err != nil || in != out {
+		s.Reset()
+		return false
+	}
+	c.n.host.Peerstore().RecordLatency(conn.RemotePeer(), time.Since(start))
+	s.Close()
+	return true
+}
+
+// leads says whether this node, and not p, acts where only one side of a
+// pair must (closing a connection to rebuild it, redialing first): the
+// one with the smaller peer ID.
+func (n *Node) leads(p peer.ID) bool { return n.host.ID() < p }
+
+// clearBackoff forgets the swarm's dial backoff for p: our connector paces
+// redials itself, and the swarm's would hold a restarted peer off for minutes.
+func (n *Node) clearBackoff(p peer.ID) {
+	if sw, ok := n.host.Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(p)
+	}
+}
+
+// received counts the packets that have arrived from p on either path.
+func (n *Node) received(p peer.ID) uint64 {
+	if c := n.transport.Stats(p); c != nil {
+		return c.RxPackets.Load() + c.RxDatagrams.Load()
+	}
+	return 0
+}
