@@ -304,8 +304,6 @@ func (n *Node) State(p peer.ID) PeerState {
 	return st
 }
 
-func isRelayed(c network.Conn) bool { return pathOf(c) == PathRelay }
-
 func sleep(ctx context.Context, d time.Duration) bool {
 	select {
 	case <-ctx.Done():
