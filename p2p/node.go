@@ -150,16 +150,7 @@ func New(opts Options) (_ *Node, err error) {
 			n.Close()
 		}
 	}()
-	ids := make([]peer.ID, 0, len(opts.Peers))
-	for _, p := range opts.Peers {
-		ids = append(ids, p.ID)
-		h.Peerstore().AddAddrs(p.ID, p.Addrs, peerstore.PermanentAddrTTL)
-		h.ConnManager().Protect(p.ID, protectTag)
-	}
-	for _, r := range opts.Relays {
-		h.Peerstore().AddAddrs(r.ID, r.Addrs, peerstore.PermanentAddrTTL)
-		h.ConnManager().Protect(r.ID, protectTag)
-	}
+	ids := n.addConfigured(opts)
 	n.loadAddrBook()
 	h.SetStreamHandler(AddrsProtocol, n.handleAddrs)
 	n.transport, err = tunnel.New(h, ids, tunnel.Config{
@@ -169,6 +160,32 @@ func New(opts Options) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err = n.newDiscovery(opts); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// addConfigured puts the configured peers' and relays' addresses into the
+// peerstore for good, and keeps the connection manager off their
+// connections; it returns the peers' IDs.
+func (n *Node) addConfigured(opts Options) []peer.ID {
+	ids := make([]peer.ID, 0, len(opts.Peers))
+	for _, p := range opts.Peers {
+		ids = append(ids, p.ID)
+		n.host.Peerstore().AddAddrs(p.ID, p.Addrs, peerstore.PermanentAddrTTL)
+		n.host.ConnManager().Protect(p.ID, protectTag)
+	}
+	for _, r := range opts.Relays {
+		n.host.Peerstore().AddAddrs(r.ID, r.Addrs, peerstore.PermanentAddrTTL)
+		n.host.ConnManager().Protect(r.ID, protectTag)
+	}
+	return ids
+}
+
+// newDiscovery creates the DHT and mDNS as opts ask; Start starts mDNS
+// and the DHT's join.
+func (n *Node) newDiscovery(opts Options) error {
 	// A node joins the DHT through its bootstrap peers; a public node with
 	// none is itself a bootstrap node and serves the DHT to the others.
 	if len(opts.Bootstrap) > 0 || opts.Reachability == "public" {
@@ -176,14 +193,16 @@ func New(opts Options) (_ *Node, err error) {
 		if opts.Reachability == "public" {
 			mode = dht.ModeServer
 		}
-		if n.kad, err = newDHT(h, mode, opts.Bootstrap); err != nil {
-			return nil, fmt.Errorf("start DHT: %w", err)
+		kad, err := newDHT(n.host, mode, opts.Bootstrap)
+		if err != nil {
+			return fmt.Errorf("start DHT: %w", err)
 		}
+		n.kad = kad
 	}
 	if opts.MDNS {
-		n.mdns = mdns.NewMdnsService(h, MDNSService, mdnsNotifee{n})
+		n.mdns = mdns.NewMdnsService(n.host, MDNSService, mdnsNotifee{n})
 	}
-	return n, nil
+	return nil
 }
 
 // knows says whether p is a known peer: configured, a relay or a
