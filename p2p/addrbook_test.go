@@ -23,11 +23,11 @@ func TestAddrBookKeepsOnlyAddrsThatWorked(t *testing.T) {
 	ka, ida := p2ptest.NewKey(t)
 	kb, idb := p2ptest.NewKey(t)
 	b := newNode(t, Options{Key: kb, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: ida}}, MaxPacket: 1500})
-	a := newNode(t, Options{Key: ka, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: idb, Addrs: b.Host().Addrs()}}, MaxPacket: 1500, AddrBook: book})
+	a := newNode(t, Options{Key: ka, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: idb, Addrs: b.host.Addrs()}}, MaxPacket: 1500, AddrBook: book})
 	start(t, a, b)
 	p2ptest.Eventually(t, "connection", func() bool { return a.State(idb).Connected })
 	planted := ma.StringCast("/ip4/127.0.0.1/tcp/1")
-	a.Host().Peerstore().AddAddrs(idb, []ma.Multiaddr{planted}, peerstore.TempAddrTTL)
+	a.host.Peerstore().AddAddrs(idb, []ma.Multiaddr{planted}, peerstore.TempAddrTTL)
 	a.saveAddrBook()
 
 	data, err := os.ReadFile(book)
@@ -71,7 +71,7 @@ func TestAddrBookForgetsOldAddrs(t *testing.T) {
 			}
 			os.Chtimes(book, seen, seen)
 			a := newNode(t, Options{Key: ka, Peers: []Peer{{ID: idb}}, MaxPacket: 1500, AddrBook: book})
-			got := slices.ContainsFunc(a.Host().Peerstore().Addrs(idb), func(a ma.Multiaddr) bool { return a.String() == addr })
+			got := slices.ContainsFunc(a.host.Peerstore().Addrs(idb), func(a ma.Multiaddr) bool { return a.String() == addr })
 			if got != c.loaded {
 				t.Fatalf("address loaded: %v, want %v", got, c.loaded)
 			}

@@ -32,7 +32,7 @@ func TestDHTKeepsNoRecords(t *testing.T) {
 	k, _ := p2ptest.NewKey(t)
 	server := newNode(t, Options{Key: k, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Reachability: "public", MaxPacket: 1500})
 	start(t, server)
-	serverInfo := peer.AddrInfo{ID: server.Host().ID(), Addrs: server.Host().Addrs()}
+	serverInfo := peer.AddrInfo{ID: server.host.ID(), Addrs: server.host.Addrs()}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// A peer the stranger looks for, known to the node by its connection.

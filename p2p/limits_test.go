@@ -47,7 +47,7 @@ func TestStrangersDoNotLockOutPeers(t *testing.T) {
 			hosts := flood(t, a, c.hosts, 4)
 			p2ptest.Eventually(t, "the flood to fill its limit", func() bool { return len(strayConns(a)) >= c.strays })
 
-			b := newNode(t, Options{Key: kb, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: ida, Addrs: a.Host().Addrs()}}, MaxPacket: 1500})
+			b := newNode(t, Options{Key: kb, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: ida, Addrs: a.host.Addrs()}}, MaxPacket: 1500})
 			start(t, b)
 			took := deliver(t, b, a, packettest.IPv4(17, 100, 0, 1))
 			t.Logf("%d strangers: the configured peer's first packet after %s", c.hosts, took.Round(time.Millisecond))
@@ -82,7 +82,7 @@ func TestStrangersDoNotLockOutPeers(t *testing.T) {
 // 200 ms when refused, from sources addresses 127.0.0.2 and up, until the
 // test ends.
 func flood(t *testing.T, dst *Node, hosts, sources int) []host.Host {
-	ai := peer.AddrInfo{ID: dst.Host().ID(), Addrs: dst.Host().Addrs()}
+	ai := peer.AddrInfo{ID: dst.host.ID(), Addrs: dst.host.Addrs()}
 	var hs []host.Host
 	for i := range hosts {
 		hs = append(hs, newHost(t, fmt.Sprintf("/ip4/127.0.0.%d/tcp/0", 2+i%sources)))
@@ -109,7 +109,7 @@ func flood(t *testing.T, dst *Node, hosts, sources int) []host.Host {
 // strayConns are n's inbound connections from strangers.
 func strayConns(n *Node) []network.Conn {
 	var out []network.Conn
-	for _, c := range n.Host().Network().Conns() {
+	for _, c := range n.host.Network().Conns() {
 		if c.Stat().Direction == network.DirInbound && !n.knows(c.RemotePeer()) {
 			out = append(out, c)
 		}
@@ -139,7 +139,7 @@ func TestStrangersStreamsDoNotLockOutPeers(t *testing.T) {
 			kb, idb := p2ptest.NewKey(t)
 			lim := limits.Config{Strangers: 6, PerIP: 2, SystemStreams: 16}
 			a := newNode(t, Options{Key: ka, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: idb}}, MaxPacket: 1500, limits: lim})
-			a.Host().SetStreamHandler(hold, func(s network.Stream) {
+			a.host.SetStreamHandler(hold, func(s network.Stream) {
 				s.Write([]byte{1})
 				io.Copy(io.Discard, s)
 				s.Reset()
@@ -158,7 +158,7 @@ func TestStrangersStreamsDoNotLockOutPeers(t *testing.T) {
 				time.Sleep(200 * time.Millisecond) // the refused keep trying
 			}
 
-			b := newNode(t, Options{Key: kb, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: ida, Addrs: a.Host().Addrs()}}, MaxPacket: 1500})
+			b := newNode(t, Options{Key: kb, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: ida, Addrs: a.host.Addrs()}}, MaxPacket: 1500})
 			start(t, b)
 			took := deliver(t, b, a, packettest.IPv4(17, 100, 0, 1))
 			t.Logf("strangers hold %d streams: the configured peer's first packet after %s", held.Load(), took.Round(time.Millisecond))

@@ -212,9 +212,6 @@ func (n *Node) knows(p peer.ID) bool {
 	return ok
 }
 
-// Host returns the libp2p host.
-func (n *Node) Host() host.Host { return n.host }
-
 // Transport returns the packet transport.
 func (n *Node) Transport() *tunnel.Transport { return n.transport }
 
@@ -302,6 +299,22 @@ type PeerState struct {
 	Relay     peer.ID      // the relay, on PathRelay
 	Why       string       // when not connected: why, if known
 	RTT       time.Duration
+}
+
+// Addrs are the addresses the node listens on, as it announces them.
+func (n *Node) Addrs() []ma.Multiaddr { return n.host.Addrs() }
+
+// ConnectedPeers are the peers the node has a connection to, configured
+// or not.
+func (n *Node) ConnectedPeers() []peer.ID { return n.host.Network().Peers() }
+
+// ConnAddrs are the remote addresses of the node's connections to p.
+func (n *Node) ConnAddrs(p peer.ID) []ma.Multiaddr {
+	var out []ma.Multiaddr
+	for _, c := range n.host.Network().ConnsToPeer(p) {
+		out = append(out, c.RemoteMultiaddr())
+	}
+	return out
 }
 
 // State reports a configured peer's connection, preferring a direct one.

@@ -30,7 +30,7 @@ func pairWith(t *testing.T, listen string, noDgA, noDgB bool) (*Node, *Node) {
 	ka, ida := p2ptest.NewKey(t)
 	kb, idb := p2ptest.NewKey(t)
 	b := newNode(t, Options{Key: kb, Listen: []string{listen}, Peers: []Peer{{ID: ida}}, MaxPacket: 1500, NoDatagrams: noDgB})
-	a := newNode(t, Options{Key: ka, Listen: []string{listen}, Peers: []Peer{{ID: idb, Addrs: b.Host().Addrs()}}, MaxPacket: 1500, NoDatagrams: noDgA})
+	a := newNode(t, Options{Key: ka, Listen: []string{listen}, Peers: []Peer{{ID: idb, Addrs: b.host.Addrs()}}, MaxPacket: 1500, NoDatagrams: noDgA})
 	start(t, a, b)
 	return a, b
 }
@@ -84,7 +84,7 @@ func deliver(t testing.TB, src, dst *Node, pkt []byte) time.Duration {
 		got <- err
 	}()
 	p2ptest.Eventually(t, "a packet", func() bool {
-		src.Transport().Send(dst.Host().ID(), [][]byte{pkt})
+		src.Transport().Send(dst.host.ID(), [][]byte{pkt})
 		select {
 		case err := <-got:
 			if err != nil {
@@ -95,7 +95,7 @@ func deliver(t testing.TB, src, dst *Node, pkt []byte) time.Duration {
 			return false
 		}
 	})
-	if !bytes.Equal(bufs[0][tunnel.Headroom:tunnel.Headroom+sizes[0]], pkt) || from[0] != src.Host().ID() {
+	if !bytes.Equal(bufs[0][tunnel.Headroom:tunnel.Headroom+sizes[0]], pkt) || from[0] != src.host.ID() {
 		t.Fatalf("packet changed on the way, or came from %s", from[0])
 	}
 	return time.Since(begin)
@@ -105,7 +105,7 @@ func TestPacketsBothWays(t *testing.T) {
 	for _, listen := range []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"} {
 		t.Run(listen, func(t *testing.T) {
 			a, b := pair(t, listen)
-			ida, idb := a.Host().ID(), b.Host().ID()
+			ida, idb := a.host.ID(), b.host.ID()
 			p2ptest.Eventually(t, "connection", func() bool { return a.State(idb).Connected && b.State(ida).Connected })
 
 			bufs := [][]byte{make([]byte, 1600), make([]byte, 1600)}
@@ -124,13 +124,13 @@ func TestPacketsBothWays(t *testing.T) {
 						t.Errorf("receive: %v", err)
 						return
 					}
-					if !bytes.Equal(bufs[0][16:16+sizes[0]], want) || from[0] != c.src.Host().ID() {
+					if !bytes.Equal(bufs[0][16:16+sizes[0]], want) || from[0] != c.src.host.ID() {
 						t.Errorf("wrong packet or sender %s", from[0])
 					}
 					got = n
 				}()
 				for sent := false; !sent; {
-					c.src.Transport().Send(c.dst.Host().ID(), [][]byte{want})
+					c.src.Transport().Send(c.dst.host.ID(), [][]byte{want})
 					select {
 					case <-done:
 						sent = true
@@ -153,10 +153,10 @@ func TestStrangerIsRefused(t *testing.T) {
 	h := newHost(t, "/ip4/127.0.0.1/tcp/0")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := h.Connect(ctx, peer.AddrInfo{ID: a.Host().ID(), Addrs: a.Host().Addrs()}); err != nil {
+	if err := h.Connect(ctx, peer.AddrInfo{ID: a.host.ID(), Addrs: a.host.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := h.NewStream(ctx, a.Host().ID(), tunnel.PacketProtocol)
+	s, err := h.NewStream(ctx, a.host.ID(), tunnel.PacketProtocol)
 	if err == nil {
 		var hdr = []byte{0, 20}
 		s.Write(append(hdr, make([]byte, 20)...))
@@ -200,10 +200,10 @@ func TestNodeThatListensNowhere(t *testing.T) {
 	ka, ida := p2ptest.NewKey(t)
 	kb, idb := p2ptest.NewKey(t)
 	b := newNode(t, Options{Key: kb, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Peers: []Peer{{ID: ida}}, MaxPacket: 1500})
-	a := newNode(t, Options{Key: ka, Peers: []Peer{{ID: idb, Addrs: b.Host().Addrs()}}, MaxPacket: 1500})
+	a := newNode(t, Options{Key: ka, Peers: []Peer{{ID: idb, Addrs: b.host.Addrs()}}, MaxPacket: 1500})
 	start(t, a, b)
 	// Only the relay transport's /p2p-circuit: reachable through a relay.
-	for _, addr := range a.Host().Network().ListenAddresses() {
+	for _, addr := range a.host.Network().ListenAddresses() {
 		if addr.String() != "/p2p-circuit" {
 			t.Fatalf("listens on %v", addr)
 		}

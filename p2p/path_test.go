@@ -41,7 +41,7 @@ func TestLANPeerMovesFromQUICToTCP(t *testing.T) {
 	listen := []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
 	b := newNode(t, Options{Key: kb, Listen: listen, Peers: []Peer{{ID: ida}}, MaxPacket: 1500})
 	var quicOnly []ma.Multiaddr
-	for _, a := range b.Host().Addrs() {
+	for _, a := range b.host.Addrs() {
 		if _, err := a.ValueForProtocol(ma.P_QUIC_V1); err == nil {
 			quicOnly = append(quicOnly, a)
 		}

@@ -20,17 +20,16 @@ var _ control.Backend = (*Daemon)(nil)
 
 // Status reports the node, its peers and its counters.
 func (d *Daemon) Status(context.Context) (control.Status, error) {
-	h := d.node.Host()
 	mtu, _ := d.dev.MTU()
 	st := control.Status{
 		PeerID: d.self.String(), Interface: d.dev.Name(), Mode: d.dev.Mode(),
 		MTU: mtu, SegmentationOffload: d.virtio(),
 		IPv4: d.addrs.IPv4.String(), IPv6: d.addrs.IPv6.String(),
-		SwarmPeers: len(h.Network().Peers()),
+		SwarmPeers: len(d.node.ConnectedPeers()),
 		Counters:   engineCounters(&d.eng.Counters, &d.node.Transport().Refused),
 		Userspace:  d.userspace,
 	}
-	for _, a := range h.Addrs() {
+	for _, a := range d.node.Addrs() {
 		st.Addresses = append(st.Addresses, a.String())
 	}
 	for _, p := range d.peers {
@@ -88,9 +87,8 @@ func peerCounters(s *control.PeerStatus, c *tunnel.PeerCounters) {
 
 // Peers lists connected libp2p peers, VPN peers first, in config order.
 func (d *Daemon) Peers(context.Context) ([]control.SwarmPeer, error) {
-	h := d.node.Host()
 	var vpn, others []control.SwarmPeer
-	connected := h.Network().Peers()
+	connected := d.node.ConnectedPeers()
 	for _, p := range d.peers {
 		if slices.Contains(connected, p.id) {
 			vpn = append(vpn, control.SwarmPeer{ID: p.id.String(), Name: p.name, VPN: true, Addrs: connAddrs(d, p.id)})
@@ -107,8 +105,8 @@ func (d *Daemon) Peers(context.Context) ([]control.SwarmPeer, error) {
 
 func connAddrs(d *Daemon, id peer.ID) []string {
 	var out []string
-	for _, c := range d.node.Host().Network().ConnsToPeer(id) {
-		out = append(out, c.RemoteMultiaddr().String())
+	for _, a := range d.node.ConnAddrs(id) {
+		out = append(out, a.String())
 	}
 	return out
 }
