@@ -1,8 +1,10 @@
-// Package p2p is the node's control plane: the libp2p host and its
-// transports (QUIC, TCP), peer discovery (configured addresses, mDNS, the
-// Kademlia DHT), the connector that keeps every configured peer connected
-// on its best path, the address book, and what strangers may cost; it
-// hands the packets to its tunnel.Transport.
+// Package p2p keeps this node connected to each of its configured peers on
+// the best path there is: LAN, then direct, then through a relay. It is the
+// node's control plane: the libp2p host (QUIC, TCP), discovery (configured
+// addresses, the address book, mDNS, the Kademlia DHT), a connector per
+// peer that dials, redials, punches holes and pings, the choice of path,
+// and the relay service for configured peers only. p2p/limits bounds what
+// strangers may cost; p2p/tunnel's Transport carries the packets.
 package p2p
 
 import (
