@@ -383,119 +383,172 @@ func (t *Transport) Receive(bufs [][]byte, sizes []int, from []peer.ID, offset i
 // on one long-lived stream, opened on demand and flushed once per batch.
 func (t *Transport) sendLoop(ps *peerSender) {
 	defer t.wg.Done()
-	var (
-		s        network.Stream
-		w        = bufio.NewWriterSize(nil, ioBufSize)
-		nextOpen time.Time
-		dg       *quic.Conn  // nil: no datagram path right now
-		dgAt     time.Time   // when dg was last chosen
-		pending  bool        // frames written to w and not flushed
-		g        *conns.Gate // the TCP connection under s, or nil
-		sw       stallWriter // writes to s, with the stall deadline
-		reset    = func() {
-			if s != nil {
-				s.Reset()
-				s = nil
-			}
-			pending, g = false, nil
-		}
-		failed = func(err error) {
-			t.streamFailed(ps, err)
-			reset()
-		}
-		flush = func() error {
-			if !pending {
-				return nil
-			}
-			pending = false
-			err := w.Flush()
-			if err != nil {
-				failed(err)
-			}
-			return err
-		}
-	)
-	defer reset()
+	sn := &sender{t: t, ps: ps, w: bufio.NewWriterSize(nil, ioBufSize)}
+	defer sn.reset()
 	for {
-		select {
-		case <-t.closed:
-			return
-		default:
-		}
-		pk := t.next(ps)
+		pk := sn.wait()
 		if pk == nil {
-			select {
-			case <-t.closed:
-				return
-			case <-ps.queue.ready:
-			}
-			continue
+			return
 		}
-		if ps.reset.Swap(false) {
-			reset()
-			nextOpen = time.Time{}
-			dgAt = time.Time{}
-		}
-		// Re-choose the datagram connection on changes and every few
-		// seconds: support is known only once identify has finished.
-		if time.Since(dgAt) > datagramRecheck {
-			dg, dgAt = t.datagramConn(ps.id), time.Now()
-		}
-		for pk != nil {
-			h, herr := t.header(pk)
-			gso := h.GSOType != packet.GSONone
-			switch {
-			case herr != nil:
-				ps.stats.DropQueue.Add(1)
-				if t.warn.Allow() {
-					t.log.Warn("dropped a packet the device handed over", "peer", ps.id, "err", herr)
-				}
-			case !gso && dg != nil && wantsDatagram(pk.data()) && t.sendDatagram(dg, pk):
-				ps.stats.TxDatagrams.Add(1)
-			case s == nil && !time.Now().After(nextOpen):
-				ps.stats.DropNoLink.Add(1)
-			default:
-				if s == nil {
-					var err error
-					if s, err = t.open(ps.id); err != nil {
-						nextOpen = time.Now().Add(reopenBackoff)
-						ps.stats.DropNoLink.Add(1)
-						if t.warn.Allow() {
-							t.log.Debug("no packet stream to peer", "peer", ps.id, "err", err)
-						}
-						break
-					}
-					sw = stallWriter{s, t.stall}
-					w.Reset(sw)
-					g = conns.NewGate(t.conns.Lookup(s.Conn()), t.closed, ps.reset.Load)
-				}
-				whole, err := t.writeFrame(w, sw, pk, h, &pending)
-				if err != nil {
-					failed(err)
-					break
-				}
-				ps.stats.TxPackets.Add(1)
-				if g != nil {
-					g.Wrote(pk.n) // a frame is more: never over-counted
-				}
-				if gso && whole {
-					ps.stats.TxSuperPackets.Add(1)
-				} else if gso {
-					ps.stats.TxSegmented.Add(1)
-				}
-			}
-			t.put(pk)
-			if g != nil && g.Full(flush) {
-				break
-			}
-			pk = t.next(ps)
-		}
-		flush()
+		sn.refresh()
+		sn.batch(pk)
+		sn.flush()
 		// While the connection holds more than it should, packets wait in
 		// the flow queues (coalesce.go).
-		if g != nil && !g.WaitRoom() {
+		if sn.g != nil && !sn.g.WaitRoom() {
 			return
 		}
+	}
+}
+
+// sender is the state of one peer's outgoing path, owned by its sendLoop.
+type sender struct {
+	t        *Transport
+	ps       *peerSender
+	s        network.Stream // nil: none open
+	w        *bufio.Writer  // gathers small frames for s
+	sw       stallWriter    // writes to s, with the stall deadline
+	g        *conns.Gate    // the TCP connection under s, or nil
+	pending  bool           // frames written to w and not flushed
+	nextOpen time.Time      // no stream is opened before then
+	dg       *quic.Conn     // nil: no datagram path right now
+	dgAt     time.Time      // when dg was last chosen
+}
+
+// reset drops the stream, if any, with what it had not sent.
+func (sn *sender) reset() {
+	if sn.s != nil {
+		sn.s.Reset()
+		sn.s = nil
+	}
+	sn.pending, sn.g = false, nil
+}
+
+// failed counts and logs a failed write and drops the stream; the next
+// packet opens another.
+func (sn *sender) failed(err error) {
+	sn.t.streamFailed(sn.ps, err)
+	sn.reset()
+}
+
+// flush writes the frames gathered in w, if any.
+func (sn *sender) flush() error {
+	if !sn.pending {
+		return nil
+	}
+	sn.pending = false
+	err := sn.w.Flush()
+	if err != nil {
+		sn.failed(err)
+	}
+	return err
+}
+
+// wait returns the peer's next packet, waiting for one; nil once the
+// transport is closed.
+func (sn *sender) wait() *pbuf {
+	for {
+		select {
+		case <-sn.t.closed:
+			return nil
+		default:
+		}
+		if pk := sn.t.next(sn.ps); pk != nil {
+			return pk
+		}
+		select {
+		case <-sn.t.closed:
+			return nil
+		case <-sn.ps.queue.ready:
+		}
+	}
+}
+
+// refresh moves to the best connection when ResetPeer asked for it, and
+// re-chooses the datagram connection then and every few seconds: support
+// is known only once identify has finished.
+func (sn *sender) refresh() {
+	if sn.ps.reset.Swap(false) {
+		sn.reset()
+		sn.nextOpen = time.Time{}
+		sn.dgAt = time.Time{}
+	}
+	if time.Since(sn.dgAt) > datagramRecheck {
+		sn.dg, sn.dgAt = sn.t.datagramConn(sn.ps.id), time.Now()
+	}
+}
+
+// batch sends pk and whatever else is queued, until the queue is empty or
+// the gate says the connection has enough.
+func (sn *sender) batch(pk *pbuf) {
+	for pk != nil {
+		sn.send(pk)
+		sn.t.put(pk)
+		if sn.g != nil && sn.g.Full(sn.flush) {
+			return
+		}
+		pk = sn.t.next(sn.ps)
+	}
+}
+
+// send sends one packet as a datagram or a frame on the stream, or counts
+// why it was dropped.
+func (sn *sender) send(pk *pbuf) {
+	t, stats := sn.t, &sn.ps.stats
+	h, herr := t.header(pk)
+	gso := h.GSOType != packet.GSONone
+	switch {
+	case herr != nil:
+		stats.DropQueue.Add(1)
+		if t.warn.Allow() {
+			t.log.Warn("dropped a packet the device handed over", "peer", sn.ps.id, "err", herr)
+		}
+	case !gso && sn.dg != nil && wantsDatagram(pk.data()) && t.sendDatagram(sn.dg, pk):
+		stats.TxDatagrams.Add(1)
+	case sn.s == nil && !sn.open():
+		stats.DropNoLink.Add(1)
+	default:
+		sn.write(pk, h, gso)
+	}
+}
+
+// open opens the stream to the peer, unless an attempt failed less than
+// reopenBackoff ago; false: there is none.
+func (sn *sender) open() bool {
+	if !time.Now().After(sn.nextOpen) {
+		return false
+	}
+	t := sn.t
+	s, err := t.open(sn.ps.id)
+	if err != nil {
+		sn.nextOpen = time.Now().Add(reopenBackoff)
+		if t.warn.Allow() {
+			t.log.Debug("no packet stream to peer", "peer", sn.ps.id, "err", err)
+		}
+		return false
+	}
+	sn.s, sn.sw = s, stallWriter{s, t.stall}
+	sn.w.Reset(sn.sw)
+	sn.g = conns.NewGate(t.conns.Lookup(s.Conn()), t.closed, sn.ps.reset.Load)
+	return true
+}
+
+// write frames a packet onto the open stream and counts it.
+func (sn *sender) write(pk *pbuf, h packet.VirtioHeader, gso bool) {
+	stats := &sn.ps.stats
+	whole, err := sn.t.writeFrame(sn.w, sn.sw, pk, h, &sn.pending)
+	if err != nil {
+		sn.failed(err)
+		return
+	}
+	stats.TxPackets.Add(1)
+	if sn.g != nil {
+		sn.g.Wrote(pk.n) // a frame is more: never over-counted
+	}
+	if gso && whole {
+		stats.TxSuperPackets.Add(1)
+	} else if gso {
+		stats.TxSegmented.Add(1)
 	}
 }
 
