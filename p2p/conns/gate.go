@@ -124,6 +124,9 @@ func (r *Registry) remove(c *Conn) {
 // Lookup returns the Conn under a libp2p connection, or nil (a
 // QUIC or relayed connection).
 func (r *Registry) Lookup(c network.Conn) *Conn {
+	if r == nil {
+		return nil
+	}
 	k := connKey(c.LocalMultiaddr(), c.RemoteMultiaddr())
 	r.mu.Lock()
 	defer r.mu.Unlock()

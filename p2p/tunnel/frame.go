@@ -2,7 +2,6 @@ package tunnel
 
 import (
 	"bufio"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -36,9 +35,10 @@ var noOffload [packet.VirtioHdrLen]byte
 // length, hdr (empty on a plain stream, a virtio-net header on a GSO one),
 // then the packet.
 func writeSmall(w *bufio.Writer, hdr, pkt []byte) error {
-	var n [2]byte
-	binary.BigEndian.PutUint16(n[:], uint16(len(pkt)))
-	w.Write(n[:])
+	// Byte by byte: a length array handed to Write would escape to the
+	// heap, an allocation per frame.
+	w.WriteByte(byte(len(pkt) >> 8))
+	w.WriteByte(byte(len(pkt)))
 	w.Write(hdr)
 	_, err := w.Write(pkt)
 	return err
@@ -57,11 +57,21 @@ func readGSOFrame(r *bufio.Reader, buf []byte) (int, error) {
 
 // readFrame reads a frame whose packet follows pre bytes of header.
 func readFrame(r *bufio.Reader, buf []byte, pre int) (int, error) {
-	var hdr [2]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	// The length byte by byte, with io.ReadFull's errors (EOF before a
+	// frame, ErrUnexpectedEOF inside one): an array handed to ReadFull
+	// would escape to the heap, an allocation per frame.
+	hi, err := r.ReadByte()
+	if err != nil {
 		return 0, err
 	}
-	n := int(binary.BigEndian.Uint16(hdr[:]))
+	lo, err := r.ReadByte()
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, err
+	}
+	n := int(hi)<<8 | int(lo)
 	if n == 0 {
 		return 0, ErrEmptyFrame
 	}
