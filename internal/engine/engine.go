@@ -1,7 +1,8 @@
 // Package engine is Mynetwork's packet core: it moves IP packets between a
-// Device (a kernel TUN or a userspace TCP/IP stack) and a Transport (the
-// encrypted links to peers), choosing the peer by longest-prefix route and
-// dropping packets whose source the sending peer may not use.
+// packet.Device (a kernel TUN or a userspace TCP/IP stack) and a Transport
+// (the encrypted links to peers), choosing the peer by longest-prefix route,
+// dropping packets whose source the sending peer may not use, and making
+// received packets whole for a device that takes no offload header.
 package engine
 
 import (
