@@ -11,7 +11,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
-	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // AddrsProtocol lets VPN peers tell each other all their listen addresses,
@@ -27,7 +26,7 @@ const (
 )
 
 // localAddrs are this node's dialable listen addresses: every interface
-// address but loopback and the mesh's own.
+// address others can use (see forOthers).
 func (n *Node) localAddrs() []string {
 	addrs, err := n.host.Network().InterfaceListenAddresses()
 	if err != nil {
@@ -35,12 +34,20 @@ func (n *Node) localAddrs() []string {
 	}
 	var out []string
 	for _, a := range addrs {
-		if manet.IsIPLoopback(a) || inMesh(a) {
-			continue
+		if forOthers(a) {
+			out = append(out, a.String())
 		}
-		out = append(out, a.String())
 	}
 	return out
+}
+
+// forOthers says whether another machine could dial a: not loopback, not
+// link-local (a multiaddr has no zone to say which link), and not in the
+// mesh, which the host never announces either (withoutMesh). Addresses
+// that are not IP (DNS names) pass.
+func forOthers(a ma.Multiaddr) bool {
+	addr, ok := ipOf(a)
+	return !ok || !addr.IsLoopback() && !addr.IsLinkLocalUnicast() && !inMesh(a)
 }
 
 // sendAddrs tells peer p our addresses, on any connection (relayed too).

@@ -77,7 +77,7 @@ func TestWhoMayTalk(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hb.Close()
-	if err := hb.Connect(ctx, peer.AddrInfo{ID: idA, Addrs: node.Addrs()}); err != nil {
+	if err := hb.Connect(ctx, peer.AddrInfo{ID: idA, Addrs: node.ListenAddrs()}); err != nil {
 		t.Fatal(err)
 	}
 	s, err := hb.NewStream(ctx, idA, tunnel.PacketProtocol)

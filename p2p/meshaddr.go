@@ -17,16 +17,18 @@ import (
 // an address is only reachable through the tunnel, so libp2p must never
 // announce or dial it: the tunnel would then carry itself.
 func inMesh(a ma.Multiaddr) bool {
+	addr, ok := ipOf(a)
+	return ok && (config.MeshPrefix4.Contains(addr) || config.MeshPrefix6.Contains(addr))
+}
+
+// ipOf is the IP address a multiaddr starts with, if it starts with one.
+func ipOf(a ma.Multiaddr) (netip.Addr, bool) {
 	ip, err := manet.ToIP(a)
 	if err != nil {
-		return false
+		return netip.Addr{}, false
 	}
 	addr, ok := netip.AddrFromSlice(ip)
-	if !ok {
-		return false
-	}
-	addr = addr.Unmap()
-	return config.MeshPrefix4.Contains(addr) || config.MeshPrefix6.Contains(addr)
+	return addr.Unmap(), ok
 }
 
 // dialable parses multiaddrs learned from a peer or a file, keeping the

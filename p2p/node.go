@@ -106,6 +106,8 @@ type Node struct {
 	bookMu sync.Mutex
 	whyMu  sync.Mutex
 	why    map[peer.ID]string // why a peer is not connected
+	bootMu sync.Mutex
+	boot   []BootstrapState // in n.bootstrap's order; written by joinDHT
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -123,7 +125,7 @@ func New(opts Options) (_ *Node, err error) {
 	}
 	n := &Node{log: opts.Log, peers: make(map[peer.ID]*connector), bootstrap: opts.Bootstrap,
 		relays: opts.Relays, addrBook: opts.AddrBook, conns: conns.NewRegistry(),
-		why: make(map[peer.ID]string)}
+		why: make(map[peer.ID]string), boot: bootstrapStates(opts.Bootstrap)}
 	n.known = make(map[peer.ID]struct{})
 	for _, p := range opts.Peers {
 		n.peers[p.ID] = newConnector(n, p.ID)
@@ -264,35 +266,6 @@ func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
 	m.n.connChanged(ai.ID)
 }
 
-// joinDHT connects to the bootstrap peers and bootstraps the routing table,
-// retrying while none is reachable.
-func (n *Node) joinDHT(ctx context.Context) {
-	defer n.wg.Done()
-	backoff := minBackoff
-	for {
-		ok := 0
-		for _, ai := range n.bootstrap {
-			dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-			if err := n.host.Connect(dctx, ai); err == nil {
-				ok++
-			} else {
-				n.log.Debug("bootstrap peer unreachable", "peer", ai.ID, "err", err)
-			}
-			cancel()
-		}
-		if ok > 0 {
-			if err := n.kad.Bootstrap(ctx); err != nil {
-				n.log.Warn("DHT bootstrap", "err", err)
-			}
-			return
-		}
-		if !sleep(ctx, backoff) {
-			return
-		}
-		backoff = min(backoff*2, maxBackoff)
-	}
-}
-
 // PeerState is what the node knows of one configured peer right now.
 type PeerState struct {
 	Connected bool
@@ -303,8 +276,18 @@ type PeerState struct {
 	RTT       time.Duration
 }
 
-// Addrs are the addresses the node listens on, as it announces them.
-func (n *Node) Addrs() []ma.Multiaddr { return n.host.Addrs() }
+// Addrs are the addresses others can reach the node at: those it
+// announces, without loopback and link-local ones, which only this
+// machine or this link could dial.
+func (n *Node) Addrs() []ma.Multiaddr {
+	var out []ma.Multiaddr
+	for _, a := range n.host.Addrs() {
+		if forOthers(a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
 
 // ConnectedPeers are the peers the node has a connection to, configured
 // or not.

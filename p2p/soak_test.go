@@ -32,7 +32,7 @@ func TestSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hb.Close()
-	ai := peer.AddrInfo{ID: idA, Addrs: node.Addrs()}
+	ai := peer.AddrInfo{ID: idA, Addrs: node.ListenAddrs()}
 
 	cycle := func() {
 		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)

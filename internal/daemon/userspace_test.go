@@ -170,6 +170,8 @@ func TestUserspaceMesh(t *testing.T) {
 	tcpEcho, udpEcho, hasher := services(t)
 	a, b := newTestNode(t, "usa"), newTestNode(t, "usb")
 	b.cfg.Peers = []config.Peer{{Name: "ms0", ID: a.id}}
+	// A port of its own: status leaves loopback addresses out.
+	b.cfg.ListenAddresses = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freePort(t, "tcp"))}
 	b.up(t, "usb", Options{SOCKS5: "off", Exposes: []string{"7=" + tcpEcho, "udp:7=" + udpEcho, "9=" + hasher}})
 	bst, err := b.client.Status(context.Background())
 	if err != nil {
@@ -178,7 +180,7 @@ func TestUserspaceMesh(t *testing.T) {
 	socksAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
 	fwdTCP := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
 	fwdUDP := fmt.Sprintf("127.0.0.1:%d", freePort(t, "udp"))
-	a.cfg.Peers = []config.Peer{{Name: "ms1", ID: b.id, Addrs: bst.Addresses}}
+	a.cfg.Peers = []config.Peer{{Name: "ms1", ID: b.id, Addrs: b.cfg.ListenAddresses}}
 	a.up(t, "usa", Options{SOCKS5: socksAddr, Forwards: []string{fwdTCP + "=ms1:7", "udp:" + fwdUDP + "=ms1.mynetwork:7"}})
 
 	var ast control.Status
