@@ -21,9 +21,25 @@ type Status struct {
 	IPv6                string       `json:"ipv6"`
 	SwarmPeers          int          `json:"swarmPeers"`
 	Peers               []PeerStatus `json:"peers"`
-	Addresses           []string     `json:"addresses"`
-	Counters            Counters     `json:"counters"`
-	Userspace           *Userspace   `json:"userspace,omitempty"` // userspace mode only
+	// Addresses are the node's listen addresses others can dial: no
+	// loopback, link-local or mesh address.
+	Addresses []string   `json:"addresses"`
+	Counters  Counters   `json:"counters"`
+	Userspace *Userspace `json:"userspace,omitempty"` // userspace mode only
+	// BootstrapPeers are the DHT's bootstrap peers, in the config's order;
+	// absent when the node has none (no DHT).
+	BootstrapPeers []BootstrapPeer `json:"bootstrapPeers,omitempty"`
+}
+
+// BootstrapPeer is one DHT bootstrap peer as the node found it.
+type BootstrapPeer struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"` // when it is a configured peer too
+	// State is "dht-server" (the node joins the DHT through it),
+	// "not-dht-server" (connected, but it serves no DHT), "unreachable",
+	// or "trying" before the first dial ends.
+	State string `json:"state"`
+	Error string `json:"error,omitempty"` // why it cannot be used
 }
 
 // Userspace is what a userspace-mode node offers local programs.

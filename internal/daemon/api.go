@@ -35,6 +35,13 @@ func (d *Daemon) Status(context.Context) (control.Status, error) {
 	for _, p := range d.peers {
 		st.Peers = append(st.Peers, d.peerStatus(p))
 	}
+	for _, b := range d.node.BootstrapPeers() {
+		bp := control.BootstrapPeer{ID: b.ID.String(), State: b.State, Error: b.Err}
+		if i := d.peerIndex(b.ID); i >= 0 {
+			bp.Name = d.peers[i].name
+		}
+		st.BootstrapPeers = append(st.BootstrapPeers, bp)
+	}
 	return st, nil
 }
 

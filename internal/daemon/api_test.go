@@ -2,11 +2,14 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mynetwork/mynetwork/config"
 	"github.com/mynetwork/mynetwork/internal/control"
@@ -128,5 +131,45 @@ func TestCountersLoadedOnce(t *testing.T) {
 	var got control.PeerStatus
 	if peerCounters(&got, &p); got != wantPeer {
 		t.Errorf("peer counters:\ngot  %+v\nwant %+v", got, wantPeer)
+	}
+}
+
+// TestStatusBootstrapAndAddresses: status names each bootstrap peer with
+// its state and error (and its name when it is a configured peer too),
+// and lists no loopback address, though the node listens on loopback only.
+func TestStatusBootstrapAndAddresses(t *testing.T) {
+	n := newTestNode(t, "usg")
+	b := newTestNode(t, "ush") // configured, never started
+	port := freePort(t, "tcp")
+	boot := []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", port, b.id)}
+	n.cfg.BootstrapPeers = &boot
+	n.cfg.Peers = []config.Peer{{Name: "b", ID: b.id}}
+	n.up(t, "usg", Options{SOCKS5: "off"})
+
+	var st control.Status
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var err error
+		if st, err = n.client.Status(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(st.BootstrapPeers) == 1 && st.BootstrapPeers[0].State != "trying" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bootstrap peers never tried: %+v", st.BootstrapPeers)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	got, err := json.Marshal(st.BootstrapPeers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`[{"id":"%s","name":"b","state":"unreachable","error":"/ip4/127.0.0.1/tcp/%d: connection refused"}]`, b.id, port)
+	if string(got) != want {
+		t.Errorf("bootstrapPeers:\ngot  %s\nwant %s", got, want)
+	}
+	if len(st.Addresses) != 0 {
+		t.Errorf("addresses of a node on loopback only: %v", st.Addresses)
 	}
 }
