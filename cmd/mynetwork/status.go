@@ -2,8 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/mynetwork/mynetwork/internal/control"
 )
 
 func newStatusCmd(opts *rootOptions) *cobra.Command {
@@ -18,67 +21,101 @@ func newStatusCmd(opts *rootOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
 			if asJSON {
-				return writeJSON(out, st)
+				return writeJSON(cmd.OutOrStdout(), st)
 			}
-			connected := 0
-			for _, p := range st.Peers {
-				if p.Connected {
-					connected++
-				}
-			}
-			fmt.Fprintf(out, "PeerID: %s\n", st.PeerID)
-			fmt.Fprintf(out, "Interface: %s (%s mode)\n", st.Interface, st.Mode)
-			if st.SegmentationOffload {
-				fmt.Fprintf(out, "MTU: %d, TCP segmentation offload\n", st.MTU)
-			} else {
-				fmt.Fprintf(out, "MTU: %d\n", st.MTU)
-			}
-			fmt.Fprintf(out, "Mesh addresses: %s, %s\n", st.IPv4, st.IPv6)
-			fmt.Fprintf(out, "Swarm peers: %d\n", st.SwarmPeers)
-			fmt.Fprintf(out, "Connected VPN nodes: %d/%d\n", connected, len(st.Peers))
-			for _, p := range st.Peers {
-				if p.Connected {
-					path := p.Path
-					if p.Path == "relay" {
-						path = "relay via " + p.Relay
-					}
-					fmt.Fprintf(out, "    @%s (%s) %s [%s]\n", p.Name, rtt(p.RTTMillis), p.Addr, path)
-				}
-			}
-			for _, p := range st.Peers {
-				if !p.Connected {
-					why := ""
-					if p.Why != "" {
-						why = ": " + p.Why
-					}
-					fmt.Fprintf(out, "    @%s (%s) not connected%s\n", p.Name, p.IPv4, why)
-				}
-			}
-			if u := st.Userspace; u != nil {
-				switch {
-				case u.SOCKS5 == "off":
-					fmt.Fprintf(out, "SOCKS5: off\n")
-				case u.SOCKS5Credentials == "":
-					fmt.Fprintf(out, "SOCKS5: %s, open to every local user (no authentication)\n", u.SOCKS5)
-				default:
-					fmt.Fprintf(out, "SOCKS5: %s, username and password in %s (mynetwork socks5-url)\n", u.SOCKS5, u.SOCKS5Credentials)
-				}
-				for _, f := range u.Forwards {
-					fmt.Fprintf(out, "Forward: %s\n", f)
-				}
-				for _, e := range u.Exposes {
-					fmt.Fprintf(out, "Expose: %s\n", e)
-				}
-			}
-			fmt.Fprintln(out, "Addresses:")
-			for _, a := range st.Addresses {
-				fmt.Fprintf(out, "    %s\n", a)
-			}
+			writeStatus(cmd.OutOrStdout(), st)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// writeStatus renders status as text.
+func writeStatus(out io.Writer, st control.Status) {
+	connected := 0
+	for _, p := range st.Peers {
+		if p.Connected {
+			connected++
+		}
+	}
+	fmt.Fprintf(out, "PeerID: %s\n", st.PeerID)
+	fmt.Fprintf(out, "Interface: %s (%s mode)\n", st.Interface, st.Mode)
+	if st.SegmentationOffload {
+		fmt.Fprintf(out, "MTU: %d, TCP segmentation offload\n", st.MTU)
+	} else {
+		fmt.Fprintf(out, "MTU: %d\n", st.MTU)
+	}
+	fmt.Fprintf(out, "Mesh addresses: %s, %s\n", st.IPv4, st.IPv6)
+	fmt.Fprintf(out, "Swarm peers: %d\n", st.SwarmPeers)
+	fmt.Fprintf(out, "Connected VPN nodes: %d/%d\n", connected, len(st.Peers))
+	writePeers(out, st.Peers)
+	if st.Userspace != nil {
+		writeUserspace(out, st.Userspace)
+	}
+	writeBootstrap(out, st.BootstrapPeers)
+	fmt.Fprintln(out, "Addresses:")
+	for _, a := range st.Addresses {
+		fmt.Fprintf(out, "    %s\n", a)
+	}
+}
+
+// writePeers lists the connected peers first, then the others with why.
+func writePeers(out io.Writer, peers []control.PeerStatus) {
+	for _, p := range peers {
+		if p.Connected {
+			path := p.Path
+			if p.Path == "relay" {
+				path = "relay via " + p.Relay
+			}
+			fmt.Fprintf(out, "    @%s (%s) %s [%s]\n", p.Name, rtt(p.RTTMillis), p.Addr, path)
+		}
+	}
+	for _, p := range peers {
+		if !p.Connected {
+			why := ""
+			if p.Why != "" {
+				why = ": " + p.Why
+			}
+			fmt.Fprintf(out, "    @%s (%s) not connected%s\n", p.Name, p.IPv4, why)
+		}
+	}
+}
+
+func writeUserspace(out io.Writer, u *control.Userspace) {
+	switch {
+	case u.SOCKS5 == "off":
+		fmt.Fprintf(out, "SOCKS5: off\n")
+	case u.SOCKS5Credentials == "":
+		fmt.Fprintf(out, "SOCKS5: %s, open to every local user (no authentication)\n", u.SOCKS5)
+	default:
+		fmt.Fprintf(out, "SOCKS5: %s, username and password in %s (mynetwork socks5-url)\n", u.SOCKS5, u.SOCKS5Credentials)
+	}
+	for _, f := range u.Forwards {
+		fmt.Fprintf(out, "Forward: %s\n", f)
+	}
+	for _, e := range u.Exposes {
+		fmt.Fprintf(out, "Expose: %s\n", e)
+	}
+}
+
+// writeBootstrap gives each DHT bootstrap peer a line: its name if it is
+// a configured peer too, its ID, its state and what went wrong.
+func writeBootstrap(out io.Writer, boot []control.BootstrapPeer) {
+	if len(boot) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "DHT bootstrap peers:")
+	for _, b := range boot {
+		name := ""
+		if b.Name != "" {
+			name = "@" + b.Name + " "
+		}
+		why := ""
+		if b.Error != "" {
+			why = ": " + b.Error
+		}
+		fmt.Fprintf(out, "    %s%s %s%s\n", name, b.ID, b.State, why)
+	}
 }

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/mynetwork/mynetwork/internal/control"
+)
+
+// TestStatusText: the bootstrap peers get a line each, after the peers,
+// and no heading when there are none.
+func TestStatusText(t *testing.T) {
+	st := control.Status{
+		PeerID: "12D3KooWSelf", Interface: "mynetwork", Mode: "kernel", MTU: 1420,
+		IPv4: "100.64.0.1", IPv6: "fd6d:796e:6574::1",
+		Addresses: []string{"/ip4/192.168.1.10/tcp/8001"},
+		BootstrapPeers: []control.BootstrapPeer{
+			{ID: "12D3KooWBoot", Name: "r", State: "dht-server"},
+			{ID: "12D3KooWGone", State: "unreachable", Error: "/ip4/192.0.2.1/tcp/4001: connection refused"},
+			{ID: "12D3KooWPlain", State: "not-dht-server", Error: "speaks neither /ipfs/kad/1.0.0 nor /ipfs/lan/kad/1.0.0"},
+		},
+	}
+	var out bytes.Buffer
+	writeStatus(&out, st)
+	want := `Connected VPN nodes: 0/0
+DHT bootstrap peers:
+    @r 12D3KooWBoot dht-server
+    12D3KooWGone unreachable: /ip4/192.0.2.1/tcp/4001: connection refused
+    12D3KooWPlain not-dht-server: speaks neither /ipfs/kad/1.0.0 nor /ipfs/lan/kad/1.0.0
+Addresses:
+    /ip4/192.168.1.10/tcp/8001
+`
+	if !strings.HasSuffix(out.String(), want) {
+		t.Errorf("status:\n%s\nwant it to end with:\n%s", out.String(), want)
+	}
+
+	st.BootstrapPeers = nil
+	out.Reset()
+	writeStatus(&out, st)
+	if strings.Contains(out.String(), "bootstrap") {
+		t.Errorf("status of a node without bootstrap peers:\n%s", out.String())
+	}
+}
