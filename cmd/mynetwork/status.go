@@ -55,6 +55,11 @@ func writeStatus(out io.Writer, st control.Status) {
 		writeUserspace(out, st.Userspace)
 	}
 	writeBootstrap(out, st.BootstrapPeers)
+	if len(st.Addresses) == 0 {
+		// Listening on loopback only, say: peers must know an address.
+		fmt.Fprintln(out, "Addresses: none that other machines can dial")
+		return
+	}
 	fmt.Fprintln(out, "Addresses:")
 	for _, a := range st.Addresses {
 		fmt.Fprintf(out, "    %s\n", a)

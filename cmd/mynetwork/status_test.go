@@ -41,4 +41,11 @@ Addresses:
 	if strings.Contains(out.String(), "bootstrap") {
 		t.Errorf("status of a node without bootstrap peers:\n%s", out.String())
 	}
+
+	st.Addresses = nil // a node on loopback only
+	out.Reset()
+	writeStatus(&out, st)
+	if !strings.HasSuffix(out.String(), "Addresses: none that other machines can dial\n") {
+		t.Errorf("status of a node no other machine can dial:\n%s", out.String())
+	}
 }
