@@ -134,11 +134,23 @@ print(h.hexdigest(), flush=True); c.close()`, a.v4)
 // upArgs starts the daemon with extra flags.
 func (n *node) upArgs(t *testing.T, extra ...string) {
 	t.Helper()
+	n.launch(t, extra...)
+	n.awaitUp(t)
+}
+
+// launch starts the daemon without waiting for it: see awaitUp.
+func (n *node) launch(t *testing.T, extra ...string) {
+	t.Helper()
 	args := append([]string{n.bin, "up", "-i", n.iface, "-c", n.config, "-v"}, extra...)
 	// Registered before the daemon starts, so it runs after the daemon is
 	// stopped: a daemon killed by a test leaves its socket file behind.
 	t.Cleanup(func() { os.Remove(filepath.Join("/run/mynetwork", n.iface+".sock")) })
 	n.daemon = n.ns.start(t, n.iface, args...)
+}
+
+// awaitUp waits until the launched daemon answers on its control socket.
+func (n *node) awaitUp(t *testing.T) {
+	t.Helper()
 	eventually(t, 20*time.Second, n.iface+" control socket", func() error {
 		if n.daemon.exited() {
 			out, _ := os.ReadFile(n.daemon.log)
