@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mathrand "math/rand/v2"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -19,12 +21,21 @@ import (
 	"github.com/mynetwork/mynetwork/p2p/conns"
 )
 
+const (
+	// firstYield is how long a node that does not lead lets the peer dial
+	// first at the start: the leader's dial and handshake at a few
+	// hundred ms RTT. It ends as soon as the leader's connection is up.
+	firstYield     = time.Second
+	maxDirectRetry = 5 * time.Minute // the longest wait between tries for a direct path
+)
+
 // connector keeps one configured peer connected on its best path: it dials
 // the peer until connected, redials with backoff when it goes away, moves
 // to better paths as they appear, and pings the peer while connected, for
 // its RTT and to notice a dead connection before the transport does. A
-// relayed peer is retried for a direct path every directRetry: DCUtR tries
-// once per relayed connection only.
+// relayed peer is retried for a direct path after directRetry, then less
+// often while that keeps failing: DCUtR tries once per relayed connection
+// only.
 type connector struct {
 	n    *Node
 	p    peer.ID
@@ -32,15 +43,19 @@ type connector struct {
 
 	backoff    time.Duration // the wait after the next failed dial
 	told       network.Conn  // the connection our addresses were last sent on
+	path       string        // the path p was last reached on, to log a change once
 	nextDirect time.Time     // when a relayed p is next tried for a direct path
+	directWait time.Duration // the wait after the next failed try for a direct path
+	netKey     string        // this node's interface addresses when last looked
 	repunches  int           // relayed connections closed to punch again
 	silent     int           // pings in a row that failed while nothing arrived from p
 	nextTCP    time.Time     // when p, on QUIC on a LAN, may next move to TCP
-	lost       bool          // a connection went away and was not redialed yet
+	yieldFor   time.Duration // how long a node that does not lead lets p dial first
 }
 
 func newConnector(n *Node, p peer.ID) *connector {
-	return &connector{n: n, p: p, kick: make(chan struct{}, 1), backoff: minBackoff}
+	return &connector{n: n, p: p, kick: make(chan struct{}, 1), backoff: minBackoff,
+		directWait: directRetry, yieldFor: firstYield}
 }
 
 // then is what a round asks of the connector's loop.
@@ -85,7 +100,7 @@ func (c *connector) round(ctx context.Context) (time.Duration, then) {
 	if best := c.n.bestConn(c.p); best != nil {
 		return c.tend(ctx, best)
 	}
-	if c.lost && !c.n.leads(c.p) {
+	if c.yieldFor > 0 && !c.n.leads(c.p) && len(c.n.host.Peerstore().Addrs(c.p)) > 0 {
 		return c.yield(ctx)
 	}
 	return c.dial(ctx)
@@ -94,21 +109,25 @@ func (c *connector) round(ctx context.Context) (time.Duration, then) {
 // tend looks after a connected peer: the best path (relay grace, direct
 // retry, the LAN move from QUIC to TCP), then liveness.
 func (c *connector) tend(ctx context.Context, best network.Conn) (time.Duration, then) {
-	c.lost = true // if it goes away
+	c.yieldFor = redialYield // if it goes away
 	c.backoff = minBackoff
 	c.n.prune(c.p)
 	if best != c.told {
 		c.told = best
 		c.silent = 0 // failed pings count per connection
+		c.notePath(best)
 		c.n.sendAddrs(ctx, c.p)
 		if pathOf(best) == PathRelay {
 			// Closing the relayed connection or dialing the peer
 			// while DCUtR punches on it makes the punch fail.
-			c.nextDirect = time.Now().Add(directGrace)
+			c.nextDirect = later(c.nextDirect, time.Now().Add(directGrace))
 		}
 	}
-	if pathOf(best) == PathRelay && time.Now().After(c.nextDirect) {
-		c.nextDirect = time.Now().Add(directRetry)
+	if pathOf(best) != PathRelay {
+		c.directWait, c.repunches = directRetry, 0
+	} else if c.networkChanged() || time.Now().After(c.nextDirect) {
+		c.nextDirect = time.Now().Add(jitter(c.directWait))
+		c.directWait = min(2*c.directWait, maxDirectRetry)
 		c.tryDirect(ctx, best)
 		return 0, thenAgain
 	}
@@ -136,31 +155,69 @@ func (c *connector) pingWait(best network.Conn) time.Duration {
 	return wait
 }
 
-// yield waits up to redialYield for the peer to redial a lost connection.
-// Both sides redial it. Two TCP dials between the listen ports (libp2p
-// dials from them) at once are one simultaneous open that both take as
-// outgoing, and its security handshake fails: the side that does not lead
+// yield waits up to yieldFor for the peer to dial first: at the start,
+// when both know the other's addresses, and after a lost connection, when
+// both redial it. Two TCP dials between the listen ports (libp2p dials from
+// them) at once are one simultaneous open that both take as outgoing, and
+// its security handshake fails on both sides: the side that does not lead
 // lets the other dial first.
 func (c *connector) yield(ctx context.Context) (time.Duration, then) {
-	c.lost = false
-	if !c.awaitConn(ctx, redialYield) {
+	d := c.yieldFor
+	c.yieldFor = 0
+	if !c.awaitConn(ctx, d) {
 		return 0, thenStop
 	}
 	return 0, thenAgain
 }
 
 // dial connects to the peer, or sets the wait before the next try, which
-// doubles with every failure up to maxBackoff.
+// doubles with every failure up to maxBackoff. The wait is jittered: two
+// nodes whose dials collided must not retry in step and collide again.
 func (c *connector) dial(ctx context.Context) (time.Duration, then) {
 	if err := c.connect(ctx); err != nil {
 		c.n.noteUnreachable(c.p, err)
-		wait := c.backoff
+		wait := jitter(c.backoff)
 		c.backoff = min(c.backoff*2, maxBackoff)
 		return wait, thenWait
 	}
-	c.n.log.Info("connected to peer", "peer", c.p, "path", c.n.State(c.p).Path)
 	c.n.saveAddrBook()
 	return 0, thenAgain
+}
+
+// notePath logs the path p is reached on when it changes (relay to direct,
+// direct to relay) at Info, and a new connection on the same path at Debug:
+// a relayed peer reconnects through the relay each time it is punched again.
+func (c *connector) notePath(best network.Conn) {
+	path := pathOf(best)
+	if path == c.path {
+		c.n.log.Debug("new connection to peer", "peer", c.p, "path", path, "addr", best.RemoteMultiaddr())
+		return
+	}
+	c.n.log.Info("connected to peer", "peer", c.p, "path", path, "was", c.path, "addr", best.RemoteMultiaddr())
+	c.path = path
+}
+
+// networkChanged reports whether this node's interface addresses changed
+// since it last looked, and if so starts the tries for a direct path over:
+// a new network may have the path the old one had not.
+func (c *connector) networkChanged() bool {
+	addrs, err := c.n.host.Network().InterfaceListenAddresses()
+	if err != nil {
+		return false
+	}
+	keys := make([]string, len(addrs))
+	for i, a := range addrs {
+		keys[i] = a.String()
+	}
+	slices.Sort(keys)
+	key := fmt.Sprint(keys)
+	changed := c.netKey != "" && key != c.netKey
+	c.netKey = key
+	if changed {
+		c.n.log.Debug("local addresses changed; trying for a direct path again", "peer", c.p)
+		c.directWait, c.repunches = directRetry, 0
+	}
+	return changed
 }
 
 // alive pings the peer on best, and reports false when it closed the
@@ -271,10 +328,10 @@ func (c *connector) tryDirect(ctx context.Context, relayed network.Conn) {
 		c.n.clearBackoff(c.p)
 		err := c.n.host.Connect(network.WithForceDirectDial(ctx, "mynetwork direct"), peer.AddrInfo{ID: c.p, Addrs: direct})
 		if err == nil && c.n.State(c.p).Path != PathRelay {
-			c.n.log.Info("direct path found", "peer", c.p, "path", c.n.State(c.p).Path)
-			return
+			return // notePath logs the new path
 		}
 	}
+	c.n.log.Debug("no direct path to peer yet", "peer", c.p, "next", time.Until(c.nextDirect).Round(time.Second))
 	// Only one side closes the relayed connection, so that the pair does
 	// not redial the relay from both ends and punch on two connections.
 	if c.repunches < maxRepunch && c.n.leads(c.p) {
@@ -334,6 +391,20 @@ func (c *connector) measureRTT(ctx context.Context, conn network.Conn) bool {
 	c.n.host.Peerstore().RecordLatency(conn.RemotePeer(), time.Since(start))
 	s.Close()
 	return true
+}
+
+// jitter spreads d over ±25%, so that two nodes that wait the same time
+// do not act in step.
+func jitter(d time.Duration) time.Duration {
+	return d*3/4 + mathrand.N(d/2+1)
+}
+
+// later is the later of two times.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // leads says whether this node, and not p, acts where only one side of a

@@ -225,7 +225,8 @@ func (n *Node) Start(ctx context.Context) error {
 	n.host.Network().Notify(&network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) {
 			if _, ok := n.peers[c.RemotePeer()]; ok {
-				n.log.Info("connection to peer", "peer", c.RemotePeer(), "path", pathOf(c), "addr", c.RemoteMultiaddr())
+				// The connector logs a change of path at Info.
+				n.log.Debug("connection to peer", "peer", c.RemotePeer(), "path", pathOf(c), "addr", c.RemoteMultiaddr())
 			}
 			n.connChanged(c.RemotePeer())
 		},
