@@ -142,7 +142,7 @@ func New(opts Options) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: resource manager: %w", err)
 	}
-	h, err := libp2p.New(append(n.hostOptions(opts), libp2p.ResourceManager(rm))...)
+	h, err := libp2p.New(append(n.hostOptions(opts), libp2p.ResourceManager(autonatGate{rm, n.knows}))...)
 	if err != nil {
 		rm.Close()
 		return nil, fmt.Errorf("start libp2p host on %s: %w", strings.Join(opts.Listen, ", "), err)

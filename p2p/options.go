@@ -47,6 +47,12 @@ func (n *Node) hostOptions(opts Options) []libp2p.Option {
 		// others can reach it; candidates are the configured peers and relays.
 		libp2p.EnableAutoRelayWithPeerSource(n.relayCandidates,
 			autorelay.WithMinCandidates(1), autorelay.WithBootDelay(0), autorelay.WithNumRelays(2)),
+		// Serve AutoNAT to known peers (see autonat.go), so that on "auto"
+		// a mesh with no public libp2p nodes still learns who is private.
+		// libp2p serves v1 only while reachability is not forced private.
+		libp2p.EnableNATService(),
+		libp2p.AutoNATServiceRateLimit(autonatGlobal, autonatPerPeer, autonatInterval),
+		libp2p.EnableAutoNATv2(),
 	}
 	switch opts.Reachability {
 	case "public":
