@@ -138,14 +138,19 @@ func (n *node) waitPath(t *testing.T, name, path string, timeout time.Duration) 
 // natScenario runs the bootstrap/relay R on the internet and A, B in
 // their namespaces, and returns the three nodes and when A and B started.
 func natScenario(t *testing.T, w *world, nsA, nsB *netns, ipA, ipB, transports string) (r, a, b *node, started time.Time) {
+	return natScenarioOn(t, w, nsA, nsB, transports, "private")
+}
+
+// natScenarioOn is natScenario with A and B on the given reachability.
+func natScenarioOn(t *testing.T, w *world, nsA, nsB *netns, transports, reach string) (r, a, b *node, started time.Time) {
 	r = natNode(t, w.pub, w.tag+"r")
 	a = natNode(t, nsA, w.tag+"a")
 	b = natNode(t, nsB, w.tag+"b")
 	rAddrs := listenOn("203.0.113.1", transports)
 	boot := []string{rAddrs[0] + "/p2p/" + r.id}
 	r.setup(t, rAddrs, "public", []string{}, []map[string]any{peerEntry("a", a), peerEntry("b", b)})
-	a.setup(t, listenOn("0.0.0.0", transports), "private", boot, []map[string]any{peerEntry("b", b), peerEntry("r", r, rAddrs...)})
-	b.setup(t, listenOn("0.0.0.0", transports), "private", boot, []map[string]any{peerEntry("a", a), peerEntry("r", r, rAddrs...)})
+	a.setup(t, listenOn("0.0.0.0", transports), reach, boot, []map[string]any{peerEntry("b", b), peerEntry("r", r, rAddrs...)})
+	b.setup(t, listenOn("0.0.0.0", transports), reach, boot, []map[string]any{peerEntry("a", a), peerEntry("r", r, rAddrs...)})
 	r.up(t)
 	started = time.Now()
 	a.up(t)
@@ -266,6 +271,41 @@ func TestSymmetricNATStaysOnRelay(t *testing.T) {
 	iperf(t, nsA, nsB, b.v4, "-n", "100M")
 	if st := a.waitPath(t, "b", "relay", time.Second); st.TxDatagrams != 0 || st.RxDatagrams != 0 {
 		t.Errorf("datagrams on a relayed connection: %+v", st)
+	}
+}
+
+// TestAutoNATBehindNAT: the mesh's own public bootstrap node is the only
+// node outside a NAT, and A and B are on "auto": the mesh's own AutoNAT
+// must tell them they are private, so that they reserve a slot on the
+// bootstrap node and reach each other through it (then directly, behind
+// cone NATs).
+func TestAutoNATBehindNAT(t *testing.T) {
+	requireE2E(t, "ping", "iptables")
+	for _, tc := range []struct {
+		name      string
+		symmetric bool
+		path      string // the path A ends on
+		status    string // what `status` says about B
+	}{
+		{"cone", false, "direct", "[direct]"},
+		{"symmetric", true, "relay", "[relay via r]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, "mna")
+			ra := w.router("ra", "203.0.113.10", "10.0.1", tc.symmetric)
+			rb := w.router("rb", "203.0.113.20", "10.0.2", tc.symmetric)
+			nsA := w.host(ra, "a", 2)
+			nsB := w.host(rb, "b", 2)
+			_, a, b, start := natScenarioOn(t, w, nsA, nsB, "quic", "auto")
+			ping(t, nsA, b.v4, 90*time.Second)
+			t.Logf("%s NATs on auto: first ping after %s", tc.name, time.Since(start).Round(time.Millisecond))
+			st := a.waitPath(t, "b", tc.path, 60*time.Second)
+			t.Logf("%s NATs on auto: %s after %s via %s", tc.name, tc.path, time.Since(start).Round(time.Millisecond), st.Addr)
+			if out, _ := a.cli("status"); !strings.Contains(out, tc.status) {
+				t.Errorf("status does not say %s:\n%s", tc.status, out)
+			}
+			ping(t, nsB, a.v4, 10*time.Second)
+		})
 	}
 }
 
