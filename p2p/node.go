@@ -22,6 +22,7 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p-kad-dht/dual"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -245,6 +246,33 @@ func (n *Node) Start(ctx context.Context) error {
 		n.wg.Add(1)
 		go c.run(ctx)
 	}
+	return n.watchSelf(ctx)
+}
+
+// watchSelf wakes every connector when this node's reachability or its
+// own addresses change: AutoNAT finding the node private, then a relay
+// reservation, is what makes a peer behind NAT reachable, and the
+// connectors' backoff would otherwise keep them waiting up to maxBackoff.
+func (n *Node) watchSelf(ctx context.Context) error {
+	sub, err := n.host.EventBus().Subscribe([]any{new(event.EvtLocalReachabilityChanged), new(event.EvtLocalAddressesUpdated)})
+	if err != nil {
+		return fmt.Errorf("watch own addresses: %w", err)
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer sub.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sub.Out():
+				for _, c := range n.peers {
+					c.wake()
+				}
+			}
+		}
+	}()
 	return nil
 }
 
