@@ -8,6 +8,8 @@
 # for A (default QUIC then TCP); BENCH_PROFILE=prefix writes CPU profiles;
 # BENCH_MTU sets the nodes' "mtu" (default: the config's default);
 # BENCH_OTHER_MTU (default 65000, "off" to skip) is the MTU of part 1b.
+# BENCH_LOADED_ONLY=1 runs only the ping-under-load rows at 100 Mbit/s,
+# over TCP and over QUIC.
 # WGREF_BIN (default bin/wgref, built by make bench) is wireguard-go, run
 # beside the tunnel as the reference userspace VPN; without it those rows
 # are left out.
@@ -52,13 +54,17 @@ sed -i "s|\"peers\": \[\]|\"bootstrapPeers\": [], \"mdns\": false, \"peers\": [{
 # Each node listens on its veth address only: had it listened everywhere,
 # identify would tell the other of its wireguard-go address too, and the
 # tunnel could run through the reference.
-listen_on() { # CONFIG IP [MTU]
-  python3 - "$1" "$2" "${3:-${BENCH_MTU:-}}" <<'PY'
+listen_on() { # CONFIG IP [MTU [quic]]: with quic, QUIC only, to listen on and to dial
+  python3 - "$1" "$2" "${3:-${BENCH_MTU:-}}" "${4:-}" <<'PY'
 import json, sys
 path, ip = sys.argv[1], sys.argv[2]
 with open(path) as f:
     cfg = json.load(f)
 cfg["listenAddresses"] = [f"/ip4/{ip}/tcp/8001", f"/ip4/{ip}/udp/8001/quic-v1"]
+if sys.argv[4] == "quic":
+    cfg["listenAddresses"] = cfg["listenAddresses"][1:]
+    for p in cfg["peers"]:
+        p["addrs"] = [a for a in p.get("addrs", []) if "/quic-v1" in a]
 if sys.argv[3]:
     cfg["mtu"] = int(sys.argv[3])
 else:
@@ -124,7 +130,22 @@ paired() {
   row "$name" "$r" "$t" "$range"
   median=$t
 }
-ticks=0 mbits=0
+ticks=0 mbits=0 cpu_per_gb=n/a mesh=
+# report prints the table (and writes BENCH_JSON).
+report() {
+  printf '\n%-62s %12s %12s %8s  %s\n' scenario raw tunnel ratio "ratios of the ${BENCH_PAIRS:-3} pairs"
+  for r in "${rows[@]}"; do IFS='|' read -r n raw tun ratio range <<<"$r"; printf '%-62s %12s %12s %8s  %s\n' "$n" "$raw" "$tun" "$ratio" "$range"; done
+  printf '%-62s %12s\n' "daemon RSS after up, idle (MiB)" "$idle_rss"
+  printf '%-62s %12s\n' "CPU s per GB, both daemons (kernel 1 stream)" "$cpu_per_gb"
+  [ -z "$mesh" ] || while IFS='|' read -r name value; do printf '%-62s %12s\n' "$name" "$value"; done <<<"$mesh"
+  if [ -n "${BENCH_JSON:-}" ]; then
+    { echo '{"rows": ['; sep=''
+      num() { [[ $1 =~ ^[0-9.]+$ ]] && echo "$1" || echo null; }
+      for r in "${rows[@]}"; do IFS='|' read -r n raw tun ratio range <<<"$r"
+        printf '%s{"scenario": "%s", "raw": %s, "tunnel": %s, "ratio": %s, "pairRatios": "%s"}\n' "$sep" "$n" "$(num "$raw")" "$(num "$tun")" "$(num "$ratio")" "$range"; sep=','
+      done; printf '], "idleRSSMiB": %s, "cpuSecondsPerGB": %s, "mesh": "%s"}\n' "$(num "$idle_rss")" "$(num "$cpu_per_gb")" "$(tr '\n' ';' <<<"$mesh")"; } > "$BENCH_JSON"
+  fi
+}
 
 ip netns exec "$b" iperf3 -s -D -p 5201 --pidfile "$work/iperf-b.pid" >/dev/null
 sleep 0.3; pids+=("$(cat "$work/iperf-b.pid")")
@@ -198,6 +219,35 @@ cubic_rows() { # WHEN
   row "ping under load, 100 Mbit/s, CUBIC, $1 (ms)" "$(loaded_rtt 10.124.0.2 5201 -C cubic)" "$(loaded_rtt "$ip_b" 5201 -C cubic)"
   if [ -n "$wg" ]; then row "wireguard-go ping under load, 100 Mbit/s, CUBIC, $1 (ms)" "$(loaded_rtt 10.124.0.2 5201 -C cubic)" "$(loaded_rtt "$wg" 5201 -C cubic)"; fi
 }
+loaded_rows() { # RATE: rows for the link as it is shaped now
+  local raw tun
+  raw=$(loaded_rtt 10.124.0.2); tun=$(loaded_rtt "$ip_b")
+  row "ping under load, $1 (ms)" "$raw" "$tun"
+  if [ -n "$wg" ]; then row "wireguard-go ping under load, $1 (ms)" "$raw" "$(loaded_rtt "$wg")"; fi
+}
+# The same two nodes restricted to QUIC (the path between sites), with
+# ping under load at 100 Mbit/s; then both as they were.
+quic_rows() {
+  stop "$pid_a"; stop "$pid_b"
+  cp "$work/a.json" "$work/a-both.json"; cp "$work/b.json" "$work/b-both.json"
+  listen_on "$work/a.json" 10.124.0.1 "" quic; listen_on "$work/b.json" 10.124.0.2 "" quic
+  kernel_nodes q
+  shape 100mbit 32kb
+  row "ping under load, 100 Mbit/s, QUIC (ms)" "$(loaded_rtt 10.124.0.2)" "$(loaded_rtt "$ip_b")"
+  row "ping under load, 100 Mbit/s, QUIC, CUBIC (ms)" "$(loaded_rtt 10.124.0.2 5201 -C cubic)" "$(loaded_rtt "$ip_b" 5201 -C cubic)"
+  unshape
+  stop "$pid_a"; stop "$pid_b"
+  mv "$work/a-both.json" "$work/a.json"; mv "$work/b-both.json" "$work/b.json"
+  kernel_nodes r
+}
+if [ -n "${BENCH_LOADED_ONLY:-}" ]; then
+  shape 100mbit 32kb
+  loaded_rows "100 Mbit/s"
+  row "ping under load, 100 Mbit/s, CUBIC (ms)" "$(loaded_rtt 10.124.0.2 5201 -C cubic)" "$(loaded_rtt "$ip_b" 5201 -C cubic)"
+  unshape
+  quic_rows
+  report; exit 0
+fi
 shape 100mbit 32kb
 cubic_rows "fresh"
 unshape
@@ -224,17 +274,12 @@ read -r shaped_raw retr_raw <<<"$(tput_retr "$a" 10.124.0.2 5201 1)"
 read -r shaped_tun retr_tun <<<"$(tput_retr "$a" "$ip_b" 5201 1)"
 row "shaped 1 Gbit/s, 1 stream (Mbit/s)" "$shaped_raw" "$shaped_tun"
 row "shaped 1 Gbit/s, TCP retransmits" "$retr_raw" "$retr_tun"
-loaded_rows() { # RATE: rows for the link as it is shaped now
-  local raw tun
-  raw=$(loaded_rtt 10.124.0.2); tun=$(loaded_rtt "$ip_b")
-  row "ping under load, $1 (ms)" "$raw" "$tun"
-  if [ -n "$wg" ]; then row "wireguard-go ping under load, $1 (ms)" "$raw" "$(loaded_rtt "$wg")"; fi
-}
 loaded_rows "1 Gbit/s"
 shape 100mbit 32kb
 loaded_rows "100 Mbit/s"
 cubic_rows "warm"
 unshape
+quic_rows
 
 # 1% random loss each way (no netem here: iptables statistic), dropped as
 # packets arrive at either veth end. Not in OUTPUT: a packet dropped there
@@ -311,15 +356,4 @@ for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
 pids=()
 mesh=$(MYNETWORK_BIN="$bin" "$(dirname "$0")/bench-mesh.sh")
 
-printf '\n%-62s %12s %12s %8s  %s\n' scenario raw tunnel ratio "ratios of the ${BENCH_PAIRS:-3} pairs"
-for r in "${rows[@]}"; do IFS='|' read -r n raw tun ratio range <<<"$r"; printf '%-62s %12s %12s %8s  %s\n' "$n" "$raw" "$tun" "$ratio" "$range"; done
-printf '%-62s %12s\n' "daemon RSS after up, idle (MiB)" "$idle_rss"
-printf '%-62s %12s\n' "CPU s per GB, both daemons (kernel 1 stream)" "$cpu_per_gb"
-while IFS='|' read -r name value; do printf '%-62s %12s\n' "$name" "$value"; done <<<"$mesh"
-if [ -n "${BENCH_JSON:-}" ]; then
-  { echo '{"rows": ['; sep=''
-    num() { [[ $1 =~ ^[0-9.]+$ ]] && echo "$1" || echo null; }
-    for r in "${rows[@]}"; do IFS='|' read -r n raw tun ratio range <<<"$r"
-      printf '%s{"scenario": "%s", "raw": %s, "tunnel": %s, "ratio": %s, "pairRatios": "%s"}\n' "$sep" "$n" "$(num "$raw")" "$(num "$tun")" "$(num "$ratio")" "$range"; sep=','
-    done; printf '], "idleRSSMiB": %s, "cpuSecondsPerGB": %s, "mesh": "%s"}\n' "$(num "$idle_rss")" "$(num "$cpu_per_gb")" "$(tr '\n' ';' <<<"$mesh")"; } > "$BENCH_JSON"
-fi
+report
