@@ -54,15 +54,25 @@ func wantsDatagram(pkt []byte) bool {
 // quicOf returns the quic-go connection under a direct QUIC libp2p
 // connection whose QUIC handshake enabled datagrams on both sides.
 func quicOf(c network.Conn) *quic.Conn {
-	if c.ConnState().Transport != "quic-v1" || relayed(c) { // WebTransport also answers As: its datagrams belong to HTTP/3
-		return nil
-	}
-	var qc *quic.Conn
-	if !c.As(&qc) || qc == nil {
+	qc := directQUIC(c)
+	if qc == nil {
 		return nil
 	}
 	st := qc.ConnectionState()
 	if !st.SupportsDatagrams.Local || !st.SupportsDatagrams.Remote {
+		return nil
+	}
+	return qc
+}
+
+// directQUIC returns the quic-go connection under a direct QUIC libp2p
+// connection, or nil.
+func directQUIC(c network.Conn) *quic.Conn {
+	if c.ConnState().Transport != "quic-v1" || relayed(c) { // WebTransport also answers As: its datagrams belong to HTTP/3
+		return nil
+	}
+	var qc *quic.Conn
+	if !c.As(&qc) {
 		return nil
 	}
 	return qc

@@ -95,7 +95,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 		sn.batch(pk)
 		sn.flush()
 		// While the connection holds more than it should, packets wait in
-		// the flow queues (conns/coalesce.go).
+		// the flow queues (conns/coalesce.go, conns/gate.go).
 		if sn.g != nil && !sn.g.WaitRoom() {
 			return
 		}
@@ -109,7 +109,7 @@ type sender struct {
 	s        network.Stream // nil: none open
 	w        *bufio.Writer  // gathers small frames for s
 	sw       stallWriter    // writes to s, with the stall deadline
-	g        *conns.Gate    // the TCP connection under s, or nil
+	g        *conns.Gate    // the TCP or QUIC connection under s, or nil
 	pending  bool           // frames written to w and not flushed
 	nextOpen time.Time      // no stream is opened before then
 	dg       *quic.Conn     // nil: no datagram path right now
@@ -231,6 +231,9 @@ func (sn *sender) open() bool {
 	sn.s, sn.sw = s, stallWriter{s, t.stall}
 	sn.w.Reset(sn.sw)
 	sn.g = conns.NewGate(t.conns.Lookup(s.Conn()), t.closed, sn.ps.reset.Load)
+	if sn.g == nil {
+		sn.g = conns.NewQUICGate(directQUIC(s.Conn()), t.closed, sn.ps.reset.Load)
+	}
 	return true
 }
 
