@@ -226,7 +226,8 @@ loaded_rows() { # RATE: rows for the link as it is shaped now
   if [ -n "$wg" ]; then row "wireguard-go ping under load, $1 (ms)" "$raw" "$(loaded_rtt "$wg")"; fi
 }
 # The same two nodes restricted to QUIC (the path between sites), with
-# ping under load at 100 Mbit/s; then both as they were.
+# ping under load at 100 Mbit/s and what one stream gets (the QUIC send
+# gate must not cost it); then both as they were.
 quic_rows() {
   stop "$pid_a"; stop "$pid_b"
   cp "$work/a.json" "$work/a-both.json"; cp "$work/b.json" "$work/b-both.json"
@@ -235,6 +236,7 @@ quic_rows() {
   shape 100mbit 32kb
   row "ping under load, 100 Mbit/s, QUIC (ms)" "$(loaded_rtt 10.124.0.2)" "$(loaded_rtt "$ip_b")"
   row "ping under load, 100 Mbit/s, QUIC, CUBIC (ms)" "$(loaded_rtt 10.124.0.2 5201 -C cubic)" "$(loaded_rtt "$ip_b" 5201 -C cubic)"
+  row "shaped 100 Mbit/s, QUIC, 1 stream, CUBIC (Mbit/s)" "$(tput "$a" 10.124.0.2 5201 1 -C cubic)" "$(tput "$a" "$ip_b" 5201 1 -C cubic)"
   unshape
   stop "$pid_a"; stop "$pid_b"
   mv "$work/a-both.json" "$work/a.json"; mv "$work/b-both.json" "$work/b.json"
