@@ -143,14 +143,21 @@ func (q *fq) pop(f *flow) *pbuf {
 // take returns the next packet to send, or nil when the queue is empty.
 // now is the time since the packets' enq times count; packets CoDel drops
 // on the way are counted and their buffers returned.
-func (q *fq) take(now time.Duration) *pbuf {
+func (q *fq) take(now time.Duration) *pbuf { return q.takeFrom(now, false) }
+
+// takeNew is take from the new flows only (those that had nothing queued
+// when their packet came: a ping, a DNS query, a keystroke), or nil: what
+// a send loop may still send while its gate holds the bulk back.
+func (q *fq) takeNew(now time.Duration) *pbuf { return q.takeFrom(now, true) }
+
+func (q *fq) takeFrom(now time.Duration, newOnly bool) *pbuf {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for {
 		l := &q.newer
 		if l.head == nil {
 			l = &q.older
-			if l.head == nil {
+			if l.head == nil || newOnly {
 				return nil
 			}
 		}

@@ -248,3 +248,34 @@ func BenchmarkFQ(b *testing.B) {
 		r.q.take(0)
 	}
 }
+
+// TestFQTakeNew: while a gate holds the bulk back, takeNew serves only
+// flows that had nothing queued (a ping beside an upload), and nothing
+// once the bulk flow has spent its quantum and turned old.
+func TestFQTakeNew(t *testing.T) {
+	bulk, ping := flowPacket(6, 1, 1400), flowPacket(1, 0, 84)
+	r := newFQRig(bulk, ping)
+	for range 10 {
+		r.add(flowPacket(6, 1, 1400), 0)
+	}
+	served := 0
+	for served*1400 <= fqQuantum { // its quantum, as a new flow
+		if pk := r.q.take(0); pk == nil || sport(pk) != 1 {
+			t.Fatal("the bulk flow was not served")
+		}
+		served++
+	}
+	if pk := r.q.takeNew(0); pk != nil {
+		t.Fatalf("takeNew gave the old bulk flow's packet (flow %d)", sport(pk))
+	}
+	r.add(ping, 0)
+	if pk := r.q.takeNew(0); pk != ping {
+		t.Fatalf("takeNew gave %v, want the ping", pk)
+	}
+	if pk := r.q.takeNew(0); pk != nil {
+		t.Fatal("takeNew gave a packet after the ping")
+	}
+	if n, _ := r.q.len(); n != 10-served {
+		t.Fatalf("%d packets left, want the bulk flow's %d", n, 10-served)
+	}
+}

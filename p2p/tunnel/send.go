@@ -232,9 +232,21 @@ func (sn *sender) open() bool {
 	sn.w.Reset(sn.sw)
 	sn.g = conns.NewGate(t.conns.Lookup(s.Conn()), t.closed, sn.ps.reset.Load)
 	if sn.g == nil {
-		sn.g = conns.NewQUICGate(directQUIC(s.Conn()), t.closed, sn.ps.reset.Load)
+		if sn.g = conns.NewQUICGate(directQUIC(s.Conn()), t.closed, sn.ps.reset.Load); sn.g != nil {
+			sn.g.WhileHolding(sn.ps.queue.ready, sn.sendNew)
+		}
 	}
 	return true
+}
+
+// sendNew sends what the peer's new flows hold while the QUIC gate holds
+// the rest back.
+func (sn *sender) sendNew() {
+	for pk := sn.ps.queue.takeNew(time.Since(sn.t.start)); pk != nil; pk = sn.ps.queue.takeNew(time.Since(sn.t.start)) {
+		sn.send(pk)
+		sn.t.put(pk)
+	}
+	sn.flush()
 }
 
 // write frames a packet onto the open stream and counts it.
