@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // syncBuffer is a log sink the daemon's goroutines may write to while the
@@ -93,27 +92,14 @@ func TestRunUndoesAFailedStart(t *testing.T) {
 // came up and went down, and a clean stop returns nil.
 func TestRunLogsUpAndShutdown(t *testing.T) {
 	n := newTestNode(t, "usa")
-	var out syncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := n.run(t, ctx, "usa", Options{SOCKS5: "off"}, &out)
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), "mynetwork is up") {
-		if time.Now().After(deadline) {
-			t.Fatalf("never up: %s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	out := upAndDown(t, n)
 	up := `msg="mynetwork is up" interface=usa mode=userspace peerID=` + n.id
 	for _, want := range []string{up, `msg="shutting down" interface=usa`} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("no %q in the log:\n%s", want, out.String())
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in the log:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out.String(), "level=ERROR") {
-		t.Errorf("errors in a clean run:\n%s", out.String())
+	if strings.Contains(out, "level=ERROR") {
+		t.Errorf("errors in a clean run:\n%s", out)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	sd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -164,10 +165,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.log.Info("mynetwork is up", "interface", d.dev.Name(), "mode", d.dev.Mode(), "peerID", d.self,
 		"ipv4", d.addrs.IPv4, "ipv6", d.addrs.IPv6, "peers", len(d.peers))
+	d.notify(sd.SdNotifyReady)
 	<-stopped.Done()
 	if ctx.Err() != nil {
 		d.log.Info("shutting down", "interface", d.dev.Name())
 	}
+	d.notify(sd.SdNotifyStopping)
 	closeAll(cs)
 	return loops.Wait() // the loop that failed first, or nil
 }
