@@ -1,0 +1,79 @@
+package names
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// Resolved tells systemd-resolved to send the mesh's names on an interface
+// to the mesh's server (split DNS), through resolvectl: it sets the same
+// link properties as resolve1's SetLinkDNS, SetLinkDomains and
+// SetLinkDefaultRoute over D-Bus, without a D-Bus library.
+type Resolved struct {
+	Iface  string
+	Server netip.Addr
+	// Run runs resolvectl with args; nil runs the one on PATH.
+	Run func(ctx context.Context, args ...string) error
+}
+
+// ResolvedRunning reports whether systemd-resolved runs here: its runtime
+// folder exists and resolvectl is there to talk to it.
+func ResolvedRunning() bool {
+	if _, err := os.Stat("/run/systemd/resolve"); err != nil {
+		return false
+	}
+	_, err := exec.LookPath("resolvectl")
+	return err == nil
+}
+
+// Domains are what the link is given: Domain as a search domain, so that
+// `ssh pi` finds pi.mynetwork.internal, and the other zones as routing
+// domains only (~), so that their names are asked here and nowhere else.
+func Domains() []string {
+	ds := []string{Domain, "~" + ShortDomain}
+	for _, z := range ReverseZones {
+		ds = append(ds, "~"+z)
+	}
+	return ds
+}
+
+// Register points the link at the server for Domains. The link is also
+// taken out of the default route: the server answers NXDOMAIN for every
+// other name, and would hide the internet's names from the host.
+func (r Resolved) Register(ctx context.Context) error {
+	for _, args := range [][]string{
+		{"dns", r.Iface, r.Server.String()},
+		{"domain", r.Iface},
+		{"default-route", r.Iface, "false"},
+	} {
+		if args[0] == "domain" {
+			args = append(args, Domains()...)
+		}
+		if err := r.run(ctx, args...); err != nil {
+			r.Revert(ctx)
+			return err
+		}
+	}
+	return nil
+}
+
+// Revert takes back what Register set on the link.
+func (r Resolved) Revert(ctx context.Context) error {
+	return r.run(ctx, "revert", r.Iface)
+}
+
+func (r Resolved) run(ctx context.Context, args ...string) error {
+	if r.Run != nil {
+		return r.Run(ctx, args...)
+	}
+	out, err := exec.CommandContext(ctx, "resolvectl", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("resolvectl %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
