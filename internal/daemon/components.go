@@ -33,6 +33,8 @@ func (d *Daemon) components(loops *errgroup.Group) []component {
 	if d.opts.Userspace {
 		cs = append(cs, &userspaceServices{d: d, dev: dev})
 	}
+	// After the services: in userspace mode an expose of port 53 wins.
+	cs = append(cs, &meshDNS{d: d, dev: dev})
 	return append(cs, &controlAPI{d: d, sock: sock, loops: loops})
 }
 

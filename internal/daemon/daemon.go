@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	sd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/libp2p/go-libp2p-kad-dht"
@@ -19,6 +20,7 @@ import (
 	"github.com/mynetwork/mynetwork/config"
 	"github.com/mynetwork/mynetwork/internal/control"
 	"github.com/mynetwork/mynetwork/internal/engine"
+	"github.com/mynetwork/mynetwork/internal/names"
 	"github.com/mynetwork/mynetwork/internal/packet"
 	"github.com/mynetwork/mynetwork/p2p"
 	"github.com/mynetwork/mynetwork/p2p/tunnel"
@@ -54,6 +56,9 @@ type Daemon struct {
 	addrs config.Addresses
 	peers []peerInfo
 	log   *slog.Logger
+	// names is every name's table: SOCKS5, forwards, nc and DNS read it at
+	// each use, so a new config can store a new one.
+	names atomic.Pointer[names.Table]
 
 	// Set while running.
 	dev       backend
@@ -88,6 +93,7 @@ func New(opts Options) (*Daemon, error) {
 		id, _ := peer.Decode(p.ID) // validated by Load
 		d.peers = append(d.peers, peerInfo{name: p.Name, id: id, addrs: config.AddressesOf(id)})
 	}
+	d.names.Store(d.nameTable())
 	return d, nil
 }
 

@@ -10,14 +10,12 @@ import (
 	"github.com/mynetwork/mynetwork/internal/control"
 )
 
-// resolve maps a host to a mesh address: a configured peer's name (also as
-// name.mynetwork) gives its IPv4 address; an IP literal is taken as is.
+// resolve maps a host to a mesh address: a node's name in the name table
+// (also as name.mynetwork and name.mynetwork.internal) gives its IPv4
+// address; an IP literal is taken as is.
 func (d *Daemon) resolve(host string) (netip.Addr, bool) {
-	name := strings.TrimSuffix(strings.TrimSuffix(host, "."), ".mynetwork")
-	for _, p := range d.peers {
-		if strings.EqualFold(p.name, name) {
-			return p.addrs.IPv4, true
-		}
+	if e, ok := d.names.Load().Lookup(host); ok {
+		return e.Addrs.IPv4, true
 	}
 	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
 		return a.Unmap(), true
