@@ -73,6 +73,7 @@ type fq struct {
 	ready        chan struct{} // a token after each add: the taker waits on it
 	stats        *PeerCounters // counts CoDel's drops and marks, and a full queue's drops
 	put          func(*pbuf)   // returns a dropped packet's buffer
+	sojourn      time.Duration // the wait of the last packet taken; the taker's alone
 }
 
 func newFQ(stats *PeerCounters, put func(*pbuf)) *fq {
@@ -190,6 +191,7 @@ func (q *fq) takeFrom(now time.Duration, newOnly bool) *pbuf {
 			}
 		}
 		f.credit -= pk.n
+		q.sojourn = now - pk.enq
 		return pk
 	}
 }

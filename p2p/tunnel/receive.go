@@ -15,6 +15,31 @@ import (
 	"github.com/mynetwork/mynetwork/internal/packet"
 )
 
+// rxRun sums the bytes of a Receive's consecutive packets from one peer,
+// so that a peer's RxBytes takes one atomic add per batch, not per packet.
+type rxRun struct {
+	from  peer.ID
+	bytes uint64
+}
+
+func (r *rxRun) add(t *Transport, pk *pbuf) {
+	if pk.from != r.from {
+		r.count(t)
+		r.from = pk.from
+	}
+	r.bytes += uint64(pk.n)
+}
+
+func (r *rxRun) count(t *Transport) {
+	if r.bytes == 0 {
+		return
+	}
+	if ps := t.peers[r.from]; ps != nil {
+		ps.stats.RxBytes.Add(r.bytes)
+	}
+	r.bytes = 0
+}
+
 // Receive blocks for one packet and takes whatever else is already there.
 // A large packet's buffer changes places with bufs[i] when the two fit
 // each other (same headroom, no shorter), instead of being copied.
@@ -26,7 +51,10 @@ func (t *Transport) Receive(bufs [][]byte, sizes []int, from []peer.ID, offset i
 		return 0, net.ErrClosed
 	}
 	n := 0
+	var run rxRun
+	defer run.count(t)
 	for {
+		run.add(t, pk)
 		if pk.n > smallPacket && t.swappable(pk.buf, bufs[n], offset) {
 			bufs[n], pk.buf = pk.buf, bufs[n]
 			sizes[n] = pk.n

@@ -94,6 +94,7 @@ func (t *Transport) sendLoop(ps *peerSender) {
 		sn.refresh()
 		sn.batch(pk)
 		sn.flush()
+		sn.count()
 		// While the connection holds more than it should, packets wait in
 		// the flow queues (conns/coalesce.go, conns/gate.go).
 		if sn.g != nil && !sn.g.WaitRoom() {
@@ -114,6 +115,18 @@ type sender struct {
 	nextOpen time.Time      // no stream is opened before then
 	dg       *quic.Conn     // nil: no datagram path right now
 	dgAt     time.Time      // when dg was last chosen
+	sent     uint64         // bytes sent since the last count
+}
+
+// count adds the bytes sent since it last ran to the peer's counters and
+// stores the last packet's wait: once per batch, not per packet.
+func (sn *sender) count() {
+	st := &sn.ps.stats
+	if sn.sent > 0 {
+		st.TxBytes.Add(sn.sent)
+		sn.sent = 0
+	}
+	st.QueueDelay.Store(int64(sn.ps.queue.sojourn))
 }
 
 // reset drops the stream, if any, with what it had not sent.
@@ -157,6 +170,7 @@ func (sn *sender) wait() *pbuf {
 		if pk := sn.t.next(sn.ps); pk != nil {
 			return pk
 		}
+		sn.ps.stats.QueueDelay.Store(0) // nothing waits
 		select {
 		case <-sn.t.closed:
 			return nil
@@ -206,6 +220,7 @@ func (sn *sender) send(pk *pbuf) {
 		}
 	case !gso && sn.dg != nil && wantsDatagram(pk.data()) && t.sendDatagram(sn.dg, pk):
 		stats.TxDatagrams.Add(1)
+		sn.sent += uint64(pk.n)
 	case sn.s == nil && !sn.open():
 		stats.DropNoLink.Add(1)
 	default:
@@ -247,6 +262,7 @@ func (sn *sender) sendNew() {
 		sn.t.put(pk)
 	}
 	sn.flush()
+	sn.count()
 }
 
 // write frames a packet onto the open stream and counts it.
@@ -258,6 +274,7 @@ func (sn *sender) write(pk *pbuf, h packet.VirtioHeader, gso bool) {
 		return
 	}
 	stats.TxPackets.Add(1)
+	sn.sent += uint64(pk.n)
 	if sn.g != nil {
 		sn.g.Wrote(pk.n) // a frame is more: never over-counted
 	}

@@ -60,6 +60,13 @@ const (
 type PeerCounters struct {
 	TxPackets, RxPackets     atomic.Uint64 // on the stream
 	TxDatagrams, RxDatagrams atomic.Uint64 // as QUIC datagrams
+	// Bytes of IP packets, both paths, a super-packet at its whole size:
+	// added once per batch (a send loop's turn, a Receive), not per packet.
+	TxBytes, RxBytes atomic.Uint64
+	// QueueDelay is how long the last packet the send loop took waited in
+	// the peer's queue (ns), stored once per batch; 0 while the queue is
+	// empty.
+	QueueDelay atomic.Int64
 	// TCP super-packets sent whole on a GSO stream, and cut into segments
 	// for a peer that does not take them (each counted once here and once
 	// in TxPackets).
