@@ -28,7 +28,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mynetwork/mynetwork/p2p/conns"
 	"github.com/mynetwork/mynetwork/p2p/limits"
@@ -85,6 +87,10 @@ type Options struct {
 	// the node offers tunnel.GSOProtocol.
 	VirtioHeaders bool
 	Log           *slog.Logger
+	// Metrics is where libp2p registers its Prometheus metrics (resource
+	// manager, swarm, identify, relay, ...); nil turns them off, so that
+	// nothing fills the process-wide default registry.
+	Metrics prometheus.Registerer
 	// limits bound strangers' connections; 0s are the defaults.
 	limits limits.Config
 }
@@ -139,7 +145,11 @@ func New(opts Options) (_ *Node, err error) {
 		n.known[ai.ID] = struct{}{}
 	}
 	n.strangers = limits.NewStrangers(opts.limits, n.knows)
-	rm, err := limits.NewResourceManager(slices.Collect(maps.Keys(n.known)), opts.limits.WithDefaults())
+	var rmOpts []rcmgr.Option
+	if opts.Metrics == nil {
+		rmOpts = append(rmOpts, rcmgr.WithMetricsDisabled())
+	}
+	rm, err := limits.NewResourceManager(slices.Collect(maps.Keys(n.known)), opts.limits.WithDefaults(), rmOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: resource manager: %w", err)
 	}

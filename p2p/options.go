@@ -54,6 +54,11 @@ func (n *Node) hostOptions(opts Options) []libp2p.Option {
 		libp2p.AutoNATServiceRateLimit(autonatGlobal, autonatPerPeer, autonatInterval),
 		libp2p.EnableAutoNATv2(),
 	}
+	if opts.Metrics != nil {
+		o = append(o, libp2p.PrometheusRegisterer(opts.Metrics))
+	} else {
+		o = append(o, libp2p.DisableMetrics())
+	}
 	switch opts.Reachability {
 	case "public":
 		o = append(o, libp2p.ForceReachabilityPublic())

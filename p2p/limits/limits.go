@@ -92,7 +92,7 @@ func (l Config) WithDefaults() Config {
 
 // NewResourceManager is libp2p's default resource manager (limits scaled
 // to the machine's memory) with room that strangers cannot take from
-// known peers.
+// known peers; opts are passed on (its metrics, on or off).
 //
 // Connections: the known peers are allowlisted at any address: when the
 // system or transient limits are reached, a new connection counts against
@@ -130,7 +130,7 @@ func (l Config) WithDefaults() Config {
 //     inbound streams, 2 per peer, identify's 64, 16 per peer, the DHT's
 //     512, 64 per peer) are lifted: 32 strangers would fill ping's, 4
 //     identify's. Their limits per peer stay.
-func NewResourceManager(known []peer.ID, l Config) (network.ResourceManager, error) {
+func NewResourceManager(known []peer.ID, l Config, opts ...rcmgr.Option) (network.ResourceManager, error) {
 	scaling := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&scaling)
 	limits := scaling.AutoScale()
@@ -156,7 +156,7 @@ func NewResourceManager(known []peer.ID, l Config) (network.ResourceManager, err
 			allow = append(allow, a)
 		}
 	}
-	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits), rcmgr.WithAllowlistedMultiaddrs(allow))
+	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits), append(opts, rcmgr.WithAllowlistedMultiaddrs(allow))...)
 }
 
 // strangersShare gives strangers StrangerPeer's limits and the known
