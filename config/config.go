@@ -62,6 +62,9 @@ type Config struct {
 	Routes []Route `json:"routes,omitzero"`
 	// Userspace configures 'up --userspace': the SOCKS5 proxy, forwards and exposes.
 	Userspace *Userspace `json:"userspace,omitempty"`
+	// Metrics is where Prometheus metrics are served (IP:port on a
+	// loopback address, e.g. "127.0.0.1:9464"); absent means none.
+	Metrics string `json:"metrics,omitempty"`
 }
 
 // MaxMTU is the largest MTU a config may set, and a userspace node's when

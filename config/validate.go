@@ -36,6 +36,11 @@ func (c *Config) Validate() error {
 	if c.Userspace != nil {
 		v.userspace(c.Userspace)
 	}
+	if c.Metrics != "" {
+		if err := CheckMetrics(c.Metrics); err != nil {
+			v.add("metrics", "%v", err)
+		}
+	}
 	return v.err()
 }
 

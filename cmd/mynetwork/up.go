@@ -71,6 +71,7 @@ func newUpCmd(opts *rootOptions) *cobra.Command {
 	cmd.Flags().StringVar(&dopts.SOCKS5Auth, "socks5-auth", "", "userspace: password (the default: the config's, or made once and kept in <config>.socks5.json; see socks5-url) or none (loopback only)")
 	cmd.Flags().StringArrayVar(&dopts.Forwards, "forward", nil, "userspace: [tcp:|udp:]LISTEN=HOST:PORT, e.g. 127.0.0.1:2222=ms1:22 (repeatable)")
 	cmd.Flags().StringArrayVar(&dopts.Exposes, "expose", nil, "userspace: [tcp:|udp:]PORT=LOCAL:PORT, e.g. 22=127.0.0.1:22 (repeatable)")
+	cmd.Flags().StringVar(&dopts.Metrics, "metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics, a loopback IP:port (e.g. 127.0.0.1:9464), or off (default: the config's \"metrics\", else none)")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the daemon's whole run to this file")
 	cmd.Flags().MarkHidden("cpuprofile")
 	return cmd

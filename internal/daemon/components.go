@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -35,6 +33,9 @@ func (d *Daemon) components(loops *errgroup.Group) []component {
 	}
 	// After the services: in userspace mode an expose of port 53 wins.
 	cs = append(cs, &meshDNS{d: d, dev: dev})
+	if d.metrics != nil {
+		cs = append(cs, &metricsServer{d: d, loops: loops})
+	}
 	return append(cs, &controlAPI{d: d, sock: sock, loops: loops})
 }
 
@@ -222,28 +223,14 @@ type controlAPI struct {
 	d     *Daemon
 	sock  *controlSocket
 	loops *errgroup.Group
-	srv   *control.Server
-	done  chan struct{} // closed when Serve has returned
+	http  httpLoop
 }
 
 func (c *controlAPI) Start(context.Context) error {
-	c.srv, c.done = control.NewServer(c.d), make(chan struct{})
-	c.loops.Go(func() error {
-		defer close(c.done)
-		if err := c.srv.Serve(c.sock.ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("control API stopped: %w", err)
-		}
-		return nil
-	})
+	c.http.srv = control.NewServer(c.d)
+	c.http.serve(c.loops, c.sock.ln, "control API")
 	return nil
 }
 
-// Close gives requests in flight 2 s to finish, so that a stuck client
-// cannot hold up the shutdown.
-func (c *controlAPI) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	err := c.srv.Shutdown(ctx)
-	<-c.done
-	return err
-}
+// Close gives requests in flight 2 s to finish (httpLoop.shutdown).
+func (c *controlAPI) Close() error { return c.http.shutdown() }

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mynetwork/mynetwork/config"
@@ -39,6 +40,8 @@ type Options struct {
 	SOCKS5Auth string   // --socks5-auth: replaces the config's socks5Auth
 	Forwards   []string // --forward rules, added to the config's
 	Exposes    []string // --expose rules, added to the config's
+
+	Metrics string // --metrics: replaces the config's address; "off" disables
 }
 
 // peerInfo is a configured peer with everything parsed.
@@ -65,6 +68,9 @@ type Daemon struct {
 	node      *p2p.Node
 	eng       *engine.Engine
 	userspace *control.Userspace // what status shows in userspace mode
+
+	metricsAddr string               // where metrics are served; "" for nowhere
+	metrics     *prometheus.Registry // the daemon's own, libp2p's metrics too; nil without metricsAddr
 
 	routeMu sync.Mutex // serialises route changes (OS, table and file)
 }
@@ -94,6 +100,9 @@ func New(opts Options) (*Daemon, error) {
 		d.peers = append(d.peers, peerInfo{name: p.Name, id: id, addrs: config.AddressesOf(id)})
 	}
 	d.names.Store(d.nameTable())
+	if err := d.setMetrics(); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -156,6 +165,7 @@ func (d *Daemon) p2pOptions() (p2p.Options, error) {
 		Peers: peers, Relays: relays, Reachability: d.cfg.Reachability,
 		AddrBook:  strings.TrimSuffix(d.opts.ConfigPath, ".json") + ".addrs.json",
 		MaxPacket: tunnel.MaxFrame, VirtioHeaders: d.virtio(), Log: d.log,
+		Metrics: d.libp2pMetrics(),
 	}, nil
 }
 
