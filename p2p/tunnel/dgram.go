@@ -114,8 +114,9 @@ func sendDatagram(qc *quic.Conn, pkt []byte) bool {
 // ReceiveDatagram caller takes from the same queue.
 func (t *Transport) readDatagrams(qc *quic.Conn, ps *peerSender) {
 	defer t.wg.Done()
+	defer ps.wg.Done()
 	for {
-		b, err := qc.ReceiveDatagram(t.ctx)
+		b, err := qc.ReceiveDatagram(ps.ctx)
 		if err != nil {
 			return
 		}
@@ -138,7 +139,7 @@ func (t *Transport) readDatagrams(qc *quic.Conn, ps *peerSender) {
 // connected starts a datagram reader for a new direct QUIC connection to a
 // configured peer.
 func (t *Transport) connected(c network.Conn) {
-	ps := t.peers[c.RemotePeer()]
+	ps := t.peer(c.RemotePeer())
 	if ps == nil || t.noDatagrams {
 		return
 	}
@@ -148,9 +149,10 @@ func (t *Transport) connected(c network.Conn) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.isClosed {
+	if t.isClosed || ps.removed {
 		return
 	}
 	t.wg.Add(1)
+	ps.wg.Add(1)
 	go t.readDatagrams(qc, ps)
 }

@@ -45,7 +45,7 @@ func TestQUICQueueStaysInFQ(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 		return tx.Transport().Stats(idb).TxPackets.Load() > 0
 	})
-	ps := tx.Transport().peers[idb]
+	ps := tx.Transport().peer(idb)
 	var inFQ, samples int
 	var inPath int64
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {

@@ -136,7 +136,7 @@ func TestInboundStreamsAreBounded(t *testing.T) {
 	p2ptest.Eventually(t, "the reset streams to be let go", func() bool {
 		tr.mu.Lock()
 		defer tr.mu.Unlock()
-		return len(tr.peers[ide].inbound) == maxInbound
+		return len(tr.peer(ide).inbound) == maxInbound
 	})
 }
 
@@ -182,7 +182,7 @@ func TestPeerThatStopsReading(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	_, queued := tr.peers[ids].queue.len()
+	_, queued := tr.peer(ids).queue.len()
 	grew := int64(heap()) - int64(before)
 	t.Logf("heap grew %d MiB with %d bytes queued; %d stalled streams reset, %d packets dropped", grew>>20, queued, st.Stalled.Load(), st.DropQueue.Load())
 	if grew > 2*queueMem {

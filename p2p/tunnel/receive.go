@@ -78,7 +78,7 @@ func (t *Transport) Receive(bufs [][]byte, sizes []int, from []peer.ID, offset i
 
 func (t *Transport) handleStream(s network.Stream) {
 	from := s.Conn().RemotePeer()
-	ps := t.peers[from]
+	ps := t.peer(from)
 	if ps == nil {
 		t.Refused.Add(1)
 		if t.warn.Allow() {
@@ -151,11 +151,12 @@ func (t *Transport) readStream(ps *peerSender, s io.Reader, gso bool) (err error
 }
 
 // track registers an incoming packet stream, resetting the peer's oldest
-// when it has more than maxInbound; false once the transport is closed.
+// when it has more than maxInbound; false once the transport is closed or
+// the peer removed.
 func (t *Transport) track(ps *peerSender, s network.Stream) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.isClosed {
+	if t.isClosed || ps.removed {
 		return false
 	}
 	t.streams[s] = struct{}{}
@@ -165,6 +166,7 @@ func (t *Transport) track(ps *peerSender, s network.Stream) bool {
 		ps.inbound = ps.inbound[1:]
 	}
 	t.wg.Add(1)
+	ps.wg.Add(1)
 	return true
 }
 
@@ -173,6 +175,7 @@ func (t *Transport) untrack(ps *peerSender, s network.Stream) {
 	delete(t.streams, s)
 	ps.inbound = slices.DeleteFunc(ps.inbound, func(o network.Stream) bool { return o == s })
 	t.mu.Unlock()
+	ps.wg.Done()
 	t.wg.Done()
 }
 

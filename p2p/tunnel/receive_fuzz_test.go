@@ -55,7 +55,7 @@ func FuzzReceive(f *testing.F) {
 		}
 		k := int(kind&3) % len(receiveKinds)
 		tr := trs[k]
-		ps := tr.peers[from]
+		ps := tr.peer(from)
 		err := tr.readStream(ps, bytes.NewReader(stream), kind&4 != 0)
 		if errors.Is(err, errPanicked) {
 			t.Fatalf("%s: %v", receiveKinds[k].name, err)

@@ -20,7 +20,7 @@ import (
 
 // Send copies pkts into the peer's queue, dropping what does not fit.
 func (t *Transport) Send(to peer.ID, pkts [][]byte) error {
-	ps := t.peers[to]
+	ps := t.peer(to)
 	if ps == nil {
 		return fmt.Errorf("send to %s: not a configured peer", to)
 	}
@@ -38,7 +38,7 @@ func (t *Transport) Send(to peer.ID, pkts [][]byte) error {
 // to like Send, but takes a large packet's buffer instead of copying it and
 // leaves an empty one of at least the same length in bufs[i].
 func (t *Transport) SendBuffers(to peer.ID, bufs [][]byte, sizes []int, offset int) error {
-	ps := t.peers[to]
+	ps := t.peer(to)
 	if ps == nil {
 		return fmt.Errorf("send to %s: not a configured peer", to)
 	}
@@ -84,6 +84,7 @@ func (t *Transport) enqueue(ps *peerSender, pk *pbuf) {
 // on one long-lived stream, opened on demand and flushed once per batch.
 func (t *Transport) sendLoop(ps *peerSender) {
 	defer t.wg.Done()
+	defer ps.wg.Done()
 	sn := &sender{t: t, ps: ps, w: bufio.NewWriterSize(nil, ioBufSize)}
 	defer sn.reset()
 	for {
@@ -159,11 +160,11 @@ func (sn *sender) flush() error {
 }
 
 // wait returns the peer's next packet, waiting for one; nil once the
-// transport is closed.
+// transport is closed or the peer removed.
 func (sn *sender) wait() *pbuf {
 	for {
 		select {
-		case <-sn.t.closed:
+		case <-sn.ps.ctx.Done():
 			return nil
 		default:
 		}
@@ -172,7 +173,7 @@ func (sn *sender) wait() *pbuf {
 		}
 		sn.ps.stats.QueueDelay.Store(0) // nothing waits
 		select {
-		case <-sn.t.closed:
+		case <-sn.ps.ctx.Done():
 			return nil
 		case <-sn.ps.queue.ready:
 		}
@@ -245,9 +246,9 @@ func (sn *sender) open() bool {
 	}
 	sn.s, sn.sw = s, stallWriter{s, t.stall}
 	sn.w.Reset(sn.sw)
-	sn.g = conns.NewGate(t.conns.Lookup(s.Conn()), t.closed, sn.ps.reset.Load)
+	sn.g = conns.NewGate(t.conns.Lookup(s.Conn()), sn.ps.ctx.Done(), sn.ps.reset.Load)
 	if sn.g == nil {
-		if sn.g = conns.NewQUICGate(directQUIC(s.Conn()), t.closed, sn.ps.reset.Load); sn.g != nil {
+		if sn.g = conns.NewQUICGate(directQUIC(s.Conn()), sn.ps.ctx.Done(), sn.ps.reset.Load); sn.g != nil {
 			sn.g.WhileHolding(sn.ps.queue.ready, sn.sendNew)
 		}
 	}
@@ -420,7 +421,7 @@ func (t *Transport) open(p peer.ID) (network.Stream, error) {
 // ResetPeer makes the peer's outgoing stream be reopened at its next packet,
 // so that it moves to the best connection. Called when connections change.
 func (t *Transport) ResetPeer(p peer.ID) {
-	if ps := t.peers[p]; ps != nil {
+	if ps := t.peer(p); ps != nil {
 		ps.reset.Store(true)
 	}
 }

@@ -90,6 +90,12 @@ type peerSender struct {
 	stats   PeerCounters
 	reset   atomic.Bool      // set by ResetPeer, read by sendLoop
 	inbound []network.Stream // open incoming packet streams, oldest first (Transport.mu)
+	// ctx ends when the peer leaves the config (SetPeers) or the
+	// transport closes: its send loop and datagram readers stop.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	removed bool           // by SetPeers (Transport.mu): no new readers
+	wg      sync.WaitGroup // the peer's goroutines, for SetPeers to wait on
 }
 
 // Config configures a Transport.
@@ -121,10 +127,12 @@ type Transport struct {
 	log       *slog.Logger
 	start     time.Time // packets' queue times count from here
 	maxPacket int
-	peers     map[peer.ID]*peerSender // fixed at New: read without locks
-	inbox     chan *pbuf
-	pool      sync.Pool                // maxPacket-sized buffers
-	tiers     [len(bufTiers)]sync.Pool // bufTiers-sized buffers
+	// peers is replaced whole by SetPeers (under mu) and read without
+	// locks on the packet path: one atomic load per batch.
+	peers atomic.Pointer[map[peer.ID]*peerSender]
+	inbox chan *pbuf
+	pool  sync.Pool                // maxPacket-sized buffers
+	tiers [len(bufTiers)]sync.Pool // bufTiers-sized buffers
 
 	noDatagrams bool
 	// virtio: the engine's packets carry a virtio-net header in the
@@ -161,9 +169,8 @@ func New(h host.Host, peers []peer.ID, o Config) (*Transport, error) {
 		return nil, fmt.Errorf("packet transport: max packet %d outside 1..%d", o.MaxPacket, MaxFrame)
 	}
 	t := newTransport(h, peers, o)
-	for _, ps := range t.peers {
-		t.wg.Add(1)
-		go t.sendLoop(ps)
+	for _, ps := range *t.peers.Load() {
+		t.startPeer(ps)
 	}
 	h.SetStreamHandler(PacketProtocol, t.handleStream)
 	h.SetStreamHandler(GSOProtocol, t.handleStream)
@@ -186,7 +193,6 @@ func newTransport(h host.Host, peers []peer.ID, o Config) *Transport {
 	t := &Transport{
 		h: h, conn: o.Conn, conns: o.Conns,
 		log: cmp.Or(o.Log, slog.Default()), maxPacket: o.MaxPacket, start: time.Now(),
-		peers:   make(map[peer.ID]*peerSender, len(peers)),
 		inbox:   make(chan *pbuf, max(64, inboxBytes/o.MaxPacket)),
 		streams: make(map[network.Stream]struct{}),
 		closed:  make(chan struct{}),
@@ -199,20 +205,38 @@ func newTransport(h host.Host, peers []peer.ID, o Config) *Transport {
 	for i, size := range bufTiers {
 		t.tiers[i].New = func() any { return &pbuf{buf: make([]byte, Headroom+size)} }
 	}
+	m := make(map[peer.ID]*peerSender, len(peers))
 	for _, p := range peers {
-		ps := &peerSender{id: p}
-		ps.queue = newFQ(&ps.stats, t.put)
-		t.peers[p] = ps
+		m[p] = t.newPeer(p)
 	}
+	t.peers.Store(&m)
 	return t
 }
+
+// newPeer makes a peer's state, starting nothing.
+func (t *Transport) newPeer(p peer.ID) *peerSender {
+	ps := &peerSender{id: p}
+	ps.queue = newFQ(&ps.stats, t.put)
+	ps.ctx, ps.cancel = context.WithCancel(t.ctx)
+	return ps
+}
+
+// startPeer starts a peer's send loop.
+func (t *Transport) startPeer(ps *peerSender) {
+	t.wg.Add(1)
+	ps.wg.Add(1)
+	go t.sendLoop(ps)
+}
+
+// peer is a configured peer's state, or nil.
+func (t *Transport) peer(p peer.ID) *peerSender { return (*t.peers.Load())[p] }
 
 // MaxPacket is the largest packet the transport carries.
 func (t *Transport) MaxPacket() int { return t.maxPacket }
 
 // Stats returns the counters of a configured peer, or nil.
 func (t *Transport) Stats(p peer.ID) *PeerCounters {
-	if ps := t.peers[p]; ps != nil {
+	if ps := t.peer(p); ps != nil {
 		return &ps.stats
 	}
 	return nil
