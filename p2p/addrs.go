@@ -78,7 +78,7 @@ func readAddrs(r io.Reader) ([]ma.Multiaddr, error) {
 func (n *Node) handleAddrs(s network.Stream) {
 	defer s.Close()
 	from := s.Conn().RemotePeer()
-	if _, ok := n.peers[from]; !ok {
+	if !n.configured(from) {
 		s.Reset()
 		return
 	}

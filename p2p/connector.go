@@ -40,6 +40,9 @@ type connector struct {
 	n    *Node
 	p    peer.ID
 	kick chan struct{} // a connection to p or p's addresses changed
+	// cancel stops run, which closes done (nil until start).
+	cancel context.CancelFunc
+	done   chan struct{}
 
 	backoff    time.Duration // the wait after the next failed dial
 	told       network.Conn  // the connection our addresses were last sent on
@@ -67,9 +70,27 @@ const (
 	thenStop              // the context ended
 )
 
+// start runs the connector under ctx until ctx ends or stop.
+func (c *connector) start(ctx context.Context) {
+	ctx, c.cancel = context.WithCancel(ctx)
+	c.done = make(chan struct{})
+	c.n.wg.Add(1)
+	go c.run(ctx)
+}
+
+// stop ends the connector's loop and waits for it; one never started
+// has nothing to stop.
+func (c *connector) stop() {
+	if c.cancel != nil {
+		c.cancel()
+		<-c.done
+	}
+}
+
 // run is the connector's loop: a round at a time until ctx ends.
 func (c *connector) run(ctx context.Context) {
 	defer c.n.wg.Done()
+	defer close(c.done)
 	for {
 		wait, next := c.round(ctx)
 		switch next {

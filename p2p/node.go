@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -103,12 +104,18 @@ type Node struct {
 	transport *tunnel.Transport
 	conns     *conns.Registry // the host's TCP connections, for the send gate
 	log       *slog.Logger
-	peers     map[peer.ID]*connector // one per configured peer; fixed at New
+	// peers has one connector per configured peer, known the peers,
+	// relays and bootstrap peers: both replaced whole by SetPeers and read
+	// without locks (the gater and the relay ACL ask on every connection).
+	peers     atomic.Pointer[map[peer.ID]*connector]
+	known     atomic.Pointer[map[peer.ID]struct{}]
 	bootstrap []peer.AddrInfo
 	relays    []peer.AddrInfo
 	addrBook  string
-	known     map[peer.ID]struct{} // peers, relays and bootstrap peers; fixed at New
 	strangers *limits.Strangers
+	rm        *limits.Manager // its allowlist follows the known peers
+	setMu     sync.Mutex      // serialises SetPeers
+	ctx       context.Context // Start's: new connectors run under it
 
 	bookMu sync.Mutex
 	whyMu  sync.Mutex
@@ -130,29 +137,26 @@ func New(opts Options) (_ *Node, err error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	n := &Node{log: opts.Log, peers: make(map[peer.ID]*connector), bootstrap: opts.Bootstrap,
+	n := &Node{log: opts.Log, bootstrap: opts.Bootstrap,
 		relays: opts.Relays, addrBook: opts.AddrBook, conns: conns.NewRegistry(),
 		why: make(map[peer.ID]string), boot: bootstrapStates(opts.Bootstrap)}
-	n.known = make(map[peer.ID]struct{})
+	peers := make(map[peer.ID]*connector)
 	for _, p := range opts.Peers {
-		n.peers[p.ID] = newConnector(n, p.ID)
-		n.known[p.ID] = struct{}{}
+		peers[p.ID] = newConnector(n, p.ID)
 	}
-	for _, ai := range opts.Relays {
-		n.known[ai.ID] = struct{}{}
-	}
-	for _, ai := range opts.Bootstrap {
-		n.known[ai.ID] = struct{}{}
-	}
+	n.peers.Store(&peers)
+	known := n.knownWith(opts.Peers)
+	n.known.Store(&known)
 	n.strangers = limits.NewStrangers(opts.limits, n.knows)
 	var rmOpts []rcmgr.Option
 	if opts.Metrics == nil {
 		rmOpts = append(rmOpts, rcmgr.WithMetricsDisabled())
 	}
-	rm, err := limits.NewResourceManager(slices.Collect(maps.Keys(n.known)), opts.limits.WithDefaults(), rmOpts...)
+	rm, err := limits.NewResourceManager(slices.Collect(maps.Keys(known)), n.knows, opts.limits.WithDefaults(), rmOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: resource manager: %w", err)
 	}
+	n.rm = rm
 	h, err := libp2p.New(append(n.hostOptions(opts), libp2p.ResourceManager(autonatGate{rm, n.knows}))...)
 	if err != nil {
 		rm.Close()
@@ -223,9 +227,15 @@ func (n *Node) newDiscovery(opts Options) error {
 // knows says whether p is a known peer: configured, a relay or a
 // bootstrap peer. Other peers are strangers (see package limits).
 func (n *Node) knows(p peer.ID) bool {
-	_, ok := n.known[p]
+	_, ok := (*n.known.Load())[p]
 	return ok
 }
+
+// connector is a configured peer's connector, or nil.
+func (n *Node) connector(p peer.ID) *connector { return (*n.peers.Load())[p] }
+
+// configured says whether p is a configured peer.
+func (n *Node) configured(p peer.ID) bool { return n.connector(p) != nil }
 
 // Transport returns the packet transport.
 func (n *Node) Transport() *tunnel.Transport { return n.transport }
@@ -235,7 +245,7 @@ func (n *Node) Start(ctx context.Context) error {
 	ctx, n.cancel = context.WithCancel(ctx)
 	n.host.Network().Notify(&network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) {
-			if _, ok := n.peers[c.RemotePeer()]; ok {
+			if n.configured(c.RemotePeer()) {
 				// The connector logs a change of path at Info.
 				n.log.Debug("connection to peer", "peer", c.RemotePeer(), "path", pathOf(c), "addr", c.RemoteMultiaddr())
 			}
@@ -252,10 +262,12 @@ func (n *Node) Start(ctx context.Context) error {
 		n.wg.Add(1)
 		go n.joinDHT(ctx)
 	}
-	for _, c := range n.peers {
-		n.wg.Add(1)
-		go c.run(ctx)
+	n.setMu.Lock()
+	n.ctx = ctx
+	for _, c := range *n.peers.Load() {
+		c.start(ctx)
 	}
+	n.setMu.Unlock()
 	return n.watchSelf(ctx)
 }
 
@@ -277,7 +289,7 @@ func (n *Node) watchSelf(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			case <-sub.Out():
-				for _, c := range n.peers {
+				for _, c := range *n.peers.Load() {
 					c.wake()
 				}
 			}
@@ -287,8 +299,8 @@ func (n *Node) watchSelf(ctx context.Context) error {
 }
 
 func (n *Node) connChanged(p peer.ID) {
-	c, ok := n.peers[p]
-	if !ok {
+	c := n.connector(p)
+	if c == nil {
 		return
 	}
 	n.transport.ResetPeer(p)
@@ -298,7 +310,7 @@ func (n *Node) connChanged(p peer.ID) {
 type mdnsNotifee struct{ n *Node }
 
 func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
-	if _, ok := m.n.peers[ai.ID]; !ok {
+	if !m.n.configured(ai.ID) {
 		return
 	}
 	m.n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
@@ -374,9 +386,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 func (n *Node) Close() error {
 	var err error
 	n.closeOnce.Do(func() {
+		n.setMu.Lock()
 		if n.cancel != nil {
 			n.cancel()
 		}
+		n.setMu.Unlock()
 		if n.mdns != nil {
 			n.mdns.Close()
 		}

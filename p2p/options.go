@@ -70,12 +70,13 @@ func (n *Node) hostOptions(opts Options) []libp2p.Option {
 
 // relayCandidates offers autorelay the configured relays and peers.
 func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
-	out := make(chan peer.AddrInfo, len(n.relays)+len(n.peers))
+	peers := *n.peers.Load()
+	out := make(chan peer.AddrInfo, len(n.relays)+len(peers))
 	for _, r := range n.relays {
 		out <- r
 	}
 	if n.host != nil {
-		for p := range n.peers {
+		for p := range peers {
 			if ai := n.host.Peerstore().PeerInfo(p); len(ai.Addrs) > 0 {
 				out <- ai
 			}
@@ -90,14 +91,11 @@ func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInf
 type vpnOnly struct{ n *Node }
 
 func (a vpnOnly) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
-	_, ok := a.n.peers[p]
-	return ok
+	return a.n.configured(p)
 }
 
 func (a vpnOnly) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
-	_, s := a.n.peers[src]
-	_, d := a.n.peers[dest]
-	return s && d
+	return a.n.configured(src) && a.n.configured(dest)
 }
 
 var _ relayv2.ACLFilter = vpnOnly{}

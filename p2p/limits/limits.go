@@ -6,7 +6,6 @@
 package limits
 
 import (
-	"fmt"
 	"net/netip"
 	"sync"
 	"time"
@@ -130,7 +129,11 @@ func (l Config) WithDefaults() Config {
 //     inbound streams, 2 per peer, identify's 64, 16 per peer, the DHT's
 //     512, 64 per peer) are lifted: 32 strangers would fill ping's, 4
 //     identify's. Their limits per peer stay.
-func NewResourceManager(known []peer.ID, l Config, opts ...rcmgr.Option) (network.ResourceManager, error) {
+//
+// The known peers can change at run time: isKnown says who they are now,
+// for the peer scopes made from here on, and SetKnown updates the
+// allowlist and a peer's scope when one joins or leaves.
+func NewResourceManager(known []peer.ID, isKnown func(peer.ID) bool, l Config, opts ...rcmgr.Option) (*Manager, error) {
 	scaling := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&scaling)
 	limits := scaling.AutoScale()
@@ -145,18 +148,22 @@ func NewResourceManager(known []peer.ID, l Config, opts ...rcmgr.Option) (networ
 		}
 		limits = rcmgr.PartialLimitConfig{System: system, Transient: transient}.Build(limits)
 	}
+	knownPeer := rcmgr.NewFixedLimiter(limits).GetPeerLimits("") // libp2p's own, before strangersShare
 	limits = strangersShare(limits, known, l.Strangers)
 	var allow []ma.Multiaddr
 	for _, p := range known {
-		for _, any := range []string{"/ip4/0.0.0.0/ipcidr/0", "/ip6/::/ipcidr/0"} {
-			a, err := ma.NewMultiaddr(any + "/p2p/" + p.String())
-			if err != nil {
-				return nil, fmt.Errorf("allowlist %s: %w", p, err)
-			}
-			allow = append(allow, a)
+		as, err := anywhere(p)
+		if err != nil {
+			return nil, err
 		}
+		allow = append(allow, as...)
 	}
-	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits), append(opts, rcmgr.WithAllowlistedMultiaddrs(allow))...)
+	lim := knownLimiter{Limiter: rcmgr.NewFixedLimiter(limits), known: isKnown, peer: knownPeer}
+	rm, err := rcmgr.NewResourceManager(lim, append(opts, rcmgr.WithAllowlistedMultiaddrs(allow))...)
+	if err != nil {
+		return nil, err
+	}
+	return &Manager{ResourceManager: rm, lim: lim}, nil
 }
 
 // strangersShare gives strangers StrangerPeer's limits and the known

@@ -34,7 +34,7 @@ func (r *rxRun) count(t *Transport) {
 	if r.bytes == 0 {
 		return
 	}
-	if ps := t.peers[r.from]; ps != nil {
+	if ps := t.peer(r.from); ps != nil {
 		ps.stats.RxBytes.Add(r.bytes)
 	}
 	r.bytes = 0
