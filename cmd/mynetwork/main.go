@@ -61,6 +61,7 @@ func newRootCmd() *cobra.Command {
 		newRouteCmd(opts),
 		newNcCmd(opts),
 		newSOCKS5URLCmd(opts),
+		newReloadCmd(opts),
 	)
 	root.SetHelpCommand(&cobra.Command{
 		Use:     "help [command]",

@@ -24,7 +24,8 @@ func newUpCmd(opts *rootOptions) *cobra.Command {
 		Use:   "up",
 		Short: "Bring the node up and run it until interrupted",
 		Long: "Creates the TUN interface (needs root), connects to the configured peers\n" +
-			"and carries packets until SIGINT or SIGTERM, then removes everything it added.\n\n" +
+			"and carries packets until SIGINT or SIGTERM, then removes everything it added.\n" +
+			"SIGHUP re-reads the config file, as 'mynetwork reload' does.\n\n" +
 			"With --userspace no root and no TUN are needed: a TCP/IP stack inside the\n" +
 			"process holds the node's mesh addresses, reached through a SOCKS5 proxy\n" +
 			"(default 127.0.0.1:1080, with a username and password: 'mynetwork socks5-url'),\n" +
@@ -62,6 +63,7 @@ func newUpCmd(opts *rootOptions) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			defer reloadOnHUP(ctx, d, log)()
 			return d.Run(ctx)
 		},
 	}

@@ -28,6 +28,7 @@ func (s *Server) handler() http.Handler {
 	b := s.backend
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/dial", s.handleDial)
+	reloadRoute(mux, b)
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		v, err := b.Status(r.Context())
 		reply(w, v, err)

@@ -32,13 +32,13 @@ func (d *Daemon) Status(context.Context) (control.Status, error) {
 	for _, a := range d.node.Addrs() {
 		st.Addresses = append(st.Addresses, a.String())
 	}
-	for _, p := range d.peers {
+	for _, p := range d.peerList() {
 		st.Peers = append(st.Peers, d.peerStatus(p))
 	}
 	for _, b := range d.node.BootstrapPeers() {
 		bp := control.BootstrapPeer{ID: b.ID.String(), State: b.State, Error: b.Err}
-		if i := d.peerIndex(b.ID); i >= 0 {
-			bp.Name = d.peers[i].name
+		if p, ok := d.peerByID(b.ID); ok {
+			bp.Name = p.name
 		}
 		st.BootstrapPeers = append(st.BootstrapPeers, bp)
 	}
@@ -58,8 +58,8 @@ func (d *Daemon) peerStatus(p peerInfo) control.PeerStatus {
 	}
 	if ps.Relay != "" {
 		s.Relay = ps.Relay.String()
-		if i := d.peerIndex(ps.Relay); i >= 0 {
-			s.Relay = d.peers[i].name
+		if p, ok := d.peerByID(ps.Relay); ok {
+			s.Relay = p.name
 		}
 	}
 	if c := d.node.Transport().Stats(p.id); c != nil {
@@ -96,13 +96,14 @@ func peerCounters(s *control.PeerStatus, c *tunnel.PeerCounters) {
 func (d *Daemon) Peers(context.Context) ([]control.SwarmPeer, error) {
 	var vpn, others []control.SwarmPeer
 	connected := d.node.ConnectedPeers()
-	for _, p := range d.peers {
+	peers := d.peerList()
+	for _, p := range peers {
 		if slices.Contains(connected, p.id) {
 			vpn = append(vpn, control.SwarmPeer{ID: p.id.String(), Name: p.name, VPN: true, Addrs: connAddrs(d, p.id)})
 		}
 	}
 	for _, id := range connected {
-		if d.peerIndex(id) < 0 {
+		if !slices.ContainsFunc(peers, func(p peerInfo) bool { return p.id == id }) {
 			others = append(others, control.SwarmPeer{ID: id.String(), Addrs: connAddrs(d, id)})
 		}
 	}
@@ -118,11 +119,14 @@ func connAddrs(d *Daemon, id peer.ID) []string {
 	return out
 }
 
+// peerIndex is the index of a configured peer in d.peers, or -1; the
+// caller holds routeMu, so that d.peers stays as it is.
 func (d *Daemon) peerIndex(id peer.ID) int {
 	return slices.IndexFunc(d.peers, func(p peerInfo) bool { return p.id == id })
 }
 
-// findPeer resolves a peer name or peer ID among the configured peers.
+// findPeer resolves a peer name or peer ID among the configured peers;
+// the caller holds routeMu.
 func (d *Daemon) findPeer(s string) (int, error) {
 	for i, p := range d.peers {
 		if p.name == s || p.id.String() == s {
@@ -142,8 +146,7 @@ func (d *Daemon) Routes(context.Context) ([]control.Route, error) {
 }
 
 func (d *Daemon) routeView(r engine.Route) control.Route {
-	i := d.peerIndex(r.Peer)
-	p := d.peers[i]
+	p, _ := d.peerByID(r.Peer) // the table routes only to configured peers
 	return control.Route{
 		Net: r.Prefix.String(), PeerName: p.name, PeerID: p.id.String(),
 		Connected: d.node.State(p.id).Connected,
@@ -158,12 +161,12 @@ func (d *Daemon) AddRoute(_ context.Context, req control.RouteRequest) (control.
 	if err != nil {
 		return control.Route{}, &control.Error{Kind: control.ErrBadRequest, Err: err}
 	}
+	d.routeMu.Lock()
+	defer d.routeMu.Unlock()
 	i, err := d.findPeer(req.Peer)
 	if err != nil {
 		return control.Route{}, err
 	}
-	d.routeMu.Lock()
-	defer d.routeMu.Unlock()
 	table := d.eng.Table()
 	if owner, ok := table.Has(pfx); ok {
 		return control.Route{}, control.Errorf(control.ErrConflict, "%s is already routed to %s: delete it first with 'mynetwork route del %s'", pfx, d.peers[d.peerIndex(owner)].name, pfx)

@@ -72,7 +72,11 @@ type Daemon struct {
 	metricsAddr string               // where metrics are served; "" for nowhere
 	metrics     *prometheus.Registry // the daemon's own, libp2p's metrics too; nil without metricsAddr
 
-	routeMu sync.Mutex // serialises route changes (OS, table and file)
+	routeMu sync.Mutex  // serialises route changes (OS, table and file) and reloads
+	up      atomic.Bool // every component started: a reload may change them
+	// peersMu guards peers and cfg, which a reload replaces (holding
+	// routeMu too); readers without routeMu take peerList's copy.
+	peersMu sync.RWMutex
 }
 
 // New loads and validates the config. It changes nothing on the system.
@@ -95,10 +99,7 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{opts: opts, cfg: cfg, self: self, addrs: config.AddressesOf(self), log: opts.Log}
-	for _, p := range cfg.Peers {
-		id, _ := peer.Decode(p.ID) // validated by Load
-		d.peers = append(d.peers, peerInfo{name: p.Name, id: id, addrs: config.AddressesOf(id)})
-	}
+	d.peers = peersOf(cfg)
 	d.names.Store(d.nameTable())
 	if err := d.setMetrics(); err != nil {
 		return nil, err
@@ -106,26 +107,53 @@ func New(opts Options) (*Daemon, error) {
 	return d, nil
 }
 
-// initialTable routes each peer's own addresses and its configured
-// networks, and delivers what peers send to this node's own addresses and
-// the networks it serves.
-func (d *Daemon) initialTable() *engine.Table {
+// peersOf are a valid config's peers, parsed.
+func peersOf(cfg *config.Config) []peerInfo {
+	var peers []peerInfo
+	for _, p := range cfg.Peers {
+		id, _ := peer.Decode(p.ID) // validated by Load
+		peers = append(peers, peerInfo{name: p.Name, id: id, addrs: config.AddressesOf(id)})
+	}
+	return peers
+}
+
+// initialTable is the route table of the config the daemon started with.
+func (d *Daemon) initialTable() *engine.Table { return d.tableOf(d.cfg, d.peers) }
+
+// tableOf routes each peer's own addresses and its configured networks,
+// and delivers what peers send to this node's own addresses and the
+// networks it serves; peers are cfg's.
+func (d *Daemon) tableOf(cfg *config.Config, peers []peerInfo) *engine.Table {
 	var routes []engine.Route
-	for i, p := range d.peers {
+	for i, p := range peers {
 		for _, pfx := range p.addrs.Prefixes() {
 			routes = append(routes, engine.Route{Prefix: pfx, Peer: p.id})
 		}
-		for _, r := range d.cfg.Peers[i].Routes {
+		for _, r := range cfg.Peers[i].Routes {
 			pfx, _ := config.ParseRoute(r.Net) // validated by Load
 			routes = append(routes, engine.Route{Prefix: pfx, Peer: p.id})
 		}
 	}
 	local := d.addrs.Prefixes()
-	for _, r := range d.cfg.Routes {
+	for _, r := range cfg.Routes {
 		pfx, _ := config.ParseRoute(r.Net) // validated by Load
 		local = append(local, pfx)
 	}
 	return engine.NewTable(routes, local...)
+}
+
+// p2pPeers are cfg's peers as the node takes them; peers are cfg's.
+func p2pPeers(cfg *config.Config, peers []peerInfo) []p2p.Peer {
+	var out []p2p.Peer
+	for i, p := range peers {
+		var addrs []ma.Multiaddr
+		for _, s := range cfg.Peers[i].Addrs {
+			a, _ := ma.NewMultiaddr(s) // validated by Load
+			addrs = append(addrs, a)
+		}
+		out = append(out, p2p.Peer{ID: p.id, Addrs: addrs})
+	}
+	return out
 }
 
 func (d *Daemon) p2pOptions() (p2p.Options, error) {
@@ -133,15 +161,7 @@ func (d *Daemon) p2pOptions() (p2p.Options, error) {
 	if err != nil {
 		return p2p.Options{}, err
 	}
-	var peers []p2p.Peer
-	for i, p := range d.peers {
-		var addrs []ma.Multiaddr
-		for _, s := range d.cfg.Peers[i].Addrs {
-			a, _ := ma.NewMultiaddr(s) // validated by Load
-			addrs = append(addrs, a)
-		}
-		peers = append(peers, p2p.Peer{ID: p.id, Addrs: addrs})
-	}
+	peers := p2pPeers(d.cfg, d.peers)
 	var boot []peer.AddrInfo
 	if d.cfg.BootstrapPeers == nil {
 		boot = dht.GetDefaultBootstrapPeerAddrInfos()
@@ -179,6 +199,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		loops.Wait() // closing ended the loops that had started
 		return err
 	}
+	d.up.Store(true)
+	defer d.up.Store(false)
 	d.log.Info("mynetwork is up", "interface", d.dev.Name(), "mode", d.dev.Mode(), "peerID", d.self,
 		"ipv4", d.addrs.IPv4, "ipv6", d.addrs.IPv6, "peers", len(d.peers))
 	d.notify(sd.SdNotifyReady)

@@ -136,8 +136,9 @@ func b2f(b bool) float64 {
 // peerSamples reads each configured peer's counters and state.
 func (d *Daemon) peerSamples() []peerSample {
 	tr := d.node.Transport()
-	out := make([]peerSample, 0, len(d.peers))
-	for _, p := range d.peers {
+	peers := d.peerList() // a reload may replace them meanwhile
+	out := make([]peerSample, 0, len(peers))
+	for _, p := range peers {
 		out = append(out, peerSample{name: p.name, c: tr.Stats(p.id), st: d.node.State(p.id)})
 	}
 	return out
