@@ -2,10 +2,8 @@ package p2p
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	mathrand "math/rand/v2"
 	"net"
 	"slices"
@@ -14,11 +12,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
-	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
-
-	"github.com/mynetwork/mynetwork/p2p/conns"
 )
 
 const (
@@ -388,30 +383,10 @@ func (c *connector) connect(ctx context.Context) error {
 }
 
 // measureRTT pings the peer on the connection packets use (not the
-// swarm's pick), records the round trip and reports whether it answered.
+// swarm's pick) and reports whether it answered.
 func (c *connector) measureRTT(ctx context.Context, conn network.Conn) bool {
-	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
-	defer cancel()
-	s, err := conns.OpenStream(ctx, conn, ping.ID)
-	if err != nil {
-		return false
-	}
-	deadline, _ := ctx.Deadline()
-	s.SetDeadline(deadline)
-	var out, in [ping.PingSize]byte
-	rand.Read(out[:])
-	start := time.Now()
-	if _, err := s.Write(out[:]); err != nil {
-		s.Reset() // a reset waits for nothing; a close may, on a dead connection
-		return false
-	}
-	if _, err := io.ReadFull(s, in[:]); err != nil || in != out {
-		s.Reset()
-		return false
-	}
-	c.n.host.Peerstore().RecordLatency(conn.RemotePeer(), time.Since(start))
-	s.Close()
-	return true
+	_, err := c.n.pingConn(ctx, conn)
+	return err == nil
 }
 
 // jitter spreads d over ±25%, so that two nodes that wait the same time

@@ -1,7 +1,9 @@
 package p2p
 
 import (
+	"errors"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -142,10 +144,21 @@ func (n *Node) prune(p peer.ID) {
 	}
 }
 
-// noteUnreachable records why a peer is not connected, for status.
+// noteUnreachable records why a peer is not connected, for status, in one
+// line: a failed dial's error lists every address tried, a line each.
 func (n *Node) noteUnreachable(p peer.ID, err error) {
 	n.whyMu.Lock()
-	n.why[p] = err.Error()
+	n.why[p] = whyUnreachable(err)
 	n.whyMu.Unlock()
 	n.log.Debug("peer not reachable yet", "peer", p, "err", err)
+}
+
+// whyUnreachable is a failed connect's error in a line: a dial error by
+// dialProblem, anything else with its line breaks folded.
+func whyUnreachable(err error) string {
+	var de *swarm.DialError
+	if errors.As(err, &de) {
+		return dialProblem(err)
+	}
+	return strings.Join(strings.Fields(err.Error()), " ")
 }
