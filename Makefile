@@ -6,8 +6,17 @@ UNIT_PKGS = $(shell $(GO) list ./... | grep -v /e2e)
 
 .PHONY: build test unit e2e lint cross bench soak fuzz demo demo-kernel clean install uninstall check-service
 
+# The version 'mynetwork version' prints: the nearest tag, commits since and
+# the commit ("v0.4.0-3-gd9eff1c-dirty"), or the commit alone without tags.
+# The commit is given too: Go's build info has none in a git worktree or
+# under -buildvcs=false. Outside a git checkout both are left empty.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X github.com/mynetwork/mynetwork/internal/buildinfo.Version=$(VERSION) \
+           -X github.com/mynetwork/mynetwork/internal/buildinfo.Commit=$(COMMIT)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/mynetwork
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/mynetwork
 
 # Unit tests (race detector on), then the end-to-end tests on network
 # namespaces, which need root (MYNETWORK_E2E=1 makes a skip a failure).

@@ -30,6 +30,10 @@ func (refusing) Dial(_ context.Context, host string, port uint16) (net.Conn, err
 	return nil, errors.New("dial tcp 100.64.0.2:22: connection refused") // of no kind: 502
 }
 
+func (refusing) Ping(_ context.Context, r control.PingRequest) (control.PingReply, error) {
+	return control.PingReply{}, control.Errorf(control.ErrNotFound, "ping %s: no configured peer is named or has the ID %[1]q", r.Peer)
+}
+
 // serveDaemon serves b on a control socket at sock until the test ends.
 func serveDaemon(t *testing.T, sock string, b control.Backend) {
 	t.Helper()
@@ -64,6 +68,7 @@ func TestCLIPrintsTheDaemonsMessage(t *testing.T) {
 		{"route del", []string{"route", "del", "10.0.0.0/24"}, "mynetwork: route 10.0.0.0/24: no such route\n"},
 		{"route add", []string{"route", "add", "10.0.0.0/24", "c"}, "mynetwork: 10.0.0.0/24 is already routed to b: delete it first with 'mynetwork route del 10.0.0.0/24'\n"},
 		{"nc", []string{"nc", "b", "22"}, "mynetwork: dial tcp 100.64.0.2:22: connection refused\n"},
+		{"ping", []string{"ping", "ms9"}, "mynetwork: ping ms9: no configured peer is named or has the ID \"ms9\"\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

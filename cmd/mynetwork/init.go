@@ -18,7 +18,9 @@ func newInitCmd(opts *rootOptions) *cobra.Command {
 		Use:     "init",
 		Aliases: []string{"i"},
 		Short:   "Create a config file with a new identity",
-		Args:    cobra.NoArgs,
+		Example: "  mynetwork init                 # writes mynetwork.json here\n" +
+			"  mynetwork init -i office -c /etc/mynetwork/office.json",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			path := opts.configPath()
 			if _, err := os.Stat(path); err == nil && !force {

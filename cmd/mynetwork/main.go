@@ -62,7 +62,10 @@ func newRootCmd() *cobra.Command {
 		newNcCmd(opts),
 		newSOCKS5URLCmd(opts),
 		newReloadCmd(opts),
+		newPingCmd(opts),
+		newVersionCmd(),
 	)
+	setVersion(root)
 	root.SetHelpCommand(&cobra.Command{
 		Use:     "help [command]",
 		Aliases: []string{"?"},

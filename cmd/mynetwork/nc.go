@@ -14,8 +14,9 @@ func newNcCmd(opts *rootOptions) *cobra.Command {
 		Short: "Connect stdin/stdout to a TCP port on the mesh (for ssh ProxyCommand)",
 		Long: "Opens a TCP connection to host:port through the local daemon, in either mode,\n" +
 			"and connects it to stdin and stdout. host is a peer name (ms1 or ms1.mynetwork)\n" +
-			"or a mesh IP. Example:\n\n" +
-			"    ssh -o ProxyCommand='mynetwork nc %h %p' user@ms1",
+			"or a mesh IP.",
+		Example: "  ssh -o ProxyCommand='mynetwork nc %h %p' user@ms1\n" +
+			"  echo hello | mynetwork nc ms1.mynetwork 7",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			port, err := strconv.ParseUint(args[1], 10, 16)

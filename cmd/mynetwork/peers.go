@@ -10,9 +10,10 @@ import (
 func newPeersCmd(opts *rootOptions) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "peers",
-		Short: "List connected libp2p peers, VPN peers first",
-		Args:  cobra.NoArgs,
+		Use:     "peers",
+		Short:   "List connected libp2p peers, VPN peers first",
+		Example: "  mynetwork peers\n  mynetwork peers --json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			peers, err := opts.client().Peers(cmd.Context())
 			if err != nil {

@@ -25,3 +25,6 @@ func rtt(ms float64) string {
 		return fmt.Sprintf("%.1fms", ms)
 	}
 }
+
+// writeJSONLine writes v as one line of JSON, for a stream of results.
+func writeJSONLine(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }

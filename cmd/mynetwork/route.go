@@ -13,6 +13,7 @@ func newRouteCmd(opts *rootOptions) *cobra.Command {
 		Use:     "route",
 		Aliases: []string{"r"},
 		Short:   "Show, add or delete routes to networks behind peers",
+		Example: "  mynetwork route\n  sudo mynetwork route add 192.168.10.0/24 pi --persist",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return showRoutes(cmd, opts, false)
@@ -23,6 +24,7 @@ func newRouteCmd(opts *rootOptions) *cobra.Command {
 		Use:     "show",
 		Aliases: []string{"ls", "list"},
 		Short:   "Show the route table: network → peer",
+		Example: "  mynetwork route show --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return showRoutes(cmd, opts, asJSON)
@@ -34,7 +36,9 @@ func newRouteCmd(opts *rootOptions) *cobra.Command {
 	add := &cobra.Command{
 		Use:   "add <cidr> <peer name|peer ID>",
 		Short: "Route a network to a peer now (and in the config with --persist)",
-		Args:  cobra.ExactArgs(2),
+		Example: "  sudo mynetwork route add 192.168.10.0/24 pi\n" +
+			"  sudo mynetwork route add fd00:10::/64 12D3KooW... --persist",
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := opts.client().AddRoute(cmd.Context(), control.RouteRequest{Net: args[0], Peer: args[1], Persist: persistAdd})
 			if err != nil {
@@ -49,6 +53,7 @@ func newRouteCmd(opts *rootOptions) *cobra.Command {
 		Use:     "del <cidr>",
 		Aliases: []string{"delete", "rm"},
 		Short:   "Remove a route now (and from the config with --persist)",
+		Example: "  sudo mynetwork route del 192.168.10.0/24 --persist",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := opts.client().DelRoute(cmd.Context(), control.RouteRequest{Net: args[0], Persist: persistDel}); err != nil {

@@ -14,10 +14,9 @@ func newSOCKS5URLCmd(opts *rootOptions) *cobra.Command {
 		Short: "Print the SOCKS5 proxy's URL with its username and password (userspace mode)",
 		Long: "Asks the daemon where its SOCKS5 proxy listens and which file holds its\n" +
 			"username and password, reads that file (mode 0600: as its owner) and prints\n" +
-			"socks5h://USER:PASSWORD@ADDR. The daemon logs the file, never the password.\n" +
-			"Example:\n\n" +
-			"    curl --proxy \"$(mynetwork socks5-url)\" http://pi/",
-		Args: cobra.NoArgs,
+			"socks5h://USER:PASSWORD@ADDR. The daemon logs the file, never the password.",
+		Example: "  curl --proxy \"$(mynetwork socks5-url)\" http://pi/",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := opts.client().Status(cmd.Context())
 			if err != nil {

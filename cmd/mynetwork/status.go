@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +16,7 @@ func newStatusCmd(opts *rootOptions) *cobra.Command {
 		Use:     "status",
 		Aliases: []string{"s"},
 		Short:   "Show this node, its VPN peers and its addresses",
+		Example: "  mynetwork status\n  mynetwork status --json | jq '.peers[] | {name, path, why}'\n  mynetwork status -i office",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := opts.client().Status(cmd.Context())
@@ -42,6 +44,9 @@ func writeStatus(out io.Writer, st control.Status) {
 	}
 	fmt.Fprintf(out, "PeerID: %s\n", st.PeerID)
 	fmt.Fprintf(out, "Interface: %s (%s mode)\n", st.Interface, st.Mode)
+	if st.Version.Version != "" { // a daemon older than 'version' sends none
+		fmt.Fprintf(out, "Version: %s\n", strings.TrimPrefix(st.Version.String(), "mynetwork "))
+	}
 	if st.SegmentationOffload {
 		fmt.Fprintf(out, "MTU: %d, TCP segmentation offload\n", st.MTU)
 	} else {
@@ -79,11 +84,7 @@ func writePeers(out io.Writer, peers []control.PeerStatus) {
 	}
 	for _, p := range peers {
 		if !p.Connected {
-			why := ""
-			if p.Why != "" {
-				why = ": " + p.Why
-			}
-			fmt.Fprintf(out, "    @%s (%s) not connected%s\n", p.Name, p.IPv4, why)
+			fmt.Fprintf(out, "    @%s (%s) not connected: %s\n", p.Name, p.IPv4, whyLine(p.Why))
 		}
 	}
 }
@@ -123,4 +124,14 @@ func writeBootstrap(out io.Writer, boot []control.BootstrapPeer) {
 		}
 		fmt.Fprintf(out, "    %s%s %s%s\n", name, b.ID, b.State, why)
 	}
+}
+
+// whyLine is why a peer is not connected, in one line: the node's last
+// failed try, or that none has failed yet (it is still dialing, or waits
+// for the peer to dial first).
+func whyLine(why string) string {
+	if why == "" {
+		return "connecting (no try has failed yet)"
+	}
+	return strings.Join(strings.Fields(why), " ")
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mynetwork/mynetwork/internal/buildinfo"
 	"github.com/mynetwork/mynetwork/internal/control"
 )
 
@@ -47,5 +48,31 @@ Addresses:
 	writeStatus(&out, st)
 	if !strings.HasSuffix(out.String(), "Addresses: none that other machines can dial\n") {
 		t.Errorf("status of a node no other machine can dial:\n%s", out.String())
+	}
+}
+
+// TestStatusSaysWhy: every peer not connected gets one line with why, and
+// the daemon's version has a line of its own.
+func TestStatusSaysWhy(t *testing.T) {
+	st := control.Status{
+		Interface: "mynetwork", Mode: "kernel",
+		Version: buildinfo.Info{Version: "v0.4.0", Commit: "d9eff1c", Go: "go1.26.8"},
+		Peers: []control.PeerStatus{
+			{Name: "pi", IPv4: "100.64.0.2", Why: "/ip4/192.0.2.1/tcp/8001: connection refused; /ip4/192.0.2.1/udp/8001/quic-v1: timed out"},
+			{Name: "nas", IPv4: "100.64.0.3", Why: "failed to find\n  * routing: not found"},
+			{Name: "new", IPv4: "100.64.0.4"},
+		},
+	}
+	var out bytes.Buffer
+	writeStatus(&out, st)
+	for _, want := range []string{
+		"Interface: mynetwork (kernel mode)\nVersion: v0.4.0 (commit d9eff1c), go1.26.8\n",
+		"    @pi (100.64.0.2) not connected: /ip4/192.0.2.1/tcp/8001: connection refused; /ip4/192.0.2.1/udp/8001/quic-v1: timed out\n",
+		"    @nas (100.64.0.3) not connected: failed to find * routing: not found\n",
+		"    @new (100.64.0.4) not connected: connecting (no try has failed yet)\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status:\n%s\nlacks:\n%s", out.String(), want)
+		}
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"log/slog"
 	"os"
 	"os/signal"
 	"runtime"
@@ -14,9 +13,13 @@ import (
 	"github.com/mynetwork/mynetwork/internal/daemon"
 )
 
+const upExample = "  sudo mynetwork up\n" +
+	"  mynetwork up --userspace --forward 127.0.0.1:2222=ms1:22\n" +
+	"  sudo mynetwork up -i office -c /etc/mynetwork/office.json --log-format json --log-level warn"
+
 func newUpCmd(opts *rootOptions) *cobra.Command {
 	var (
-		verbose    bool
+		logs       logOptions
 		cpuProfile string
 		dopts      daemon.Options
 	)
@@ -30,16 +33,16 @@ func newUpCmd(opts *rootOptions) *cobra.Command {
 			"process holds the node's mesh addresses, reached through a SOCKS5 proxy\n" +
 			"(default 127.0.0.1:1080, with a username and password: 'mynetwork socks5-url'),\n" +
 			"port forwards, exposes and 'mynetwork nc'.",
-		Args: cobra.NoArgs,
+		Example: upExample,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			level := slog.LevelInfo
-			if verbose {
-				level = slog.LevelDebug
-			}
 			if !dopts.Userspace && (dopts.SOCKS5 != "" || dopts.SOCKS5Auth != "" || len(dopts.Forwards)+len(dopts.Exposes) > 0) {
 				return errors.New("--socks5, --socks5-auth, --forward and --expose need --userspace")
 			}
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			log, err := logs.start(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
 			if n, ok := daemonProcs(os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); ok {
 				runtime.GOMAXPROCS(n)
 				log.Debug("Go code runs on at most half the CPUs", "GOMAXPROCS", n)
@@ -67,7 +70,7 @@ func newUpCmd(opts *rootOptions) *cobra.Command {
 			return d.Run(ctx)
 		},
 	}
-	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log debug details")
+	logs.addFlags(cmd)
 	cmd.Flags().BoolVar(&dopts.Userspace, "userspace", false, "run without root or TUN: an in-process TCP/IP stack, SOCKS5, forwards")
 	cmd.Flags().StringVar(&dopts.SOCKS5, "socks5", "", "userspace: SOCKS5 listen address, or off (default 127.0.0.1:1080)")
 	cmd.Flags().StringVar(&dopts.SOCKS5Auth, "socks5-auth", "", "userspace: password (the default: the config's, or made once and kept in <config>.socks5.json; see socks5-url) or none (loopback only)")

@@ -47,6 +47,13 @@ func (f *fakeBackend) DelRoute(_ context.Context, r RouteRequest) error {
 	return nil
 }
 
+func (f *fakeBackend) Ping(_ context.Context, r PingRequest) (PingReply, error) {
+	if r.Peer != "b" {
+		return PingReply{}, Errorf(ErrNotFound, "no configured peer is named or has the ID %q", r.Peer)
+	}
+	return PingReply{Name: "b", Path: "relay", Relay: "r", Transport: "quic", RTTMillis: 12.5}, nil
+}
+
 func serve(t *testing.T, path string, b ...*fakeBackend) {
 	t.Helper()
 	ln, err := Listen(path)
@@ -89,6 +96,10 @@ func TestAPIRoundTrip(t *testing.T) {
 	}
 	if err := c.DelRoute(ctx, RouteRequest{Net: "10.0.0.0/24", Persist: true}); err != nil {
 		t.Fatal(err)
+	}
+	want := PingReply{Name: "b", Path: "relay", Relay: "r", Transport: "quic", RTTMillis: 12.5}
+	if p, err := c.Ping(ctx, PingRequest{Peer: "b", TimeoutMillis: 1000}); err != nil || p != want {
+		t.Fatalf("ping %+v %v", p, err)
 	}
 }
 

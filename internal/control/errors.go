@@ -16,6 +16,11 @@ var (
 	ErrNotFound   = errors.New("not found")      // 404: no such peer or route
 	ErrConflict   = errors.New("conflict")       // 409: the node's state (or its config file) stands in the way
 	ErrInternal   = errors.New("internal error") // 500
+	// ErrMesh is a failure out on the mesh: a dial refused, a ping not
+	// answered. A backend returns such errors without a kind; the server
+	// answers 502 for them where the mesh is what failed, and the client
+	// gives this kind back.
+	ErrMesh = errors.New("failed on the mesh") // 502
 )
 
 // kindStatus is the one mapping between kinds and status codes.
@@ -27,12 +32,13 @@ var kindStatus = []struct {
 	{ErrNotFound, http.StatusNotFound},
 	{ErrConflict, http.StatusConflict},
 	{ErrInternal, http.StatusInternalServerError},
+	{ErrMesh, http.StatusBadGateway},
 }
 
 // Error is an error of a kind. Its message is Err's alone: the kind is for
 // programs, the message for people.
 type Error struct {
-	Kind error // ErrBadRequest, ErrNotFound, ErrConflict or ErrInternal
+	Kind error // ErrBadRequest, ErrNotFound, ErrConflict, ErrInternal or ErrMesh
 	Err  error
 }
 

@@ -22,6 +22,7 @@ func (f failing) DelRoute(context.Context, RouteRequest) error          { return
 func (f failing) Dial(context.Context, string, uint16) (net.Conn, error) {
 	return nil, f.err
 }
+func (f failing) Ping(context.Context, PingRequest) (PingReply, error) { return PingReply{}, f.err }
 
 // serveFailing serves failing{err} on a new socket and returns its path.
 func serveFailing(t *testing.T, err error) string {
@@ -77,6 +78,7 @@ var (
 		}
 		return err
 	}
+	callPing = func(c *Client) error { _, err := c.Ping(context.Background(), PingRequest{Peer: "ms9"}); return err }
 )
 
 // TestErrorStatusCodes: each kind of error reaches its status code through
@@ -102,7 +104,10 @@ func TestErrorStatusCodes(t *testing.T) {
 		{"no kind", errors.New("persist: permission denied"), "GET", "/v1/status", "", 500, "persist: permission denied", callStatus, ErrInternal},
 		{"dial arguments", nil, "GET", "/v1/dial?host=b", "", 400, "dial needs a host and a port (1-65535)", nil, nil},
 		{"dial to no peer", Errorf(ErrNotFound, "dial ms9:22: no such peer"), "GET", "/v1/dial?host=ms9&port=22", "", 404, "dial ms9:22: no such peer", callDial, ErrNotFound},
-		{"dial failed on the mesh", errors.New("dial tcp 100.64.0.2:22: connection refused"), "GET", "/v1/dial?host=b&port=22", "", 502, "dial tcp 100.64.0.2:22: connection refused", callDial, nil},
+		{"dial failed on the mesh", errors.New("dial tcp 100.64.0.2:22: connection refused"), "GET", "/v1/dial?host=b&port=22", "", 502, "dial tcp 100.64.0.2:22: connection refused", callDial, ErrMesh},
+		{"ping of no peer", Errorf(ErrNotFound, `no configured peer is named or has the ID "ms9"`), "POST", "/v1/ping", `{"peer":"ms9"}`, 404, `no configured peer is named or has the ID "ms9"`, callPing, ErrNotFound},
+		{"ping unanswered", errors.New("ping over /ip4/10.0.0.2/tcp/8001: i/o timeout"), "POST", "/v1/ping", `{"peer":"b"}`, 502, "ping over /ip4/10.0.0.2/tcp/8001: i/o timeout", callPing, ErrMesh},
+		{"ping bad body", nil, "POST", "/v1/ping", `[]`, 400, "bad request body: json: cannot unmarshal array into Go value of type control.PingRequest", nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := serveFailing(t, tc.err)
@@ -116,7 +121,7 @@ func TestErrorStatusCodes(t *testing.T) {
 			if err == nil || err.Error() != tc.msg {
 				t.Fatalf("client: got %v, want %s", err, tc.msg)
 			}
-			for _, kind := range []error{ErrBadRequest, ErrNotFound, ErrConflict, ErrInternal} {
+			for _, kind := range []error{ErrBadRequest, ErrNotFound, ErrConflict, ErrInternal, ErrMesh} {
 				if is := errors.Is(err, kind); is != (kind == tc.kind) {
 					t.Errorf("client: errors.Is(err, %v) = %v", kind, is)
 				}

@@ -45,17 +45,13 @@ func (s *Server) handler() http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
 		var req RouteRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			var tooLarge *http.MaxBytesError
-			if errors.As(err, &tooLarge) {
-				writeJSON(w, http.StatusRequestEntityTooLarge, apiError{fmt.Sprintf("request body is larger than %d bytes", maxRequestBody)})
-				return
-			}
-			fail(w, Errorf(ErrBadRequest, "bad request body: %w", err))
+			failBody(w, err)
 			return
 		}
 		v, err := b.AddRoute(r.Context(), req)
 		reply(w, v, err)
 	})
+	mux.HandleFunc("POST /v1/ping", s.handlePing)
 	mux.HandleFunc("DELETE /v1/routes", func(w http.ResponseWriter, r *http.Request) {
 		persist, _ := strconv.ParseBool(r.URL.Query().Get("persist"))
 		req := RouteRequest{Net: r.URL.Query().Get("net"), Persist: persist}
@@ -63,6 +59,17 @@ func (s *Server) handler() http.Handler {
 		reply(w, struct{}{}, err)
 	})
 	return mux
+}
+
+// failBody answers a request body that could not be read: too large (413)
+// or not what the endpoint takes (400).
+func failBody(w http.ResponseWriter, err error) {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		writeJSON(w, http.StatusRequestEntityTooLarge, apiError{fmt.Sprintf("request body is larger than %d bytes", maxRequestBody)})
+		return
+	}
+	fail(w, Errorf(ErrBadRequest, "bad request body: %w", err))
 }
 
 func reply(w http.ResponseWriter, v any, err error) {

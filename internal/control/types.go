@@ -6,6 +6,8 @@ package control
 import (
 	"context"
 	"net"
+
+	"github.com/mynetwork/mynetwork/internal/buildinfo"
 )
 
 // Status is the answer to GET /v1/status.
@@ -29,6 +31,8 @@ type Status struct {
 	// BootstrapPeers are the DHT's bootstrap peers, in the config's order;
 	// absent when the node has none (no DHT).
 	BootstrapPeers []BootstrapPeer `json:"bootstrapPeers,omitempty"`
+	// Version is the daemon's build: version, commit, Go.
+	Version buildinfo.Info `json:"version"`
 }
 
 // BootstrapPeer is one DHT bootstrap peer as the node found it.
@@ -145,4 +149,6 @@ type Backend interface {
 	// Dial opens a TCP connection to host:port on the mesh; host is a peer
 	// name, name.mynetwork, or an IP.
 	Dial(ctx context.Context, host string, port uint16) (net.Conn, error)
+	// Ping pings a configured peer once over its packets' connection.
+	Ping(ctx context.Context, req PingRequest) (PingReply, error)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/mynetwork/mynetwork/config"
+	"github.com/mynetwork/mynetwork/internal/buildinfo"
 	"github.com/mynetwork/mynetwork/internal/control"
 	"github.com/mynetwork/mynetwork/internal/engine"
 	"github.com/mynetwork/mynetwork/p2p/tunnel"
@@ -28,6 +29,7 @@ func (d *Daemon) Status(context.Context) (control.Status, error) {
 		SwarmPeers: len(d.node.ConnectedPeers()),
 		Counters:   engineCounters(&d.eng.Counters, &d.node.Transport().Refused),
 		Userspace:  d.userspace,
+		Version:    buildinfo.Get(),
 	}
 	for _, a := range d.node.Addrs() {
 		st.Addresses = append(st.Addresses, a.String())

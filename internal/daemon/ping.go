@@ -1,0 +1,85 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/mynetwork/mynetwork/internal/control"
+	"github.com/mynetwork/mynetwork/p2p"
+)
+
+// maxPingWait caps the wait for a ping's answer: the connector's own
+// liveness ping gives up after as long.
+const maxPingWait = 5 * time.Second
+
+// Ping pings a configured peer once over the connection its packets use,
+// and says which connection that is.
+func (d *Daemon) Ping(ctx context.Context, req control.PingRequest) (control.PingReply, error) {
+	i, err := d.pingTarget(req.Peer)
+	if err != nil {
+		return control.PingReply{}, err
+	}
+	wait := maxPingWait
+	if t := time.Duration(req.TimeoutMillis) * time.Millisecond; t > 0 && t < wait {
+		wait = t
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	p := d.peers[i]
+	pong, err := d.node.Ping(ctx, p.id)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return control.PingReply{}, errors.New("no answer from " + p.name + " within " + wait.String())
+	}
+	if err != nil {
+		return control.PingReply{}, errors.New(p.name + ": " + err.Error())
+	}
+	r := control.PingReply{
+		Name: p.name, ID: p.id.String(), IPv4: p.addrs.IPv4.String(),
+		Path: pong.Path, Transport: pong.Transport, Addr: pong.Addr.String(),
+		RTTMillis: float64(pong.RTT.Microseconds()) / 1000,
+	}
+	if pong.Path == p2p.PathRelay {
+		r.Relay = d.relayName(pong)
+	}
+	return r, nil
+}
+
+func (d *Daemon) relayName(pong p2p.Pong) string {
+	if i := d.peerIndex(pong.Relay); i >= 0 {
+		return d.peers[i].name
+	}
+	return pong.Relay.String()
+}
+
+// pingTarget finds the configured peer a ping is for: by name (also as
+// name.mynetwork or name.mynetwork.internal), by peer ID, or by an address
+// the peer holds or is routed.
+func (d *Daemon) pingTarget(s string) (int, error) {
+	if s == "" {
+		return -1, control.Errorf(control.ErrBadRequest, "ping needs a peer: a name, a peer ID or a mesh IP address")
+	}
+	name := strings.TrimSuffix(s, ".")
+	for _, suffix := range []string{".mynetwork.internal", ".mynetwork"} {
+		name = strings.TrimSuffix(name, suffix)
+	}
+	for i, p := range d.peers {
+		if strings.EqualFold(p.name, name) || p.id.String() == s {
+			return i, nil
+		}
+	}
+	a, err := netip.ParseAddr(strings.Trim(s, "[]"))
+	if err != nil {
+		return -1, control.Errorf(control.ErrNotFound, "ping %s: no configured peer is named or has the ID %q", s, s)
+	}
+	a = a.Unmap()
+	if a == d.addrs.IPv4 || a == d.addrs.IPv6 {
+		return -1, control.Errorf(control.ErrBadRequest, "ping %s: that is this node's own address", a)
+	}
+	if id, ok := d.eng.Table().Lookup(a); ok {
+		return d.peerIndex(id), nil
+	}
+	return -1, control.Errorf(control.ErrNotFound, "ping %s: no configured peer has this address or a route to it", a)
+}
