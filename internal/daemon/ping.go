@@ -3,8 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/mynetwork/mynetwork/internal/control"
@@ -54,29 +52,24 @@ func (d *Daemon) relayName(pong p2p.Pong) string {
 	return pong.Relay.String()
 }
 
-// pingTarget finds the configured peer a ping is for: by name (also as
-// name.mynetwork or name.mynetwork.internal), by peer ID, or by an address
-// the peer holds or is routed.
+// pingTarget finds the configured peer a ping is for: by peer ID, by a
+// name in the name table (as dial takes it: name, name.mynetwork,
+// name.mynetwork.internal), or by an address the peer holds or is routed.
 func (d *Daemon) pingTarget(s string) (int, error) {
 	if s == "" {
 		return -1, control.Errorf(control.ErrBadRequest, "ping needs a peer: a name, a peer ID or a mesh IP address")
 	}
-	name := strings.TrimSuffix(s, ".")
-	for _, suffix := range []string{".mynetwork.internal", ".mynetwork"} {
-		name = strings.TrimSuffix(name, suffix)
-	}
 	for i, p := range d.peers {
-		if strings.EqualFold(p.name, name) || p.id.String() == s {
+		if p.id.String() == s {
 			return i, nil
 		}
 	}
-	a, err := netip.ParseAddr(strings.Trim(s, "[]"))
-	if err != nil {
+	a, ok := d.resolve(s)
+	if !ok {
 		return -1, control.Errorf(control.ErrNotFound, "ping %s: no configured peer is named or has the ID %q", s, s)
 	}
-	a = a.Unmap()
 	if a == d.addrs.IPv4 || a == d.addrs.IPv6 {
-		return -1, control.Errorf(control.ErrBadRequest, "ping %s: that is this node's own address", a)
+		return -1, control.Errorf(control.ErrBadRequest, "ping %s: that is this node's own address", s)
 	}
 	if id, ok := d.eng.Table().Lookup(a); ok {
 		return d.peerIndex(id), nil
