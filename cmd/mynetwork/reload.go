@@ -25,8 +25,9 @@ func newReloadCmd(opts *rootOptions) *cobra.Command {
 			"peers kept carry on. A config that does not load is refused with the errors\n" +
 			"'up' gives, and the running one stays. Routes added without --persist go.\n" +
 			"Listen addresses, MTU, relays, bootstrap peers, mDNS, reachability and the\n" +
-			"userspace settings apply at the next start; reload names those that changed.\n\n" +
-			"Example:\n  mynetwork reload -i mynetwork",
+			"userspace settings apply at the next start; reload names those that changed.",
+		Example: "  mynetwork reload -i ms0\n" +
+			"  sudo systemctl reload mynetwork@ms0   # the same, through systemd (SIGHUP)",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := opts.client().Reload(cmd.Context())
