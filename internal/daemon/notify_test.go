@@ -63,7 +63,7 @@ func upAndDown(t *testing.T, n *testNode) string {
 
 // TestRunNotifiesSystemd: under systemd (Type=notify) the daemon says
 // READY=1 once it is up and its control API answers, and STOPPING=1 when it
-// begins to shut down.
+// begins to shut down; a reload says RELOADING=1, then READY=1 again.
 func TestRunNotifiesSystemd(t *testing.T) {
 	conn := listenNotify(t)
 	n := newTestNode(t, "usa")
@@ -79,6 +79,14 @@ func TestRunNotifiesSystemd(t *testing.T) {
 	}
 	if _, err := n.client.Status(ctx); err != nil {
 		t.Errorf("ready, but the control API does not answer: %v", err)
+	}
+	if _, err := n.client.Reload(ctx); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	for _, want := range []string{"RELOADING=1", "READY=1"} {
+		if got := readNotify(t, conn); got != want {
+			t.Errorf("message at a reload %q, want %s", got, want)
+		}
 	}
 	cancel()
 	if got := readNotify(t, conn); got != "STOPPING=1" {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 
+	sd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/mynetwork/mynetwork/config"
@@ -39,6 +40,8 @@ func (d *Daemon) Reload(context.Context) (control.ReloadResult, error) {
 	peers := peersOf(cfg)
 	res := reloadResult(d.peers, peers)
 	res.Restart = needsRestart(d.cfg, cfg)
+	d.notify(sd.SdNotifyReloading) // systemd shows the unit reloading until READY=1
+	defer d.notify(sd.SdNotifyReady)
 	if err := d.apply(cfg, peers); err != nil {
 		return control.ReloadResult{}, err
 	}
