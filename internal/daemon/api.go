@@ -28,7 +28,7 @@ func (d *Daemon) Status(context.Context) (control.Status, error) {
 		IPv4: d.addrs.IPv4.String(), IPv6: d.addrs.IPv6.String(),
 		SwarmPeers: len(d.node.ConnectedPeers()),
 		Counters:   engineCounters(&d.eng.Counters, &d.node.Transport().Refused),
-		Userspace:  d.userspace,
+		Userspace:  d.userspace.Load(),
 		Version:    buildinfo.Get(),
 	}
 	for _, a := range d.node.Addrs() {
@@ -123,9 +123,7 @@ func connAddrs(d *Daemon, id peer.ID) []string {
 
 // peerIndex is the index of a configured peer in d.peers, or -1; the
 // caller holds routeMu, so that d.peers stays as it is.
-func (d *Daemon) peerIndex(id peer.ID) int {
-	return slices.IndexFunc(d.peers, func(p peerInfo) bool { return p.id == id })
-}
+func (d *Daemon) peerIndex(id peer.ID) int { return indexOf(d.peers, id) }
 
 // findPeer resolves a peer name or peer ID among the configured peers;
 // the caller holds routeMu.

@@ -29,7 +29,8 @@ func (d *Daemon) components(loops *errgroup.Group) []component {
 	dev := &device{d: d, table: table}
 	cs := []component{sock, dev, &libp2pNode{d: d}, &packetEngine{d: d, table: table, loops: loops}}
 	if d.opts.Userspace {
-		cs = append(cs, &userspaceServices{d: d, dev: dev})
+		d.services = &userspaceServices{d: d, dev: dev}
+		cs = append(cs, d.services)
 	}
 	// After the services: in userspace mode an expose of port 53 wins.
 	cs = append(cs, &meshDNS{d: d, dev: dev})
@@ -209,8 +210,36 @@ func (c *userspaceServices) Start(context.Context) error {
 		return err
 	}
 	c.stop = stop
-	c.d.userspace = c.dev.uset.status()
+	c.d.userspace.Store(c.dev.uset.status())
 	return nil
+}
+
+// reload moves the proxy, forwards and exposes to the settings of the
+// config a reload installed. When they changed, the old services stop and
+// the new start (the same addresses may be wanted again); if the new ones
+// cannot start (an address in use), the old ones start again and the
+// error says why. Connections through a forward or the proxy that stops
+// end with it.
+func (c *userspaceServices) reload() (changed bool, err error) {
+	uset, err := c.d.userspaceSettings()
+	if err != nil {
+		return false, err
+	}
+	if uset.same(c.dev.uset) {
+		return false, nil
+	}
+	c.stop()
+	stop, err := c.d.startUserspace(c.dev.us, uset)
+	if err != nil {
+		c.stop = func() {}
+		if back, err2 := c.d.startUserspace(c.dev.us, c.dev.uset); err2 == nil {
+			c.stop = back
+		}
+		return false, err
+	}
+	c.stop, c.dev.uset = stop, uset
+	c.d.userspace.Store(uset.status())
+	return true, nil
 }
 
 func (c *userspaceServices) Close() error {

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 
 	sd "github.com/coreos/go-systemd/v22/daemon"
-	"github.com/libp2p/go-libp2p-kad-dht"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,7 +67,8 @@ type Daemon struct {
 	dev       backend
 	node      *p2p.Node
 	eng       *engine.Engine
-	userspace *control.Userspace // what status shows in userspace mode
+	userspace atomic.Pointer[control.Userspace] // what status shows in userspace mode
+	services  *userspaceServices                // userspace mode's proxy, forwards and exposes; nil in kernel mode
 
 	metricsAddr string               // where metrics are served; "" for nowhere
 	metrics     *prometheus.Registry // the daemon's own, libp2p's metrics too; nil without metricsAddr
@@ -202,7 +203,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.up.Store(true)
 	defer d.up.Store(false)
 	d.log.Info("mynetwork is up", "interface", d.dev.Name(), "mode", d.dev.Mode(), "peerID", d.self,
-		"ipv4", d.addrs.IPv4, "ipv6", d.addrs.IPv6, "peers", len(d.peers))
+		"ipv4", d.addrs.IPv4, "ipv6", d.addrs.IPv6, "peers", len(d.peerList()))
 	d.notify(sd.SdNotifyReady)
 	<-stopped.Done()
 	if ctx.Err() != nil {

@@ -45,6 +45,12 @@ func (d *Daemon) Reload(context.Context) (control.ReloadResult, error) {
 	if err := d.apply(cfg, peers); err != nil {
 		return control.ReloadResult{}, err
 	}
+	if d.services != nil {
+		res.Restart = slices.DeleteFunc(res.Restart, func(s string) bool { return s == "userspace" })
+		if _, err := d.services.reload(); err != nil {
+			return res, control.Errorf(control.ErrConflict, "reload: peers and routes changed, but the userspace proxy, forwards and exposes stay as they were: %w", err)
+		}
+	}
 	d.log.Info("config reloaded", "added", res.Added, "removed", res.Removed, "renamed", res.Renamed, "peers", len(peers))
 	if len(res.Restart) > 0 {
 		d.log.Warn("config settings that apply only at the next start changed", "settings", res.Restart)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/mynetwork/mynetwork/config"
 	"github.com/mynetwork/mynetwork/internal/control"
@@ -92,4 +94,51 @@ func routeNets(t *testing.T, n *testNode) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestReloadForwards: in userspace mode a forward added to the config
+// listens after a reload and shows in status, and one taken out stops.
+func TestReloadForwards(t *testing.T) {
+	a, b := newTestNode(t, "rfa"), newTestNode(t, "rfb") // b: configured, never started
+	a.cfg.Peers = []config.Peer{{Name: "b", ID: b.id}}
+	a.up(t, "rfa", Options{SOCKS5: "off"})
+	ctx := context.Background()
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	listening := func() bool {
+		c, err := net.DialTimeout("tcp", listen, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}
+	reloadWith := func(u *config.Userspace) control.ReloadResult {
+		t.Helper()
+		cfg, err := config.Load(a.cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Userspace = u
+		if err := cfg.Save(a.cfgPath); err != nil {
+			t.Fatal(err)
+		}
+		res, err := a.client.Reload(ctx)
+		if err != nil {
+			t.Fatalf("reload: %v", err)
+		}
+		return res
+	}
+	if listening() {
+		t.Fatal("something listens on the forward's address already")
+	}
+	res := reloadWith(&config.Userspace{Forwards: []config.Forward{{Listen: listen, To: "b:80"}}})
+	if len(res.Restart) != 0 || !listening() {
+		t.Fatalf("after adding the forward: restart %v, listening %v", res.Restart, listening())
+	}
+	if st, err := a.client.Status(ctx); err != nil || st.Userspace == nil || len(st.Userspace.Forwards) != 1 {
+		t.Fatalf("status after the reload: %+v, %v", st.Userspace, err)
+	}
+	reloadWith(nil)
+	if listening() {
+		t.Fatal("the forward taken out of the config still listens")
+	}
 }

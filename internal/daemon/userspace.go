@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/mynetwork/mynetwork/config"
@@ -51,6 +52,12 @@ type userspaceSettings struct {
 	madeCredentials    bool   // the node made them on this start
 	forwards           []socks.Forward
 	exposes            []socks.Expose
+}
+
+// same says whether s and o run the same services.
+func (s userspaceSettings) same(o userspaceSettings) bool {
+	return s.socks5 == o.socks5 && s.username == o.username && s.password == o.password &&
+		slices.Equal(s.forwards, o.forwards) && slices.Equal(s.exposes, o.exposes)
 }
 
 // userspaceSettings merges the config's userspace section with the flags:
