@@ -43,10 +43,10 @@ func writeStatus(out io.Writer, st control.Status) {
 		}
 	}
 	fmt.Fprintf(out, "PeerID: %s\n", st.PeerID)
-	fmt.Fprintf(out, "Interface: %s (%s mode)\n", st.Interface, st.Mode)
 	if st.Version.Version != "" { // a daemon older than 'version' sends none
 		fmt.Fprintf(out, "Version: %s\n", strings.TrimPrefix(st.Version.String(), "mynetwork "))
 	}
+	fmt.Fprintf(out, "Interface: %s (%s mode)\n", st.Interface, st.Mode)
 	if st.SegmentationOffload {
 		fmt.Fprintf(out, "MTU: %d, TCP segmentation offload\n", st.MTU)
 	} else {

@@ -66,7 +66,7 @@ func TestStatusSaysWhy(t *testing.T) {
 	var out bytes.Buffer
 	writeStatus(&out, st)
 	for _, want := range []string{
-		"Interface: mynetwork (kernel mode)\nVersion: v0.4.0 (commit d9eff1c), go1.26.8\n",
+		"Version: v0.4.0 (commit d9eff1c), go1.26.8\nInterface: mynetwork (kernel mode)\n",
 		"    @pi (100.64.0.2) not connected: /ip4/192.0.2.1/tcp/8001: connection refused; /ip4/192.0.2.1/udp/8001/quic-v1: timed out\n",
 		"    @nas (100.64.0.3) not connected: failed to find * routing: not found\n",
 		"    @new (100.64.0.4) not connected: connecting (no try has failed yet)\n",
