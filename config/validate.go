@@ -140,11 +140,16 @@ func (v *validator) peer(i int, p Peer) {
 	v.multiaddrs(at+".addrs", p.Addrs)
 }
 
+// ValidName reports whether name may be a peer's name, by the rule a
+// config's peers follow, so that names from elsewhere (a member
+// certificate) resolve the same way.
+func ValidName(name string) bool { return peerName.MatchString(name) }
+
 func (v *validator) peerName(path string, i int, name string) {
 	switch {
 	case name == "":
 		v.add(path, "missing: every peer needs a name")
-	case !peerName.MatchString(name):
+	case !ValidName(name):
 		v.add(path, "%q is not a valid name: use letters, digits and inner dashes, at most 63", name)
 	default:
 		if j, taken := claim(v.names, name, i); taken {
