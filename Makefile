@@ -108,3 +108,5 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=^FuzzParse$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./config
 	$(GO) test -run=^$$ -fuzz=^FuzzSOCKS5Request$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./socks
 	$(GO) test -run=^$$ -fuzz=^FuzzControlAPI$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/control
+	$(GO) test -run=^$$ -fuzz=^FuzzCertificate$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/member
+	$(GO) test -run=^$$ -fuzz=^FuzzRevocation$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/member
