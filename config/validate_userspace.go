@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"strings"
 )
 
 // userspace checks the section of 'up --userspace'. It comes after the
@@ -68,8 +67,10 @@ func (v *validator) forward(at string, f Forward) {
 		v.add(at+".to", "%q is not HOST:PORT (a peer name or mesh IP, and a port)", f.To)
 		return
 	}
-	if _, known := v.names[strings.TrimSuffix(host, ".mynetwork")]; known {
-		return
+	if label, ok := HostLabel(host); ok {
+		if _, known := v.names[label]; known {
+			return
+		}
 	}
 	if _, err := netip.ParseAddr(host); err != nil {
 		v.add(at+".to", "%q names no configured peer", host)

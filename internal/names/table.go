@@ -11,13 +11,11 @@ import (
 	"github.com/mynetwork/mynetwork/config"
 )
 
-// Domain is the mesh's DNS domain. .internal is reserved for private use
-// and can never be bought, so no name under it belongs to anyone else.
-const Domain = "mynetwork.internal"
-
-// ShortDomain is the suffix SOCKS5 and nc have taken since the start; DNS
-// answers it too.
-const ShortDomain = "mynetwork"
+// The mesh's DNS domains (see config.HostLabel).
+const (
+	Domain      = config.MeshDomain
+	ShortDomain = config.ShortMeshDomain
+)
 
 // Self names this node in its own table, besides its host name.
 const Self = "self"
@@ -67,29 +65,12 @@ func (t *Table) add(name string, e Entry) {
 // Lookup finds a node by NAME, NAME.mynetwork or NAME.mynetwork.internal,
 // in any case, with or without the final dot.
 func (t *Table) Lookup(host string) (Entry, bool) {
-	label, ok := Label(host)
+	label, ok := config.HostLabel(host)
 	if !ok {
 		return Entry{}, false
 	}
 	e, ok := t.byName[label]
 	return e, ok
-}
-
-// Label is the node name that host asks for, in lower case: host without
-// the final dot and the mesh's domain. It is false for a host with more
-// labels than one left: no mesh name has a dot.
-func Label(host string) (string, bool) {
-	h := strings.ToLower(strings.TrimSuffix(host, "."))
-	for _, suffix := range []string{"." + Domain, "." + ShortDomain} {
-		if s, found := strings.CutSuffix(h, suffix); found {
-			h = s
-			break
-		}
-	}
-	if h == "" || strings.Contains(h, ".") {
-		return "", false
-	}
-	return h, true
 }
 
 // Name is the name of the node that holds the mesh address a.
