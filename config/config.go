@@ -65,6 +65,9 @@ type Config struct {
 	// Metrics is where Prometheus metrics are served (IP:port on a
 	// loopback address, e.g. "127.0.0.1:9464"); absent means none.
 	Metrics string `json:"metrics,omitempty"`
+	// Mesh is the membership section (see Mesh); absent means this node
+	// takes only its listed peers.
+	Mesh *Mesh `json:"mesh,omitempty"`
 }
 
 // MaxMTU is the largest MTU a config may set, and a userspace node's when

@@ -33,6 +33,9 @@ func (c *Config) Validate() error {
 	for i, p := range c.Peers {
 		v.peer(i, p)
 	}
+	if c.Mesh != nil {
+		v.mesh(c.Mesh)
+	}
 	if c.Userspace != nil {
 		v.userspace(c.Userspace)
 	}

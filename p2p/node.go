@@ -92,6 +92,9 @@ type Options struct {
 	// manager, swarm, identify, relay, ...); nil turns them off, so that
 	// nothing fills the process-wide default registry.
 	Metrics prometheus.Registerer
+	// OnConnected, if set, is called with a peer each time the node gets
+	// its first connection to it; it must not block.
+	OnConnected func(peer.ID)
 	// limits bound strangers' connections; 0s are the defaults.
 	limits limits.Config
 }
@@ -123,6 +126,8 @@ type Node struct {
 	bootMu sync.Mutex
 	boot   []BootstrapState // in n.bootstrap's order; written by joinDHT
 
+	onConnected func(peer.ID) // Options.OnConnected, or nil
+
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -138,7 +143,7 @@ func New(opts Options) (_ *Node, err error) {
 		opts.Log = slog.Default()
 	}
 	n := &Node{log: opts.Log, bootstrap: opts.Bootstrap,
-		relays: opts.Relays, addrBook: opts.AddrBook, conns: conns.NewRegistry(),
+		relays: opts.Relays, addrBook: opts.AddrBook, conns: conns.NewRegistry(), onConnected: opts.OnConnected,
 		why: make(map[peer.ID]string), boot: bootstrapStates(opts.Bootstrap)}
 	peers := make(map[peer.ID]*connector)
 	for _, p := range opts.Peers {
@@ -250,6 +255,9 @@ func (n *Node) Start(ctx context.Context) error {
 				n.log.Debug("connection to peer", "peer", c.RemotePeer(), "path", pathOf(c), "addr", c.RemoteMultiaddr())
 			}
 			n.connChanged(c.RemotePeer())
+			if n.onConnected != nil && len(n.host.Network().ConnsToPeer(c.RemotePeer())) == 1 {
+				n.onConnected(c.RemotePeer())
+			}
 		},
 		DisconnectedF: func(_ network.Network, c network.Conn) { n.connChanged(c.RemotePeer()) },
 	})

@@ -63,6 +63,10 @@ func newRootCmd() *cobra.Command {
 		newSOCKS5URLCmd(opts),
 		newReloadCmd(opts),
 		newPingCmd(opts),
+		newMeshCmd(opts),
+		newInviteCmd(opts),
+		newJoinCmd(opts),
+		newRevokeCmd(opts),
 		newVersionCmd(),
 	)
 	setVersion(root)

@@ -29,6 +29,7 @@ func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/dial", s.handleDial)
 	reloadRoute(mux, b)
+	memberRoutes(mux, b)
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		v, err := b.Status(r.Context())
 		reply(w, v, err)

@@ -167,6 +167,9 @@ func (d *Daemon) AddRoute(_ context.Context, req control.RouteRequest) (control.
 	if err != nil {
 		return control.Route{}, err
 	}
+	if req.Persist && d.peers[i].member {
+		return control.Route{}, control.Errorf(control.ErrConflict, "%s is a member, not a peer the config lists: --persist has no entry to write the route to", d.peers[i].name)
+	}
 	table := d.eng.Table()
 	if owner, ok := table.Has(pfx); ok {
 		return control.Route{}, control.Errorf(control.ErrConflict, "%s is already routed to %s: delete it first with 'mynetwork route del %s'", pfx, d.peers[d.peerIndex(owner)].name, pfx)
@@ -207,6 +210,9 @@ func (d *Daemon) DelRoute(_ context.Context, req control.RouteRequest) error {
 	if slices.Contains(d.peers[i].addrs.Prefixes(), pfx.Masked()) {
 		return control.Errorf(control.ErrConflict, "%s is the mesh address of peer %s and cannot be deleted", pfx, d.peers[i].name)
 	}
+	if req.Persist && d.peers[i].member {
+		return control.Errorf(control.ErrConflict, "%s is routed to member %s, not to a peer the config lists: --persist has no entry to delete it from", pfx, d.peers[i].name)
+	}
 	if err := d.dev.DelRoute(pfx.Masked()); err != nil {
 		return err
 	}
@@ -234,7 +240,7 @@ func (d *Daemon) editConfig(f func(*config.Config)) error {
 		return fmt.Errorf("persist: %w", err)
 	}
 	same := func(cp config.Peer, p peerInfo) bool { return cp.ID == p.id.String() }
-	if !slices.EqualFunc(c.Peers, d.peers, same) {
+	if !slices.EqualFunc(c.Peers, listed(d.peers), same) {
 		return control.Errorf(control.ErrConflict, "persist: %s changed its peers since 'up'; restart to use them", d.opts.ConfigPath)
 	}
 	f(c)

@@ -28,6 +28,9 @@ func (d *Daemon) components(loops *errgroup.Group) []component {
 	sock := &controlSocket{path: d.opts.SocketPath, iface: d.opts.Interface}
 	dev := &device{d: d, table: table}
 	cs := []component{sock, dev, &libp2pNode{d: d}, &packetEngine{d: d, table: table, loops: loops}}
+	if d.members != nil {
+		cs = append(cs, &membersService{d: d})
+	}
 	if d.opts.Userspace {
 		d.services = &userspaceServices{d: d, dev: dev}
 		cs = append(cs, d.services)

@@ -6,6 +6,7 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/mynetwork/mynetwork/config"
 	"github.com/mynetwork/mynetwork/internal/control"
 	"github.com/mynetwork/mynetwork/internal/engine"
+	"github.com/mynetwork/mynetwork/internal/membership"
 	"github.com/mynetwork/mynetwork/internal/names"
 	"github.com/mynetwork/mynetwork/internal/packet"
 	"github.com/mynetwork/mynetwork/p2p"
@@ -44,11 +46,15 @@ type Options struct {
 	Metrics string // --metrics: replaces the config's address; "off" disables
 }
 
-// peerInfo is a configured peer with everything parsed.
+// peerInfo is a peer, listed in the config or a member, with everything
+// parsed.
 type peerInfo struct {
-	name  string
-	id    peer.ID
-	addrs config.Addresses
+	name   string
+	id     peer.ID
+	addrs  config.Addresses
+	routes []netip.Prefix  // the networks routed to it
+	dial   []ma.Multiaddr // where to find it: the config's addresses, a member's hints
+	member bool           // not listed: its certificate admits it
 }
 
 // Daemon is one node. Create it with New, run it with Run.
@@ -69,6 +75,7 @@ type Daemon struct {
 	eng       *engine.Engine
 	userspace atomic.Pointer[control.Userspace] // what status shows in userspace mode
 	services  *userspaceServices                // userspace mode's proxy, forwards and exposes; nil in kernel mode
+	members   *membership.Service               // nil without the config's mesh section
 
 	metricsAddr string               // where metrics are served; "" for nowhere
 	metrics     *prometheus.Registry // the daemon's own, libp2p's metrics too; nil without metricsAddr
@@ -100,7 +107,10 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{opts: opts, cfg: cfg, self: self, addrs: config.AddressesOf(self), log: opts.Log}
-	d.peers = peersOf(cfg)
+	if err := d.newMembers(); err != nil {
+		return nil, err
+	}
+	d.peers = d.withMembers(cfg)
 	d.names.Store(d.nameTable())
 	if err := d.setMetrics(); err != nil {
 		return nil, err
@@ -113,7 +123,16 @@ func peersOf(cfg *config.Config) []peerInfo {
 	var peers []peerInfo
 	for _, p := range cfg.Peers {
 		id, _ := peer.Decode(p.ID) // validated by Load
-		peers = append(peers, peerInfo{name: p.Name, id: id, addrs: config.AddressesOf(id)})
+		pi := peerInfo{name: p.Name, id: id, addrs: config.AddressesOf(id)}
+		for _, r := range p.Routes {
+			pfx, _ := config.ParseRoute(r.Net) // validated by Load
+			pi.routes = append(pi.routes, pfx)
+		}
+		for _, s := range p.Addrs {
+			a, _ := ma.NewMultiaddr(s) // validated by Load
+			pi.dial = append(pi.dial, a)
+		}
+		peers = append(peers, pi)
 	}
 	return peers
 }
@@ -121,19 +140,22 @@ func peersOf(cfg *config.Config) []peerInfo {
 // initialTable is the route table of the config the daemon started with.
 func (d *Daemon) initialTable() *engine.Table { return d.tableOf(d.cfg, d.peers) }
 
+// listed are the peers of peers that the config lists: they come first.
+func listed(peers []peerInfo) []peerInfo {
+	n := 0
+	for n < len(peers) && !peers[n].member {
+		n++
+	}
+	return peers[:n]
+}
+
 // tableOf routes each peer's own addresses and its configured networks,
 // and delivers what peers send to this node's own addresses and the
 // networks it serves; peers are cfg's.
 func (d *Daemon) tableOf(cfg *config.Config, peers []peerInfo) *engine.Table {
 	var routes []engine.Route
-	for i, p := range peers {
-		for _, pfx := range p.addrs.Prefixes() {
-			routes = append(routes, engine.Route{Prefix: pfx, Peer: p.id})
-		}
-		for _, r := range cfg.Peers[i].Routes {
-			pfx, _ := config.ParseRoute(r.Net) // validated by Load
-			routes = append(routes, engine.Route{Prefix: pfx, Peer: p.id})
-		}
+	for _, p := range peers {
+		routes = append(routes, routesOf(p)...)
 	}
 	local := d.addrs.Prefixes()
 	for _, r := range cfg.Routes {
@@ -143,16 +165,20 @@ func (d *Daemon) tableOf(cfg *config.Config, peers []peerInfo) *engine.Table {
 	return engine.NewTable(routes, local...)
 }
 
-// p2pPeers are cfg's peers as the node takes them; peers are cfg's.
-func p2pPeers(cfg *config.Config, peers []peerInfo) []p2p.Peer {
+// routesOf are the routes to p: its mesh addresses and its networks.
+func routesOf(p peerInfo) []engine.Route {
+	var out []engine.Route
+	for _, pfx := range append(p.addrs.Prefixes(), p.routes...) {
+		out = append(out, engine.Route{Prefix: pfx, Peer: p.id})
+	}
+	return out
+}
+
+// p2pPeers are peers as the node takes them.
+func p2pPeers(peers []peerInfo) []p2p.Peer {
 	var out []p2p.Peer
-	for i, p := range peers {
-		var addrs []ma.Multiaddr
-		for _, s := range cfg.Peers[i].Addrs {
-			a, _ := ma.NewMultiaddr(s) // validated by Load
-			addrs = append(addrs, a)
-		}
-		out = append(out, p2p.Peer{ID: p.id, Addrs: addrs})
+	for _, p := range peers {
+		out = append(out, p2p.Peer{ID: p.id, Addrs: p.dial})
 	}
 	return out
 }
@@ -162,7 +188,7 @@ func (d *Daemon) p2pOptions() (p2p.Options, error) {
 	if err != nil {
 		return p2p.Options{}, err
 	}
-	peers := p2pPeers(d.cfg, d.peers)
+	peers := p2pPeers(d.peers)
 	var boot []peer.AddrInfo
 	if d.cfg.BootstrapPeers == nil {
 		boot = dht.GetDefaultBootstrapPeerAddrInfos()
@@ -186,7 +212,7 @@ func (d *Daemon) p2pOptions() (p2p.Options, error) {
 		Peers: peers, Relays: relays, Reachability: d.cfg.Reachability,
 		AddrBook:  strings.TrimSuffix(d.opts.ConfigPath, ".json") + ".addrs.json",
 		MaxPacket: tunnel.MaxFrame, VirtioHeaders: d.virtio(), Log: d.log,
-		Metrics: d.libp2pMetrics(),
+		Metrics: d.libp2pMetrics(), OnConnected: d.connected,
 	}, nil
 }
 

@@ -20,6 +20,9 @@ func (d *Daemon) nameTable() *names.Table {
 	if host != "" {
 		self.Name = config.SuggestName(host)
 	}
+	if d.cfg.Mesh != nil {
+		self.Name = d.cfg.Mesh.Name // as the members know it
+	}
 	var peers []names.Entry
 	for _, p := range d.peers {
 		peers = append(peers, names.Entry{Name: p.name, Addrs: p.addrs})

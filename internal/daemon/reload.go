@@ -37,12 +37,12 @@ func (d *Daemon) Reload(context.Context) (control.ReloadResult, error) {
 	if !d.up.Load() {
 		return control.ReloadResult{}, control.Errorf(control.ErrConflict, "reload: the node is not up (starting or stopping)")
 	}
-	peers := peersOf(cfg)
+	peers := d.withMembers(cfg)
 	res := reloadResult(d.peers, peers)
 	res.Restart = needsRestart(d.cfg, cfg)
 	d.notify(sd.SdNotifyReloading) // systemd shows the unit reloading until READY=1
 	defer d.notify(sd.SdNotifyReady)
-	if err := d.apply(cfg, peers); err != nil {
+	if err := d.apply(cfg, peers, d.tableOf(cfg, peers)); err != nil {
 		return control.ReloadResult{}, err
 	}
 	if d.services != nil {
@@ -63,10 +63,10 @@ func (d *Daemon) Reload(context.Context) (control.ReloadResult, error) {
 // device gets the new routes, the engine the new table; then the old
 // routes and the removed peers go. A device route that cannot be added
 // undoes what was done.
-func (d *Daemon) apply(cfg *config.Config, peers []peerInfo) error {
-	oldTable, table := d.eng.Table(), d.tableOf(cfg, peers)
-	newPeers := p2pPeers(cfg, peers)
-	both := append(p2pPeers(d.cfg, d.peers), newPeers...)
+func (d *Daemon) apply(cfg *config.Config, peers []peerInfo, table *engine.Table) error {
+	oldTable := d.eng.Table()
+	newPeers := p2pPeers(peers)
+	both := append(p2pPeers(d.peers), newPeers...)
 	if err := d.node.SetPeers(both); err != nil {
 		d.log.Warn("reload: resource manager", "err", err) // the peers work, with strangers' limits
 	}
@@ -75,7 +75,7 @@ func (d *Daemon) apply(cfg *config.Config, peers []peerInfo) error {
 		for _, pfx := range added {
 			d.dev.DelRoute(pfx)
 		}
-		d.node.SetPeers(p2pPeers(d.cfg, d.peers))
+		d.node.SetPeers(p2pPeers(d.peers))
 		return fmt.Errorf("reload: %w", err)
 	}
 	d.eng.SetTable(table)
@@ -164,6 +164,7 @@ func needsRestart(old, cfg *config.Config) []string {
 		{"reachability", old.Reachability, cfg.Reachability},
 		{"mtu", old.MTU, cfg.MTU},
 		{"userspace", old.Userspace, cfg.Userspace},
+		{"mesh", old.Mesh, cfg.Mesh},
 	}
 	var out []string
 	for _, f := range fields {

@@ -55,6 +55,12 @@ func NewTrust(keys ...crypto.PubKey) (*Trust, error) {
 	return t, nil
 }
 
+// Trusts says whether the mesh key fp is trusted.
+func (t *Trust) Trusts(fp Fingerprint) bool {
+	_, ok := t.keys[fp]
+	return ok
+}
+
 // checkSignature verifies that a trusted key signed body with sig.
 func (t *Trust) checkSignature(fp Fingerprint, body, sig []byte) error {
 	k, ok := t.keys[fp]

@@ -1,0 +1,296 @@
+// Package membership runs a node's part in a mesh that grows by
+// invitation: it passes the member certificates and revocations it knows
+// to the peers it connects to, takes theirs, and on an admin node issues
+// invitations, admits the nodes that show one, and revokes members. What
+// certificates are, and how they verify, is package member's.
+package membership
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/mynetwork/mynetwork/internal/member"
+)
+
+// The protocols (docs/DESIGN.md): records pass certificates and
+// revocations on, one way per stream; join admits a node that holds an
+// invitation.
+const (
+	RecordsProtocol protocol.ID = "/mynetwork/members/1.0.0"
+	JoinProtocol    protocol.ID = "/mynetwork/join/1.0.0"
+)
+
+const (
+	streamTimeout = 30 * time.Second
+	// strangerRecords is what a peer that is neither listed nor a member
+	// may send on one stream: its own certificate, which is how a new
+	// member introduces itself, and little more.
+	strangerRecords = 4
+	// maxRecords bounds one stream from a known peer: everything a full
+	// store holds.
+	maxRecords = member.MaxMembers + member.MaxRevocations
+	queueLen   = 64
+)
+
+// Host is what the service needs of the node (p2p.Node has it).
+type Host interface {
+	ID() peer.ID
+	OwnAddrs(max int) []ma.Multiaddr
+	PeerAddrs(p peer.ID, max int) []ma.Multiaddr
+	ConnectedPeers() []peer.ID
+	Handle(protocol.ID, network.StreamHandler)
+	NewStream(ctx context.Context, p peer.ID, proto protocol.ID) (network.Stream, error)
+}
+
+// Config is a service's store and, on an admin node, its signing key and
+// invitations.
+type Config struct {
+	Store *member.Store
+	// Signer and Invites are set on an admin node only.
+	Signer  crypto.PrivKey
+	Invites *member.Invites
+	// Known says whether a peer is listed in the config or a member: it
+	// may send every record it has, and gets this node's.
+	Known func(peer.ID) bool
+	// Listed refuses a certificate's name when a peer listed in the
+	// config (with another ID) has it, or its ID when it derives the mesh
+	// address of a listed peer or this node. A listed peer's own
+	// certificate passes: the config's entry wins over it.
+	Listed func(name string, id peer.ID) error
+	// Changed is called, never concurrently, when the members changed.
+	Changed func()
+	Log     *slog.Logger
+	Now     func() time.Time // nil: time.Now
+}
+
+// Service is a node's membership protocols. Create it with New, then
+// Start it on the node.
+type Service struct {
+	cfg     Config
+	host    Host
+	started atomic.Bool // host is set
+	queue   chan push
+	// changeMu makes Changed calls one at a time, in order.
+	changeMu sync.Mutex
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+
+	// Malformed counts record streams reset for bad bytes, Refused the
+	// records that did not verify.
+	Malformed, Refused atomic.Uint64
+}
+
+// push is records to send: to one peer, or to every connected known peer
+// but except.
+type push struct {
+	to, except peer.ID
+	certs      []member.Member
+	revs       [][]byte
+}
+
+// New makes a service; it does nothing until Start.
+func New(cfg Config) *Service {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{cfg: cfg, queue: make(chan push, queueLen)}
+}
+
+// Store is the service's store.
+func (s *Service) Store() *member.Store { return s.cfg.Store }
+
+// Start serves the protocols on host and starts the sender.
+func (s *Service) Start(ctx context.Context, host Host) {
+	s.host = host
+	ctx, s.cancel = context.WithCancel(ctx)
+	host.Handle(RecordsProtocol, s.handleRecords)
+	if s.cfg.Signer != nil {
+		host.Handle(JoinProtocol, s.handleJoin)
+	}
+	s.wg.Add(1)
+	go s.send(ctx)
+	s.started.Store(true)
+}
+
+// Close stops the sender.
+func (s *Service) Close() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+}
+
+// Connected passes everything this node knows to p, a peer it has just
+// connected to, if p is known. It never blocks.
+func (s *Service) Connected(p peer.ID) {
+	if !s.started.Load() || !s.cfg.Known(p) {
+		return
+	}
+	certs, revs := s.cfg.Store.Records()
+	s.enqueue(push{to: p, certs: certs, revs: revs})
+}
+
+func (s *Service) enqueue(p push) {
+	select {
+	case s.queue <- p:
+	default:
+		s.cfg.Log.Debug("membership: send queue full; records not passed on", "to", p.to)
+	}
+}
+
+// changed saves the store and tells the daemon, then passes the new
+// records to every connected known peer but the one they came from.
+func (s *Service) changed(from peer.ID, certs []member.Member, revs [][]byte) {
+	if err := s.cfg.Store.Save(); err != nil {
+		s.cfg.Log.Warn("membership: save member file", "err", err)
+	}
+	s.changeMu.Lock()
+	s.cfg.Changed()
+	s.changeMu.Unlock()
+	s.enqueue(push{except: from, certs: certs, revs: revs})
+}
+
+// send writes the queued records until ctx ends.
+func (s *Service) send(ctx context.Context) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-s.queue:
+			to := []peer.ID{p.to}
+			if p.to == "" {
+				to = s.host.ConnectedPeers()
+			}
+			certs := s.withHints(p.certs)
+			for _, id := range to {
+				if id != p.except && s.cfg.Known(id) {
+					s.sendTo(ctx, id, certs, p.revs)
+				}
+			}
+		}
+	}
+}
+
+func (s *Service) sendTo(ctx context.Context, p peer.ID, certs []member.Member, revs [][]byte) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := s.host.NewStream(ctx, p, RecordsProtocol)
+	if err != nil {
+		s.cfg.Log.Debug("membership: pass records on", "to", p, "err", err)
+		return
+	}
+	st.SetDeadline(time.Now().Add(streamTimeout))
+	if err := member.WriteRecords(st, certs, revs); err != nil {
+		st.Reset()
+		return
+	}
+	st.Close()
+}
+
+// withHints gives each member the addresses this node knows for it now
+// (its own for itself), or the hints it came with.
+func (s *Service) withHints(ms []member.Member) []member.Member {
+	out := make([]member.Member, len(ms))
+	for i, m := range ms {
+		out[i] = m
+		var addrs []ma.Multiaddr
+		if m.Cert.PeerID == s.host.ID() {
+			addrs = s.host.OwnAddrs(member.MaxHints)
+		} else {
+			addrs = s.host.PeerAddrs(m.Cert.PeerID, member.MaxHints)
+		}
+		if len(addrs) > 0 {
+			out[i].Addrs = addrs[:min(len(addrs), member.MaxHints)]
+		}
+	}
+	return out
+}
+
+// handleRecords takes the records a peer sends. A known peer may send
+// everything it knows; anyone else only its own certificate (a new
+// member introducing itself) and revocations, a few records in all.
+// Every record is verified before it is taken; bad bytes reset the
+// stream.
+func (s *Service) handleRecords(st network.Stream) {
+	defer st.Close()
+	from := st.Conn().RemotePeer()
+	st.SetDeadline(time.Now().Add(streamTimeout))
+	limit := strangerRecords
+	if s.cfg.Known(from) {
+		limit = maxRecords
+	}
+	certs, revs, err := s.take(bufio.NewReader(st), from, limit)
+	if err != nil {
+		s.Malformed.Add(1)
+		s.cfg.Log.Debug("membership: records stream reset", "from", from, "err", err)
+		st.Reset()
+	}
+	if len(certs)+len(revs) > 0 {
+		s.changed(from, certs, revs)
+	}
+}
+
+// take reads records from r until the end record, taking those that
+// verify; it returns what was new, and why it stopped early.
+func (s *Service) take(r io.Reader, from peer.ID, limit int) ([]member.Member, [][]byte, error) {
+	known := s.cfg.Known(from)
+	var certs []member.Member
+	var revs [][]byte
+	for i := 0; ; i++ {
+		if i == limit {
+			return certs, revs, fmt.Errorf("more than %d records", limit)
+		}
+		rec, err := member.ReadRecord(r)
+		if errors.Is(err, io.EOF) {
+			return certs, revs, nil
+		} else if err != nil {
+			return certs, revs, err
+		}
+		if rec.Revocation != nil {
+			if added, err := s.cfg.Store.AddRevocation(rec.Revocation); err != nil {
+				s.refused(from, err)
+			} else if added {
+				revs = append(revs, rec.Revocation)
+			}
+			continue
+		}
+		c, err := member.ParseCertificate(rec.Certificate)
+		if err != nil {
+			return certs, revs, err
+		}
+		if !known && c.PeerID != from {
+			continue
+		}
+		if err := s.cfg.Listed(c.Name, c.PeerID); err != nil {
+			s.refused(from, fmt.Errorf("certificate of %s: %w", c.PeerID, err))
+			continue
+		}
+		if added, err := s.cfg.Store.AddCertificate(rec.Certificate, rec.Addrs, s.cfg.Now()); err != nil {
+			s.refused(from, err)
+		} else if added {
+			certs = append(certs, member.Member{Cert: c, Raw: rec.Certificate, Addrs: rec.Addrs})
+		}
+	}
+}
+
+func (s *Service) refused(from peer.ID, err error) {
+	s.Refused.Add(1)
+	s.cfg.Log.Debug("membership: record refused", "from", from, "err", err)
+}
