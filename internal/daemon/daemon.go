@@ -52,7 +52,7 @@ type peerInfo struct {
 	name   string
 	id     peer.ID
 	addrs  config.Addresses
-	routes []netip.Prefix  // the networks routed to it
+	routes []netip.Prefix // the networks routed to it
 	dial   []ma.Multiaddr // where to find it: the config's addresses, a member's hints
 	member bool           // not listed: its certificate admits it
 }
