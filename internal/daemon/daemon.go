@@ -76,6 +76,7 @@ type Daemon struct {
 	userspace atomic.Pointer[control.Userspace] // what status shows in userspace mode
 	services  *userspaceServices                // userspace mode's proxy, forwards and exposes; nil in kernel mode
 	members   *membership.Service               // nil without the config's mesh section
+	notMember atomic.Bool                       // this node's certificate was revoked or expired (logged once)
 
 	metricsAddr string               // where metrics are served; "" for nowhere
 	metrics     *prometheus.Registry // the daemon's own, libp2p's metrics too; nil without metricsAddr

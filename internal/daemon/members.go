@@ -157,7 +157,7 @@ func (d *Daemon) listedConflict(name string, id peer.ID) error {
 // A member's networks that another peer or this node has are left out.
 func (d *Daemon) withMembers(cfg *config.Config) []peerInfo {
 	peers := peersOf(cfg)
-	if d.members == nil {
+	if d.members == nil || !d.stillMember(cfg) {
 		return peers
 	}
 	ids := map[peer.ID]bool{d.self: true}
@@ -189,6 +189,23 @@ func (d *Daemon) withMembers(cfg *config.Config) []peerInfo {
 		peers = append(peers, p)
 	}
 	return peers
+}
+
+// stillMember says whether this node, if it has a certificate, still
+// holds one that is valid and not revoked: the members refuse it
+// otherwise, and it stops trying them.
+func (d *Daemon) stillMember(cfg *config.Config) bool {
+	if cfg.Mesh.Certificate == "" {
+		return true
+	}
+	m, ok := d.members.Store().Member(d.self)
+	if ok && !d.members.Store().Trust().Revoked.Revokes(m.Cert) && time.Now().Add(-member.ClockSkew).Before(m.Cert.NotAfter) {
+		return true
+	}
+	if !d.notMember.Swap(true) {
+		d.log.Error("this node's member certificate was revoked or expired: the members refuse it, and it keeps only the peers its config lists")
+	}
+	return false
 }
 
 // membersChanged moves the node to the members the store holds now: a
