@@ -172,6 +172,14 @@ func TestParseErrors(t *testing.T) {
 				"userspace.exposes[1].port: must be a whole number from 0 to 65535, not 1.5",
 				"userspace.exposes[2].port: must be a whole number from 0 to 65535, not -1",
 				"userspace.exposes[3].port: must be a whole number from 0 to 65535, not 99999999999999999999999"}},
+		{"mesh section empty", `{"privateKey":"` + key + `","peers":[],"mesh":{}}`,
+			[]string{"mesh.name: missing", "mesh.trust: empty"}},
+		{"mesh name of a peer", `{"privateKey":"` + key + `","peers":[{"name":"a","id":"` + p1.String() + `"}],"mesh":{"name":"a","trust":["` + meshKey(t) + `"]}}`,
+			[]string{`mesh.name: "a" is also the name of peers[0]`}},
+		{"mesh trust not a key", `{"privateKey":"` + key + `","peers":[],"mesh":{"name":"me","trust":["AAAA","%%"]}}`,
+			[]string{`mesh.trust[0]: "AAAA" is not a libp2p public key`, `mesh.trust[1]: "%%" is not base64`}},
+		{"mesh certificate not base64", `{"privateKey":"` + key + `","peers":[],"mesh":{"name":"me","trust":["` + meshKey(t) + `"],"certificate":"!"}}`,
+			[]string{"mesh.certificate: not base64"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -282,4 +290,17 @@ func TestSOCKS5AuthNoneOnLoopback(t *testing.T) {
 			t.Errorf("%s: %v", doc, err)
 		}
 	}
+}
+
+// meshKey is a new mesh public key as the config holds it.
+func meshKey(t *testing.T) string {
+	_, pub, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := MeshPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
