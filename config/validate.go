@@ -34,6 +34,7 @@ func (c *Config) Validate() error {
 		v.peer(i, p)
 	}
 	if c.Mesh != nil {
+		v.members = true
 		v.mesh(c.Mesh)
 	}
 	if c.Userspace != nil {
@@ -59,6 +60,9 @@ type validator struct {
 	ids    map[peer.ID]int         // peer ID → index in peers
 	routed map[netip.Prefix]string // network → path of the route to it
 	v4     map[netip.Addr]owner    // derived IPv4 address → its node
+	// members: the config has a mesh section, so names the peers list
+	// lacks may be members'.
+	members bool
 }
 
 // owner is the node that derives an IPv4 address, as a problem names it.

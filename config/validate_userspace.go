@@ -68,8 +68,8 @@ func (v *validator) forward(at string, f Forward) {
 		return
 	}
 	if label, ok := HostLabel(host); ok {
-		if _, known := v.names[label]; known {
-			return
+		if _, known := v.names[label]; known || v.members && ValidName(label) {
+			return // a member's name is known only at run time
 		}
 	}
 	if _, err := netip.ParseAddr(host); err != nil {

@@ -1,0 +1,106 @@
+package daemon
+
+import (
+	"context"
+	"encoding/base64"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mynetwork/mynetwork/config"
+	"github.com/mynetwork/mynetwork/internal/control"
+	"github.com/mynetwork/mynetwork/internal/member"
+	"github.com/mynetwork/mynetwork/internal/membership"
+	"github.com/mynetwork/mynetwork/p2p/p2ptest"
+)
+
+// TestMembersByInvitation: a is the mesh's admin; b and c join with
+// tokens from a, and b reaches c with no peer in any config; a token
+// used twice is refused; once a revokes c, b drops it.
+func TestMembersByInvitation(t *testing.T) {
+	a, b, c := newTestNode(t, "mba"), newTestNode(t, "mbb"), newTestNode(t, "mbc")
+	makeAdmin(t, a, "a")
+	a.up(t, "mba", Options{SOCKS5: "off"})
+	ctx := context.Background()
+	tokenB := joinTest(t, a, b, "b")
+	b.up(t, "mbb", Options{SOCKS5: "off"})
+	joinTest(t, a, c, "c")
+	c.up(t, "mbc", Options{SOCKS5: "off"})
+	reaches := func(from *testNode, name string) func() bool {
+		return func() bool {
+			st, err := from.client.Status(ctx)
+			return err == nil && slices.ContainsFunc(st.Peers, func(p control.PeerStatus) bool { return p.Name == name && p.Connected })
+		}
+	}
+	p2ptest.Eventually(t, "b connected to c", reaches(b, "c"))
+	if _, err := b.client.Ping(ctx, control.PingRequest{Peer: "c"}); err != nil {
+		t.Fatalf("b pings c by name: %v", err)
+	}
+
+	inv, err := member.ParseInvitation(tokenB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newTestNode(t, "mbd")
+	key, _ := d.cfg.PrivKey()
+	if _, err := membership.Join(ctx, key, inv, ""); err == nil || !strings.Contains(err.Error(), "already used") {
+		t.Fatalf("a token used twice: %v", err)
+	}
+
+	if r, err := a.client.Revoke(ctx, control.RevokeRequest{Member: "c"}); err != nil || r.Name != "c" {
+		t.Fatalf("revoke c: %+v, %v", r, err)
+	}
+	p2ptest.Eventually(t, "b dropped c", func() bool {
+		st, err := b.client.Status(ctx)
+		return err == nil && !slices.ContainsFunc(st.Peers, func(p control.PeerStatus) bool { return p.Name == "c" })
+	})
+}
+
+// makeAdmin gives n a mesh key and its own certificate, as 'mesh init' does.
+func makeAdmin(t *testing.T, n *testNode, name string) {
+	t.Helper()
+	key, err := member.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := member.MarshalKey(key)
+	keyPath := filepath.Join(filepath.Dir(n.cfgPath), "mesh.key")
+	if err := config.WriteFileAtomic(keyPath, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	self, _ := n.cfg.ID()
+	_, cert, err := member.Issue(key, self, name, nil, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := config.MeshPublicKey(key.GetPublic())
+	n.cfg.Mesh = &config.Mesh{Name: name, Trust: []string{pub}, SigningKey: "mesh.key", Certificate: base64.StdEncoding.EncodeToString(cert)}
+}
+
+// joinTest has admin invite n as name and n join, as 'join' does; it
+// returns the token.
+func joinTest(t *testing.T, admin, n *testNode, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	inv, err := admin.client.Invite(ctx, control.InviteRequest{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := member.ParseInvitation(inv.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := n.cfg.PrivKey()
+	j, err := membership.Join(ctx, key, parsed, config.MemberFile(n.cfgPath))
+	if err != nil {
+		t.Fatalf("%s joins: %v", name, err)
+	}
+	if err := j.Store.Save(); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := config.MeshPublicKey(j.Key)
+	n.cfg.Mesh = &config.Mesh{Name: name, Trust: []string{pub}, Certificate: base64.StdEncoding.EncodeToString(j.Raw)}
+	return inv.Token
+}
