@@ -54,15 +54,19 @@ func withoutMesh(addrs []ma.Multiaddr) []ma.Multiaddr {
 	return out
 }
 
-// meshGater refuses dials to mesh addresses, whoever learned them, and
-// strangers' inbound connections beyond their limits (see strangers).
-type meshGater struct{ strangers *limits.Strangers }
+// meshGater refuses dials to mesh addresses, whoever learned them,
+// strangers' inbound connections beyond their limits (see strangers), and
+// every connection with a blocked peer (a revoked member).
+type meshGater struct {
+	strangers *limits.Strangers
+	blocked   func(peer.ID) bool
+}
 
-func (meshGater) InterceptPeerDial(peer.ID) bool                   { return true }
+func (g meshGater) InterceptPeerDial(p peer.ID) bool               { return !g.blocked(p) }
 func (meshGater) InterceptAddrDial(_ peer.ID, a ma.Multiaddr) bool { return !inMesh(a) }
 func (meshGater) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
-func (meshGater) InterceptSecured(network.Direction, peer.ID, network.ConnMultiaddrs) bool {
-	return true
+func (g meshGater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	return !g.blocked(p)
 }
 
 // InterceptUpgraded sees a connection when the resource manager has let it

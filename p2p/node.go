@@ -112,6 +112,7 @@ type Node struct {
 	// without locks (the gater and the relay ACL ask on every connection).
 	peers     atomic.Pointer[map[peer.ID]*connector]
 	known     atomic.Pointer[map[peer.ID]struct{}]
+	blocked   atomic.Pointer[map[peer.ID]struct{}] // SetBlocked's; nil: none
 	bootstrap []peer.AddrInfo
 	relays    []peer.AddrInfo
 	addrBook  string

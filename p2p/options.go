@@ -34,7 +34,7 @@ func (n *Node) hostOptions(opts Options) []libp2p.Option {
 		libp2p.Muxer(yamux.ID, conns.Yamux()),
 		libp2p.UserAgent(userAgentName),
 		libp2p.AddrsFactory(withoutMesh),
-		libp2p.ConnectionGater(meshGater{n.strangers}),
+		libp2p.ConnectionGater(meshGater{n.strangers, n.isBlocked}),
 		libp2p.SwarmOpts(swarm.WithDialRanker(lanTCPFirst)),
 		// Hole punching (DCUtR) upgrades a relayed connection to a direct one.
 		libp2p.EnableHolePunching(),

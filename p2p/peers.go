@@ -103,3 +103,29 @@ func (n *Node) forget(p peer.ID, known map[peer.ID]struct{}) {
 	n.host.Peerstore().ClearAddrs(p)
 	n.host.Network().ClosePeer(p)
 }
+
+// SetBlocked makes ids the peers the node refuses outright (revoked
+// members): the gater refuses their connections both ways, and those
+// they have are closed. A configured peer is never blocked.
+func (n *Node) SetBlocked(ids []peer.ID) {
+	set := make(map[peer.ID]struct{}, len(ids))
+	for _, p := range ids {
+		if !n.configured(p) {
+			set[p] = struct{}{}
+		}
+	}
+	n.blocked.Store(&set)
+	for p := range set {
+		n.host.Network().ClosePeer(p)
+	}
+}
+
+// isBlocked says whether SetBlocked blocked p.
+func (n *Node) isBlocked(p peer.ID) bool {
+	b := n.blocked.Load()
+	if b == nil {
+		return false
+	}
+	_, ok := (*b)[p]
+	return ok
+}

@@ -70,3 +70,13 @@ func shareable(addrs []ma.Multiaddr, max int) []ma.Multiaddr {
 	}
 	return out[:min(len(out), max)]
 }
+
+// AddHints adds addresses another node passed on for p (see
+// membership), for an hour, and wakes p's connector if p is a peer: a
+// member heard of through others may have no other way to be found.
+func (n *Node) AddHints(p peer.ID, addrs []ma.Multiaddr) {
+	n.host.Peerstore().AddAddrs(p, withoutMesh(addrs), lanAddrTTL)
+	if c := n.connector(p); c != nil && n.bestConn(p) == nil {
+		c.wake()
+	}
+}

@@ -218,15 +218,27 @@ func (d *Daemon) membersChanged() {
 		return // the next tick after start looks again
 	}
 	peers := d.withMembers(d.cfg)
-	if slices.EqualFunc(peers, d.peers, samePeer) {
-		return
+	if !slices.EqualFunc(peers, d.peers, samePeer) {
+		res := reloadResult(d.peers, peers)
+		if err := d.apply(d.cfg, peers, memberTable(d.eng.Table(), d.peers, peers)); err != nil {
+			d.log.Warn("members changed, but the node could not follow", "err", err)
+			return
+		}
+		d.log.Info("members changed", "added", res.Added, "removed", res.Removed, "renamed", res.Renamed, "peers", len(peers))
 	}
-	res := reloadResult(d.peers, peers)
-	if err := d.apply(d.cfg, peers, memberTable(d.eng.Table(), d.peers, peers)); err != nil {
-		d.log.Warn("members changed, but the node could not follow", "err", err)
-		return
+	d.block()
+}
+
+// block makes the node refuse the revoked peers that are not peers now
+// (one listed, or admitted again by a later certificate, is not).
+func (d *Daemon) block() {
+	var out []peer.ID
+	for _, p := range d.members.Store().Trust().Revoked.Peers() {
+		if !d.isPeer(p) {
+			out = append(out, p)
+		}
 	}
-	d.log.Info("members changed", "added", res.Added, "removed", res.Removed, "renamed", res.Renamed, "peers", len(peers))
+	d.node.SetBlocked(out)
 }
 
 // samePeer: nothing routing or naming depends on differs.
@@ -274,6 +286,7 @@ type membersService struct {
 }
 
 func (c *membersService) Start(ctx context.Context) error {
+	c.d.block()
 	c.d.members.Start(ctx, c.d.node)
 	ctx, c.stop = context.WithCancel(ctx)
 	c.wg.Add(1)

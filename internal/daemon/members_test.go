@@ -56,6 +56,15 @@ func TestMembersByInvitation(t *testing.T) {
 		st, err := b.client.Status(ctx)
 		return err == nil && !slices.ContainsFunc(st.Peers, func(p control.PeerStatus) bool { return p.Name == "c" })
 	})
+	// c still lists b (it heard its own revocation and keeps only listed
+	// peers, of which it has none), and b refuses its connections.
+	time.Sleep(time.Second)
+	for _, n := range []*testNode{a, b} {
+		ps, err := n.client.Peers(ctx)
+		if err != nil || slices.ContainsFunc(ps, func(p control.SwarmPeer) bool { return p.ID == c.id }) {
+			t.Errorf("%s is still connected to the revoked c: %+v, %v", n.cfgPath, ps, err)
+		}
+	}
 }
 
 // makeAdmin gives n a mesh key and its own certificate, as 'mesh init' does.

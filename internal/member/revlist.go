@@ -3,6 +3,8 @@ package member
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -85,4 +87,18 @@ func (l *RevocationList) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.n
+}
+
+// Peers are the peers the list names.
+func (l *RevocationList) Peers() []peer.ID {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	set := make(map[peer.ID]bool, len(l.serials)+len(l.before))
+	for p := range l.serials {
+		set[p] = true
+	}
+	for p := range l.before {
+		set[p] = true
+	}
+	return slices.Collect(maps.Keys(set))
 }

@@ -53,6 +53,8 @@ type Host interface {
 	ConnectedPeers() []peer.ID
 	Handle(protocol.ID, network.StreamHandler)
 	NewStream(ctx context.Context, p peer.ID, proto protocol.ID) (network.Stream, error)
+	// AddHints takes addresses another node passed on for p.
+	AddHints(p peer.ID, addrs []ma.Multiaddr)
 }
 
 // Config is a service's store and, on an admin node, its signing key and
@@ -282,10 +284,16 @@ func (s *Service) take(r io.Reader, from peer.ID, limit int) ([]member.Member, [
 			s.refused(from, fmt.Errorf("certificate of %s: %w", c.PeerID, err))
 			continue
 		}
-		if added, err := s.cfg.Store.AddCertificate(rec.Certificate, rec.Addrs, s.cfg.Now()); err != nil {
+		added, err := s.cfg.Store.AddCertificate(rec.Certificate, rec.Addrs, s.cfg.Now())
+		if err != nil {
 			s.refused(from, err)
-		} else if added {
+			continue
+		}
+		if added {
 			certs = append(certs, member.Member{Cert: c, Raw: rec.Certificate, Addrs: rec.Addrs})
+		}
+		if len(rec.Addrs) > 0 && c.PeerID != s.host.ID() {
+			s.host.AddHints(c.PeerID, rec.Addrs)
 		}
 	}
 }
