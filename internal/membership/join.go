@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mynetwork/mynetwork/internal/member"
 )
@@ -35,7 +36,11 @@ var ErrRefused = errors.New("the inviter refused the invitation")
 // inviter answers, checked against the mesh key the token names. store
 // is where the member records go (its file is not written).
 func Join(ctx context.Context, key crypto.PrivKey, inv *member.Invitation, storePath string) (*Joined, error) {
-	h, err := libp2p.New(libp2p.Identity(key), libp2p.NoListenAddrs, libp2p.DisableRelay())
+	h, err := libp2p.New(libp2p.Identity(key), libp2p.NoListenAddrs, libp2p.DisableRelay(),
+		// Its own registry: libp2p's metrics never land in the process's
+		// default one (libp2p.DisableMetrics still left the default resource
+		// manager's and identify's there).
+		libp2p.PrometheusRegisterer(prometheus.NewRegistry()))
 	if err != nil {
 		return nil, fmt.Errorf("join: start libp2p: %w", err)
 	}
