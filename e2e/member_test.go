@@ -209,6 +209,7 @@ func joinFails(t *testing.T, n *node, token, want string) {
 	if err == nil || !strings.Contains(out, want) {
 		t.Errorf("join %.20s...: %v, want a failure with %q:\n%s", token, err, want, out)
 	}
+	t.Logf("join %.20s...: %s", token, lastLine(out))
 	if after, _ := os.ReadFile(n.config); !bytes.Equal(after, before) {
 		t.Errorf("a failed join (%q) changed the config:\nbefore:\n%s\nafter:\n%s", want, before, after)
 	}
