@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -60,6 +61,7 @@ func writeStatus(out io.Writer, st control.Status) {
 		writeUserspace(out, st.Userspace)
 	}
 	writeBootstrap(out, st.BootstrapPeers)
+	writeMesh(out, st.Mesh)
 	if len(st.Addresses) == 0 {
 		// Listening on loopback only, say: peers must know an address.
 		fmt.Fprintln(out, "Addresses: none that other machines can dial")
@@ -78,6 +80,9 @@ func writePeers(out io.Writer, peers []control.PeerStatus) {
 			path := p.Path
 			if p.Path == "relay" {
 				path = "relay via " + p.Relay
+			}
+			if p.Member {
+				path += ", member"
 			}
 			fmt.Fprintf(out, "    @%s (%s) %s [%s]\n", p.Name, rtt(p.RTTMillis), p.Addr, path)
 		}
@@ -104,6 +109,32 @@ func writeUserspace(out io.Writer, u *control.Userspace) {
 	for _, e := range u.Exposes {
 		fmt.Fprintf(out, "Expose: %s\n", e)
 	}
+}
+
+// writeMesh says who the node is in its mesh, if it is in one.
+func writeMesh(out io.Writer, m *control.MeshStatus) {
+	if m == nil {
+		return
+	}
+	role := "member"
+	if m.Admin {
+		role = "admin"
+	}
+	until := "no certificate"
+	if !m.Certificate.IsZero() {
+		until = "certificate until " + m.Certificate.Local().Format(time.DateOnly)
+	}
+	fmt.Fprintf(out, "Mesh: %s, %s, %s; %d other members, %d revocations; trusts %s\n",
+		m.Name, role, until, m.Members, m.Revocations, strings.Join(shortFingerprints(m.Trust), ", "))
+}
+
+// shortFingerprints are the first 16 hex digits of each fingerprint.
+func shortFingerprints(fps []string) []string {
+	out := make([]string, len(fps))
+	for i, f := range fps {
+		out[i] = f[:min(len(f), 16)]
+	}
+	return out
 }
 
 // writeBootstrap gives each DHT bootstrap peer a line: its name if it is

@@ -4,6 +4,8 @@
 package control
 
 import (
+	"time"
+
 	"context"
 	"net"
 
@@ -31,6 +33,8 @@ type Status struct {
 	// BootstrapPeers are the DHT's bootstrap peers, in the config's order;
 	// absent when the node has none (no DHT).
 	BootstrapPeers []BootstrapPeer `json:"bootstrapPeers,omitempty"`
+	// Mesh is this node's membership; absent without a mesh section.
+	Mesh *MeshStatus `json:"mesh,omitempty"`
 	// Version is the daemon's build: version, commit, Go.
 	Version buildinfo.Info `json:"version"`
 }
@@ -57,9 +61,22 @@ type Userspace struct {
 	SOCKS5Credentials string `json:"socks5Credentials,omitempty"`
 }
 
-// PeerStatus is one configured VPN peer.
+// MeshStatus is a node's membership: its name, the mesh keys it trusts
+// (fingerprints), whether it can admit members, until when its
+// certificate is valid, and how many members and revocations it holds.
+type MeshStatus struct {
+	Name        string    `json:"name"`
+	Trust       []string  `json:"trust"`
+	Admin       bool      `json:"admin"`
+	Certificate time.Time `json:"certificateUntil,omitzero"`
+	Members     int       `json:"members"`
+	Revocations int       `json:"revocations"`
+}
+
+// PeerStatus is one VPN peer, listed in the config or a member.
 type PeerStatus struct {
 	Name      string  `json:"name"`
+	Member    bool    `json:"member,omitempty"` // not listed: admitted by its certificate
 	ID        string  `json:"id"`
 	IPv4      string  `json:"ipv4"`
 	IPv6      string  `json:"ipv6"`

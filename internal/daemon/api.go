@@ -44,6 +44,7 @@ func (d *Daemon) Status(context.Context) (control.Status, error) {
 		}
 		st.BootstrapPeers = append(st.BootstrapPeers, bp)
 	}
+	st.Mesh = d.meshStatus()
 	return st, nil
 }
 
@@ -51,7 +52,7 @@ func (d *Daemon) Status(context.Context) (control.Status, error) {
 func (d *Daemon) peerStatus(p peerInfo) control.PeerStatus {
 	ps := d.node.State(p.id)
 	s := control.PeerStatus{
-		Name: p.name, ID: p.id.String(), IPv4: p.addrs.IPv4.String(), IPv6: p.addrs.IPv6.String(),
+		Name: p.name, Member: p.member, ID: p.id.String(), IPv4: p.addrs.IPv4.String(), IPv6: p.addrs.IPv6.String(),
 		Connected: ps.Connected, Path: ps.Path, Why: ps.Why,
 		RTTMillis: float64(ps.RTT.Microseconds()) / 1000,
 	}

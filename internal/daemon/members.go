@@ -65,7 +65,8 @@ func (d *Daemon) newMembers() error {
 }
 
 // ownCertificate checks this node's certificate, if it has one, and
-// puts it in the store, which passes it on.
+// puts it in the store, which passes it on. A renewed one the member file
+// holds wins over the config's, which may have expired.
 func (d *Daemon) ownCertificate(store *member.Store, now time.Time) error {
 	m := d.cfg.Mesh
 	if m.Certificate == "" {
@@ -78,17 +79,24 @@ func (d *Daemon) ownCertificate(store *member.Store, now time.Time) error {
 	}
 	switch {
 	case err != nil:
-		return fmt.Errorf("%s: mesh.certificate: %w", d.opts.ConfigPath, err)
 	case c.PeerID != d.self:
-		return fmt.Errorf("%s: mesh.certificate: it is %s's, not this node's (%s)", d.opts.ConfigPath, c.PeerID, d.self)
+		err = fmt.Errorf("it is %s's, not this node's (%s)", c.PeerID, d.self)
 	case c.Name != m.Name:
-		return fmt.Errorf("%s: mesh.certificate: it names the node %q, mesh.name says %q", d.opts.ConfigPath, c.Name, m.Name)
+		err = fmt.Errorf("it names the node %q, mesh.name says %q", c.Name, m.Name)
+	default:
+		_, err = store.AddCertificate(raw, nil, now)
 	}
-	if left := c.NotAfter.Sub(now); left < 30*24*time.Hour {
-		d.log.Warn("this node's member certificate expires soon: ask an admin for a new invitation", "expires", c.NotAfter)
+	own, ok := store.Member(d.self)
+	if !ok || own.Cert.Name != m.Name || store.Trust().Verify(own.Cert, now) != nil {
+		return fmt.Errorf("%s: mesh.certificate: %w", d.opts.ConfigPath, err)
 	}
-	_, err = store.AddCertificate(raw, nil, now)
-	return err
+	if err != nil {
+		d.log.Info("this node's certificate in the config is not valid; the renewed one in the member file is", "err", err)
+	}
+	if left := own.Cert.NotAfter.Sub(now); left < membership.RenewWithin {
+		d.log.Warn("this node's member certificate expires soon; an admin node renews it while the two are connected", "expires", own.Cert.NotAfter)
+	}
+	return nil
 }
 
 // loadSigningKey reads an admin node's mesh key, which must be one the
@@ -299,6 +307,7 @@ func (c *membersService) Start(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+				c.d.members.Renew(time.Now())
 				c.d.membersChanged()
 			}
 		}
@@ -368,4 +377,31 @@ func (d *Daemon) connected(p peer.ID) {
 	if d.members != nil {
 		d.members.Connected(p)
 	}
+}
+
+// meshStatus is the membership part of status; nil without a mesh section.
+func (d *Daemon) meshStatus() *control.MeshStatus {
+	if d.members == nil {
+		return nil
+	}
+	d.peersMu.RLock()
+	m := d.cfg.Mesh
+	d.peersMu.RUnlock()
+	store := d.members.Store()
+	st := &control.MeshStatus{Name: m.Name, Admin: d.members.Admin(), Revocations: store.Trust().Revoked.Len()}
+	for _, s := range m.Trust {
+		if k, err := config.ParseMeshPublicKey(s); err == nil {
+			fp, _ := member.FingerprintOf(k)
+			st.Trust = append(st.Trust, fp.String())
+		}
+	}
+	now := time.Now()
+	for _, mm := range store.Members(now) {
+		if mm.Cert.PeerID == d.self {
+			st.Certificate = mm.Cert.NotAfter
+		} else {
+			st.Members++
+		}
+	}
+	return st
 }

@@ -38,6 +38,11 @@ func TestMembersByInvitation(t *testing.T) {
 	if _, err := b.client.Ping(ctx, control.PingRequest{Peer: "c"}); err != nil {
 		t.Fatalf("b pings c by name: %v", err)
 	}
+	st, err := b.client.Status(ctx)
+	if err != nil || st.Mesh == nil || st.Mesh.Name != "b" || st.Mesh.Admin || st.Mesh.Members != 2 || st.Mesh.Certificate.IsZero() ||
+		!slices.ContainsFunc(st.Peers, func(p control.PeerStatus) bool { return p.Name == "c" && p.Member }) {
+		t.Fatalf("b's status: %+v %+v, %v", st.Mesh, st.Peers, err)
+	}
 
 	inv, err := member.ParseInvitation(tokenB)
 	if err != nil {

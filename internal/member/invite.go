@@ -88,7 +88,7 @@ func ParseInvitation(token string) (*Invitation, error) {
 	copy(inv.Key[:], r.take(32, "mesh key fingerprint"))
 	inv.Expires = r.time("expiry")
 	if err := r.end(); err != nil {
-		return nil, fmt.Errorf("invitation token %q: %w", clip(token), err)
+		return nil, fmt.Errorf("invitation token %q is damaged or cut short (%w): copy the whole line 'mynetwork invite' printed", clip(token), err)
 	}
 	return inv, nil
 }

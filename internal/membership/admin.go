@@ -24,6 +24,9 @@ var (
 	ErrBadInput  = errors.New("bad input")
 )
 
+// Admin says whether the node holds a mesh key: it can invite and revoke.
+func (s *Service) Admin() bool { return s.cfg.Signer != nil }
+
 // DefaultTTL is how long an invitation stays open unless told; MaxTTL
 // the longest it may.
 const (
@@ -215,4 +218,42 @@ func writeRefusal(w io.Writer, reason string) {
 	}
 	out := append([]byte{joinRefused}, binary.BigEndian.AppendUint16(nil, uint16(len(reason)))...)
 	w.Write(append(out, reason...))
+}
+
+// RenewWithin is how close to its end a certificate is renewed.
+const RenewWithin = 30 * 24 * time.Hour
+
+// Renew signs a new certificate, the same but for its window, for every
+// member whose certificate ends within RenewWithin and that is connected
+// now (or is this node): a member that is gone is left to expire. The
+// new certificates spread as any do. It reports how many it renewed.
+func (s *Service) Renew(now time.Time) int {
+	if s.cfg.Signer == nil || !s.started.Load() {
+		return 0
+	}
+	connected := map[peer.ID]bool{s.host.ID(): true}
+	for _, p := range s.host.ConnectedPeers() {
+		connected[p] = true
+	}
+	var renewed []member.Member
+	for _, m := range s.cfg.Store.Members(now) {
+		c := m.Cert
+		if !connected[c.PeerID] || c.NotAfter.Sub(now) > RenewWithin {
+			continue
+		}
+		nc, raw, err := member.Issue(s.cfg.Signer, c.PeerID, c.Name, c.Routes, now, member.DefaultValidity)
+		if err == nil {
+			_, err = s.cfg.Store.AddCertificate(raw, nil, now)
+		}
+		if err != nil {
+			s.cfg.Log.Warn("membership: renew certificate", "name", c.Name, "peer", c.PeerID, "err", err)
+			continue
+		}
+		s.cfg.Log.Info("member certificate renewed", "name", c.Name, "peer", c.PeerID, "until", nc.NotAfter)
+		renewed = append(renewed, member.Member{Cert: nc, Raw: raw})
+	}
+	if len(renewed) > 0 {
+		s.changed("", renewed, nil)
+	}
+	return len(renewed)
 }
