@@ -110,3 +110,5 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=^FuzzControlAPI$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/control
 	$(GO) test -run=^$$ -fuzz=^FuzzCertificate$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/member
 	$(GO) test -run=^$$ -fuzz=^FuzzRevocation$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/member
+	$(GO) test -run=^$$ -fuzz=^FuzzRecords$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/member
+	$(GO) test -run=^$$ -fuzz=^FuzzInvitation$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/member

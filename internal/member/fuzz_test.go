@@ -62,3 +62,80 @@ func FuzzRevocation(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRecords: any bytes read as records until an error or the end
+// without a panic, each record within its bounds; what was read writes
+// back as records that read the same.
+func FuzzRecords(f *testing.F) {
+	_, _, stream := testRecords(f)
+	f.Add(stream)
+	f.Add(stream[:len(stream)/2])
+	f.Add([]byte{9})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := bytes.NewReader(b)
+		var again bytes.Buffer
+		var recs []Record
+		// Each record takes a byte at least: the loop ends.
+		for range len(b) + 1 {
+			rec, err := ReadRecord(r)
+			if err != nil {
+				break
+			}
+			if (rec.Certificate == nil) == (rec.Revocation == nil) || len(rec.Certificate) > MaxCertificateSize ||
+				len(rec.Revocation) > MaxRevocationSize || len(rec.Addrs) > MaxHints {
+				t.Fatalf("record %+v out of bounds", rec)
+			}
+			recs = append(recs, rec)
+			writeRecord(t, &again, rec)
+		}
+		again.WriteByte(recordEnd)
+		back, err := readAll(&again)
+		if err != nil || len(back) != len(recs) {
+			t.Fatalf("written again, %d records read back (%v), want %d", len(back), err, len(recs))
+		}
+		for i := range recs {
+			if !bytes.Equal(back[i].Certificate, recs[i].Certificate) || !bytes.Equal(back[i].Revocation, recs[i].Revocation) ||
+				!sameAddrs(back[i].Addrs, recs[i].Addrs) {
+				t.Fatalf("record %d read back as %+v, want %+v", i, back[i], recs[i])
+			}
+		}
+	})
+}
+
+// writeRecord writes rec as WriteRecords does, without the end record.
+func writeRecord(t *testing.T, w *bytes.Buffer, rec Record) {
+	var one bytes.Buffer
+	var err error
+	if rec.Certificate != nil {
+		err = WriteRecords(&one, []Member{{Raw: rec.Certificate, Addrs: rec.Addrs}}, nil)
+	} else {
+		err = WriteRecords(&one, nil, [][]byte{rec.Revocation})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(one.Bytes()[:one.Len()-1])
+}
+
+// FuzzInvitation: any string parses or fails without a panic; the token
+// of what parses parses back to the same invitation.
+func FuzzInvitation(f *testing.F) {
+	inv := testInvitation(f)
+	f.Add(inv.String())
+	inv.Addrs = nil
+	f.Add(inv.String())
+	f.Add("mninv2")
+	f.Fuzz(func(t *testing.T, token string) {
+		inv, err := ParseInvitation(token)
+		if err != nil {
+			return
+		}
+		again, err := ParseInvitation(inv.String())
+		if err != nil {
+			t.Fatalf("the token of a parsed invitation does not parse: %v", err)
+		}
+		if !sameInvitation(again, inv) {
+			t.Fatalf("parsed back as %+v, want %+v", again, inv)
+		}
+	})
+}

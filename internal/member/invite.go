@@ -68,8 +68,11 @@ func ParseInvitation(token string) (*Invitation, error) {
 		return nil, fmt.Errorf("invitation token %q: does not start with %s (copy the whole line 'mynetwork invite' printed)", clip(token), TokenPrefix)
 	}
 	b, err := base64.RawURLEncoding.DecodeString(body)
-	if err != nil || len(b) > 8<<10 {
+	if err != nil {
 		return nil, fmt.Errorf("invitation token %q: not base64url, or cut short: %v", clip(token), err)
+	}
+	if len(b) > 8<<10 {
+		return nil, fmt.Errorf("invitation token %q: too long (%d bytes, at most %d)", clip(token), len(b), 8<<10)
 	}
 	r := &reader{b: b}
 	inv := &Invitation{Inviter: r.peerID("inviter")}

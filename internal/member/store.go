@@ -264,7 +264,8 @@ func (s *Store) Member(p peer.ID) (Member, bool) {
 }
 
 // Records are everything the store holds, to pass on: its certificates
-// (expired ones too, which the receiver drops) and its revocations.
+// (expired ones too, which the receiver drops), newest first, and its
+// revocations.
 func (s *Store) Records() ([]Member, [][]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -272,6 +273,6 @@ func (s *Store) Records() ([]Member, [][]byte) {
 	for _, m := range s.certs {
 		certs = append(certs, *m)
 	}
-	slices.SortFunc(certs, func(a, b Member) int { return newerFirst(b.Cert, a.Cert) })
+	slices.SortFunc(certs, func(a, b Member) int { return newerFirst(a.Cert, b.Cert) })
 	return certs, slices.Clone(s.revs)
 }

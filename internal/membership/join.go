@@ -91,15 +91,17 @@ func readJoined(r io.Reader, inv *member.Invitation, self peer.ID, storePath str
 		return nil, err
 	}
 	j := &Joined{Key: pub, Store: member.NewStore(trust, storePath)}
+	// This node's certificate, then up to a full store's records (this
+	// node's certificate among them again).
 	for i := 0; ; i++ {
-		if i == maxRecords {
-			return nil, fmt.Errorf("join: the inviter sent more than %d records", maxRecords)
-		}
 		rec, err := member.ReadRecord(r)
 		if errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
 			return nil, fmt.Errorf("join: the inviter's records: %w", err)
+		}
+		if i > maxRecords {
+			return nil, fmt.Errorf("join: the inviter sent more than %d records", 1+maxRecords)
 		}
 		if i == 0 {
 			if j.Cert, err = ownCertificate(trust, rec.Certificate, self); err != nil {

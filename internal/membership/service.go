@@ -256,14 +256,14 @@ func (s *Service) take(r io.Reader, from peer.ID, limit int) ([]member.Member, [
 	var certs []member.Member
 	var revs [][]byte
 	for i := 0; ; i++ {
-		if i == limit {
-			return certs, revs, fmt.Errorf("more than %d records", limit)
-		}
 		rec, err := member.ReadRecord(r)
 		if errors.Is(err, io.EOF) {
 			return certs, revs, nil
 		} else if err != nil {
 			return certs, revs, err
+		}
+		if i == limit {
+			return certs, revs, fmt.Errorf("more than %d records", limit)
 		}
 		if rec.Revocation != nil {
 			if added, err := s.cfg.Store.AddRevocation(rec.Revocation); err != nil {

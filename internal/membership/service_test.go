@@ -1,0 +1,185 @@
+package membership
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/mynetwork/mynetwork/internal/member"
+	"github.com/mynetwork/mynetwork/p2p/p2ptest"
+)
+
+// records encodes certificates, each n times, as member records.
+func records(t *testing.T, n int, raws ...[]byte) []byte {
+	t.Helper()
+	var certs []member.Member
+	for range n {
+		for _, raw := range raws {
+			certs = append(certs, member.Member{Raw: raw})
+		}
+	}
+	var b bytes.Buffer
+	if err := member.WriteRecords(&b, certs, nil); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// TestRecordsFromStranger: a peer the node does not know may introduce
+// itself with its own certificate, a few records at most, and nothing
+// else; bad bytes reset its stream and leave the service working.
+func TestRecordsFromStranger(t *testing.T) {
+	key := newMeshKey(t)
+	hA := newHost(t, nil)
+	store := newStore(t, key)
+	var changed atomic.Int32
+	svc, _ := startService(t, hA, Config{Store: store}, &changed)
+	keyS, idS := p2ptest.NewKey(t)
+	hS := newHost(t, keyS)
+	connect(t, hS, hA)
+	_, idX := p2ptest.NewKey(t)
+	now := time.Now()
+	theirs := issue(t, key, idX, "x", now, nil)
+	own := issue(t, key, idS, "s", now, nil)
+	foreign := issue(t, newMeshKey(t), idS, "s", now, nil)
+
+	has := func(p peer.ID) bool { _, ok := store.Member(p); return ok }
+	steps := []struct {
+		name                        string
+		send                        []byte
+		reset                       bool
+		malformed, refused, changed int
+		check                       func() bool
+	}{
+		{"another peer's certificate", records(t, 1, theirs), false, 0, 0, 0, func() bool { return !has(idX) }},
+		{"its own, from another mesh key", records(t, 1, foreign), false, 0, 1, 0, func() bool { return !has(idS) }},
+		{"garbage", []byte{9, 9, 9}, true, 1, 1, 0, func() bool { return !has(idS) }},
+		{"its own certificate", records(t, 1, own), false, 1, 1, 1, func() bool { return has(idS) && !has(idX) }},
+		{"four records", records(t, 4, own), false, 1, 1, 1, func() bool { return has(idS) }},
+		{"five records", records(t, 5, own), true, 2, 1, 1, func() bool { return has(idS) }},
+	}
+	for _, st := range steps {
+		err := sendRecords(t, hS, hA.ID(), st.send)
+		if (err != nil) != st.reset {
+			t.Errorf("%s: stream ended with %v, want a reset: %v", st.name, err, st.reset)
+		}
+		got := []int{int(svc.Malformed.Load()), int(svc.Refused.Load()), int(changed.Load())}
+		if want := []int{st.malformed, st.refused, st.changed}; !slicesEqual(got, want) {
+			t.Errorf("%s: malformed, refused, changed %v, want %v", st.name, got, want)
+		}
+		if !st.check() {
+			t.Errorf("%s: the store holds the wrong certificates", st.name)
+		}
+	}
+}
+
+func slicesEqual(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestRevokeSpreads: a revocation on an admin node reaches the known
+// peers it is connected to, which drop the member.
+func TestRevokeSpreads(t *testing.T) {
+	key := newMeshKey(t)
+	hA, hB := newHost(t, nil), newHost(t, nil)
+	storeA, storeB := newStore(t, key), newStore(t, key)
+	now := time.Now()
+	issue(t, key, hA.ID(), "a", now, nil, storeA, storeB)
+	// An earlier holder of the name c, expired, then the one that holds
+	// it now: revoking c means the latter.
+	_, idOld := p2ptest.NewKey(t)
+	issue(t, key, idOld, "c", now.Add(-48*time.Hour), nil, storeA)
+	_, idC := p2ptest.NewKey(t)
+	issue(t, key, idC, "c", now, nil, storeA, storeB)
+
+	var changedB atomic.Int32
+	a, _ := startService(t, hA, Config{Store: storeA, Signer: key, Invites: newInvites(t), Known: knows(hB.ID())}, nil)
+	b, _ := startService(t, hB, Config{Store: storeB, Known: knows(hA.ID())}, &changedB)
+	connect(t, hA, hB)
+
+	id, name, err := a.Revoke("c")
+	if err != nil || id != idC || name != "c" {
+		t.Fatalf("Revoke(c) = %s, %q, %v; want %s, c", id, name, err, idC)
+	}
+	if _, ok := storeA.Member(idC); ok {
+		t.Error("A still holds c")
+	}
+	// Changed comes last, after the member file is saved.
+	p2ptest.Eventually(t, "B to take the revocation", func() bool { return changedB.Load() == 1 })
+	if _, ok := storeB.Member(idC); ok {
+		t.Error("B still holds c")
+	}
+	if _, ok := storeB.Member(hA.ID()); !ok {
+		t.Error("B dropped A too")
+	}
+
+	tests := []struct {
+		name string
+		svc  *Service
+		who  string
+		want error
+		msg  string
+	}{
+		{"nobody", a, "nobody", ErrNoMember, `no member is named or has the ID "nobody"`},
+		{"itself", a, hA.ID().String(), ErrBadInput, "is this node: revoke it from another admin node"},
+		{"not an admin", b, "a", ErrNotAdmin, "holds no mesh signing key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := tt.svc.Revoke(tt.who)
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.msg) {
+				t.Errorf("Revoke = %v, want %v: %q", err, tt.want, tt.msg)
+			}
+		})
+	}
+}
+
+// TestConnected: a node passes what it knows to a known peer it has
+// connected to, with the addresses it knows for each member, which the
+// peer hands its host.
+func TestConnected(t *testing.T) {
+	key := newMeshKey(t)
+	hA, hB := newHost(t, nil), newHost(t, nil)
+	storeA, storeB := newStore(t, key), newStore(t, key)
+	now := time.Now()
+	issue(t, key, hA.ID(), "a", now, nil, storeA)
+	_, idC := p2ptest.NewKey(t)
+	hint, err := ma.NewMultiaddr("/ip4/192.0.2.7/udp/4001/quic-v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue(t, key, idC, "c", now, []ma.Multiaddr{hint}, storeA)
+	a, _ := startService(t, hA, Config{Store: storeA, Known: knows(hB.ID())}, nil)
+	var changedB atomic.Int32
+	_, thB := startService(t, hB, Config{Store: storeB, Known: knows(hA.ID())}, &changedB)
+	connect(t, hA, hB)
+
+	a.Connected(hB.ID())
+	p2ptest.Eventually(t, "B to take A's records", func() bool { return changedB.Load() == 1 })
+	if ms := storeB.Members(time.Now()); len(ms) != 2 {
+		t.Errorf("B holds %d members, want A's 2", len(ms))
+	}
+	if m, _ := storeB.Member(hA.ID()); len(m.Addrs) == 0 || !m.Addrs[0].Equal(hA.Addrs()[0]) {
+		t.Errorf("B has A's addresses as %v, want A's own %v", m.Addrs, hA.Addrs())
+	}
+	if m, _ := storeB.Member(idC); len(m.Addrs) != 1 || !m.Addrs[0].Equal(hint) {
+		t.Errorf("B has c's addresses as %v, want the hint %s it came with", m.Addrs, hint)
+	}
+	if h := thB.Hints(idC); len(h) != 1 || !h[0].Equal(hint) {
+		t.Errorf("B's host was given the hints %v for c, want %s", h, hint)
+	}
+}
