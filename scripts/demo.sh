@@ -43,6 +43,9 @@ sed -i -e "/\"listenAddresses\"/,/\]/c\\  \"listenAddresses\": [\"/ip4/127.0.0.1
   -e "s|\"peers\": \[\]|\"bootstrapPeers\": [], \"mdns\": false, \"peers\": [{\"name\": \"a\", \"id\": \"$id_a\"}]|" "$work/b.json"
 grep -v privateKey "$work/a.json"
 
+step "mynetwork mesh init on A: A can also admit machines by invitation (B stays a listed peer)"
+"$bin" mesh init -i "${tag}a" -c "$work/a.json" --name a
+
 step "A small HTTP server on B's machine, on 127.0.0.1:$web"
 mkdir "$work/www"; echo "Hello from node B, across the mesh." > "$work/www/index.html"
 python3 -m http.server --bind 127.0.0.1 --directory "$work/www" "$web" >/dev/null 2>&1 & pids+=($!)
@@ -62,7 +65,22 @@ for _ in $(seq 50); do curl -sf -m 2 --proxy "$proxy" http://b/ && break; sleep 
 step "curl http://127.0.0.1:$fwd/ (the forward)"
 curl -sf -m 5 "http://127.0.0.1:$fwd/"
 
+step "Invite a third node: 'mynetwork invite c' on A, 'mynetwork join TOKEN' on C, then C up; no config lists C"
+port_c=$(freeport)
+"$bin" init -i "${tag}c" -c "$work/c.json" >/dev/null
+sed -i -e "/\"listenAddresses\"/,/\]/c\\  \"listenAddresses\": [\"/ip4/127.0.0.1/tcp/$port_c\"]," \
+  -e "s|\"peers\": \[\]|\"bootstrapPeers\": [], \"mdns\": false, \"peers\": []|" "$work/c.json"
+token=$("$bin" -i "${tag}a" invite c 2>/dev/null)
+echo "$token"
+"$bin" join -i "${tag}c" -c "$work/c.json" "$token"
+"$bin" up --userspace -i "${tag}c" -c "$work/c.json" --socks5 off 2>"$work/c.log" & pids+=($!)
+for _ in $(seq 100); do
+  "$bin" -i "${tag}c" status 2>/dev/null | grep -q 'Connected VPN nodes: 1/1' && break
+  sleep 0.1
+done
+"$bin" -i "${tag}c" ping -n 3 a
+
 step "mynetwork status on node A"
 "$bin" -i "${tag}a" status
 
-step "Done: stopping both nodes"
+step "Done: stopping the nodes"

@@ -124,8 +124,16 @@ func writeMesh(out io.Writer, m *control.MeshStatus) {
 	if !m.Certificate.IsZero() {
 		until = "certificate until " + m.Certificate.Local().Format(time.DateOnly)
 	}
-	fmt.Fprintf(out, "Mesh: %s, %s, %s; %d other members, %d revocations; trusts %s\n",
-		m.Name, role, until, m.Members, m.Revocations, strings.Join(shortFingerprints(m.Trust), ", "))
+	fmt.Fprintf(out, "Mesh: %s, %s, %s; %s, %s; trusts %s\n", m.Name, role, until,
+		count(m.Members, "other member"), count(m.Revocations, "revocation"), strings.Join(shortFingerprints(m.Trust), ", "))
+}
+
+// count is "1 thing" or "N things".
+func count(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 // shortFingerprints are the first 16 hex digits of each fingerprint.

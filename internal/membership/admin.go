@@ -242,11 +242,14 @@ func (s *Service) Renew(now time.Time) int {
 			continue
 		}
 		nc, raw, err := member.Issue(s.cfg.Signer, c.PeerID, c.Name, c.Routes, now, member.DefaultValidity)
+		added := false
 		if err == nil {
-			_, err = s.cfg.Store.AddCertificate(raw, nil, now)
+			added, err = s.cfg.Store.AddCertificate(raw, nil, now)
 		}
-		if err != nil {
-			s.cfg.Log.Warn("membership: renew certificate", "name", c.Name, "peer", c.PeerID, "err", err)
+		if err != nil || !added { // not added: issued this second, as the one held
+			if err != nil {
+				s.cfg.Log.Warn("membership: renew certificate", "name", c.Name, "peer", c.PeerID, "err", err)
+			}
 			continue
 		}
 		s.cfg.Log.Info("member certificate renewed", "name", c.Name, "peer", c.PeerID, "until", nc.NotAfter)

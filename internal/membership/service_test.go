@@ -183,3 +183,42 @@ func TestConnected(t *testing.T) {
 		t.Errorf("B's host was given the hints %v for c, want %s", h, hint)
 	}
 }
+
+// TestRenew: an admin renews the certificates that end within
+// RenewWithin of the members connected to it and its own, not those of
+// members it has no connection to, and the renewed ones reach the member.
+func TestRenew(t *testing.T) {
+	key := newMeshKey(t)
+	hA, hB := newHost(t, nil), newHost(t, nil)
+	storeA, storeB := newStore(t, key), newStore(t, key)
+	now := time.Now()
+	then := now.Add(-time.Hour) // valid a day from then: within RenewWithin
+	issue(t, key, hA.ID(), "a", then, nil, storeA, storeB)
+	issue(t, key, hB.ID(), "b", then, nil, storeA, storeB)
+	_, idGone := p2ptest.NewKey(t)
+	issue(t, key, idGone, "gone", then, nil, storeA)
+
+	var changedB atomic.Int32
+	a, _ := startService(t, hA, Config{Store: storeA, Signer: key, Invites: newInvites(t), Known: knows(hB.ID())}, nil)
+	startService(t, hB, Config{Store: storeB, Known: knows(hA.ID())}, &changedB)
+	connect(t, hA, hB)
+
+	if n := a.Renew(now); n != 2 {
+		t.Fatalf("Renew renewed %d certificates, want 2 (a's own and connected b's)", n)
+	}
+	for _, id := range []peer.ID{hA.ID(), hB.ID()} {
+		if m, _ := storeA.Member(id); m.Cert.NotAfter.Sub(now) < member.DefaultValidity-time.Minute {
+			t.Errorf("A holds %s's certificate until %s, not renewed", id, m.Cert.NotAfter)
+		}
+	}
+	if m, _ := storeA.Member(idGone); m.Cert.NotAfter.Sub(now) > 24*time.Hour {
+		t.Error("A renewed the certificate of a member it has no connection to")
+	}
+	p2ptest.Eventually(t, "B to take the renewed certificates", func() bool { return changedB.Load() == 1 })
+	if m, _ := storeB.Member(hB.ID()); m.Cert.NotAfter.Sub(now) < member.DefaultValidity-time.Minute {
+		t.Errorf("B's own certificate is still until %s", m.Cert.NotAfter)
+	}
+	if n := a.Renew(now); n != 0 {
+		t.Errorf("a second Renew renewed %d", n)
+	}
+}
