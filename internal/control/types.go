@@ -71,6 +71,11 @@ type MeshStatus struct {
 	Certificate time.Time `json:"certificateUntil,omitzero"`
 	Members     int       `json:"members"`
 	Revocations int       `json:"revocations"`
+	// Counted: record streams reset for bad bytes, records that did not
+	// verify, joins refused (admin nodes).
+	MalformedRecords uint64 `json:"malformedRecords"`
+	RefusedRecords   uint64 `json:"refusedRecords"`
+	RefusedJoins     uint64 `json:"refusedJoins"`
 }
 
 // PeerStatus is one VPN peer, listed in the config or a member.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mynetwork/mynetwork/config"
 	"github.com/mynetwork/mynetwork/internal/control"
@@ -388,7 +389,9 @@ func (d *Daemon) meshStatus() *control.MeshStatus {
 	m := d.cfg.Mesh
 	d.peersMu.RUnlock()
 	store := d.members.Store()
-	st := &control.MeshStatus{Name: m.Name, Admin: d.members.Admin(), Revocations: store.Trust().Revoked.Len()}
+	svc := d.members
+	st := &control.MeshStatus{Name: m.Name, Admin: svc.Admin(), Revocations: store.Trust().Revoked.Len(),
+		MalformedRecords: svc.Malformed.Load(), RefusedRecords: svc.Refused.Load(), RefusedJoins: svc.JoinsRefused.Load()}
 	for _, s := range m.Trust {
 		if k, err := config.ParseMeshPublicKey(s); err == nil {
 			fp, _ := member.FingerprintOf(k)
@@ -404,4 +407,30 @@ func (d *Daemon) meshStatus() *control.MeshStatus {
 		}
 	}
 	return st
+}
+
+var (
+	mMembers          = metricDesc("members", "Other members with a valid certificate this node holds.")
+	mRevocations      = metricDesc("revocations", "Revocation entries this node holds.")
+	mRecordsMalformed = metricDesc("member_record_streams_malformed_total", "Member record streams reset for bytes that broke the protocol.")
+	mRecordsRefused   = metricDesc("member_records_refused_total", "Member certificates and revocations received that did not verify or were not taken.")
+	mJoinsRefused     = metricDesc("joins_refused_total", "Joins this admin node refused (unknown, used or expired invitation, taken name or address).")
+)
+
+// membersCollector reports membership to Prometheus at scrape time.
+type membersCollector struct{ d *Daemon }
+
+func (membersCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{mMembers, mRevocations, mRecordsMalformed, mRecordsRefused, mJoinsRefused} {
+		ch <- d
+	}
+}
+
+func (c membersCollector) Collect(ch chan<- prometheus.Metric) {
+	st, svc := c.d.meshStatus(), c.d.members
+	gauge(ch, mMembers, float64(st.Members))
+	gauge(ch, mRevocations, float64(st.Revocations))
+	counter(ch, mRecordsMalformed, svc.Malformed.Load())
+	counter(ch, mRecordsRefused, svc.Refused.Load())
+	counter(ch, mJoinsRefused, svc.JoinsRefused.Load())
 }

@@ -3,6 +3,9 @@ package daemon
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,7 +25,8 @@ import (
 func TestMembersByInvitation(t *testing.T) {
 	a, b, c := newTestNode(t, "mba"), newTestNode(t, "mbb"), newTestNode(t, "mbc")
 	makeAdmin(t, a, "a")
-	a.up(t, "mba", Options{SOCKS5: "off"})
+	metrics := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	a.up(t, "mba", Options{SOCKS5: "off", Metrics: metrics})
 	ctx := context.Background()
 	tokenB := joinTest(t, a, b, "b")
 	b.up(t, "mbb", Options{SOCKS5: "off"})
@@ -52,6 +56,18 @@ func TestMembersByInvitation(t *testing.T) {
 	key, _ := d.cfg.PrivKey()
 	if _, err := membership.Join(ctx, key, inv, ""); err == nil || !strings.Contains(err.Error(), "already used") {
 		t.Fatalf("a token used twice: %v", err)
+	}
+
+	resp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"mynetwork_members 2\n", "mynetwork_joins_refused_total 1\n", "mynetwork_revocations 0\n"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("a's metrics lack %q", want)
+		}
 	}
 
 	if r, err := a.client.Revoke(ctx, control.RevokeRequest{Member: "c"}); err != nil || r.Name != "c" {

@@ -35,6 +35,9 @@ func (c *metricsServer) Start(context.Context) error {
 		reg.Register(collectors.NewGoCollector()),
 		reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
 	)
+	if d.members != nil {
+		err = errors.Join(err, reg.Register(membersCollector{d}))
+	}
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}

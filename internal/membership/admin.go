@@ -149,7 +149,10 @@ func (s *Service) handleJoin(st network.Stream) {
 	}
 	raw, err := s.admit(joiner, [32]byte(req[1:]))
 	if err != nil {
-		s.cfg.Log.Info("join refused", "peer", joiner, "err", err)
+		s.JoinsRefused.Add(1)
+		if s.refusalLog.Allow() { // anyone may try: the log must not fill
+			s.cfg.Log.Info("join refused", "peer", joiner, "err", err, "refused so far", s.JoinsRefused.Load())
+		}
 		writeRefusal(st, err.Error())
 		return
 	}

@@ -23,6 +23,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/mynetwork/mynetwork/internal/member"
+	"github.com/mynetwork/mynetwork/internal/ratelimit"
 )
 
 // The protocols (docs/DESIGN.md): records pass certificates and
@@ -91,8 +92,9 @@ type Service struct {
 	wg       sync.WaitGroup
 
 	// Malformed counts record streams reset for bad bytes, Refused the
-	// records that did not verify.
-	Malformed, Refused atomic.Uint64
+	// records that did not verify, JoinsRefused the joins refused.
+	Malformed, Refused, JoinsRefused atomic.Uint64
+	refusalLog                       ratelimit.Every
 }
 
 // push is records to send: to one peer, or to every connected known peer
@@ -111,7 +113,7 @@ func New(cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{cfg: cfg, queue: make(chan push, queueLen)}
+	return &Service{cfg: cfg, queue: make(chan push, queueLen), refusalLog: ratelimit.Every{Interval: 10 * time.Second}}
 }
 
 // Store is the service's store.
