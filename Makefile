@@ -112,3 +112,4 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=^FuzzRevocation$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/member
 	$(GO) test -run=^$$ -fuzz=^FuzzRecords$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/member
 	$(GO) test -run=^$$ -fuzz=^FuzzInvitation$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/member
+	$(GO) test -run=^$$ -fuzz=^FuzzJoinAnswer$$ -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINTIME) ./internal/membership

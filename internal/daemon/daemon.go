@@ -229,6 +229,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.up.Store(true)
 	defer d.up.Store(false)
+	if d.members != nil {
+		d.membersChanged() // what was heard while the components started
+	}
 	d.log.Info("mynetwork is up", "interface", d.dev.Name(), "mode", d.dev.Mode(), "peerID", d.self,
 		"ipv4", d.addrs.IPv4, "ipv6", d.addrs.IPv6, "peers", len(d.peerList()))
 	d.notify(sd.SdNotifyReady)
@@ -237,6 +240,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Info("shutting down", "interface", d.dev.Name())
 	}
 	d.notify(sd.SdNotifyStopping)
+	d.routeMu.Lock()
+	d.up.Store(false) // no reload or member change reaches a closing component
+	d.routeMu.Unlock()
 	closeAll(cs)
 	return loops.Wait() // the loop that failed first, or nil
 }
