@@ -68,6 +68,9 @@ type Config struct {
 	// Mesh is the membership section (see Mesh); absent means this node
 	// takes only its listed peers.
 	Mesh *Mesh `json:"mesh,omitempty"`
+	// ExitNode is the exit-node section (see ExitNode); absent means
+	// neither offering nor using one.
+	ExitNode *ExitNode `json:"exitNode,omitempty"`
 }
 
 // MaxMTU is the largest MTU a config may set, and a userspace node's when

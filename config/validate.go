@@ -37,6 +37,9 @@ func (c *Config) Validate() error {
 		v.members = true
 		v.mesh(c.Mesh)
 	}
+	if c.ExitNode != nil {
+		v.exitNode(c.ExitNode)
+	}
 	if c.Userspace != nil {
 		v.userspace(c.Userspace)
 	}

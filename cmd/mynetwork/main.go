@@ -67,6 +67,7 @@ func newRootCmd() *cobra.Command {
 		newInviteCmd(opts),
 		newJoinCmd(opts),
 		newRevokeCmd(opts),
+		newExitNodeCmd(opts),
 		newVersionCmd(),
 	)
 	setVersion(root)

@@ -62,6 +62,7 @@ func writeStatus(out io.Writer, st control.Status) {
 	}
 	writeBootstrap(out, st.BootstrapPeers)
 	writeMesh(out, st.Mesh)
+	writeExitNode(out, st.ExitNode, false)
 	if len(st.Addresses) == 0 {
 		// Listening on loopback only, say: peers must know an address.
 		fmt.Fprintln(out, "Addresses: none that other machines can dial")

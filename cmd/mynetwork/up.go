@@ -77,6 +77,9 @@ func newUpCmd(opts *rootOptions) *cobra.Command {
 	cmd.Flags().StringArrayVar(&dopts.Forwards, "forward", nil, "userspace: [tcp:|udp:]LISTEN=HOST:PORT, e.g. 127.0.0.1:2222=ms1:22 (repeatable)")
 	cmd.Flags().StringArrayVar(&dopts.Exposes, "expose", nil, "userspace: [tcp:|udp:]PORT=LOCAL:PORT, e.g. 22=127.0.0.1:22 (repeatable)")
 	cmd.Flags().StringVar(&dopts.Metrics, "metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics, a loopback IP:port (e.g. 127.0.0.1:9464), or off (default: the config's \"metrics\", else none)")
+	cmd.Flags().StringVar(&dopts.ExitNode, "exit-node", "", "send all traffic through this peer (by name), or off (default: the config's exitNode.use)")
+	cmd.Flags().BoolVar(&dopts.ExitNodeOffer, "exit-node-offer", false, "forward the peers' traffic to the internet, with source NAT (config: exitNode.offer, .clients)")
+	cmd.Flags().BoolVar(&dopts.ExitNodeAllowLAN, "exit-node-allow-lan", false, "with an exit node, keep the local networks reachable directly (kernel mode)")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the daemon's whole run to this file")
 	cmd.Flags().MarkHidden("cpuprofile")
 	return cmd

@@ -30,6 +30,7 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /v1/dial", s.handleDial)
 	reloadRoute(mux, b)
 	memberRoutes(mux, b)
+	exitRoutes(mux, b)
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		v, err := b.Status(r.Context())
 		reply(w, v, err)

@@ -35,6 +35,8 @@ type Status struct {
 	BootstrapPeers []BootstrapPeer `json:"bootstrapPeers,omitempty"`
 	// Mesh is this node's membership; absent without a mesh section.
 	Mesh *MeshStatus `json:"mesh,omitempty"`
+	// ExitNode is the exit node used or offered; absent for neither.
+	ExitNode *ExitNodeStatus `json:"exitNode,omitempty"`
 	// Version is the daemon's build: version, commit, Go.
 	Version buildinfo.Info `json:"version"`
 }

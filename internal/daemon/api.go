@@ -45,6 +45,9 @@ func (d *Daemon) Status(context.Context) (control.Status, error) {
 		st.BootstrapPeers = append(st.BootstrapPeers, bp)
 	}
 	st.Mesh = d.meshStatus()
+	if ex := d.exitStatus(); ex.Use != "" || ex.Offer {
+		st.ExitNode = &ex
+	}
 	return st, nil
 }
 

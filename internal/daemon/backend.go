@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 
@@ -19,6 +20,7 @@ type backend interface {
 	AddRoute(netip.Prefix) error
 	DelRoute(netip.Prefix) error
 	dial(ctx context.Context, network, address string) (net.Conn, error)
+	exitHost
 }
 
 // kernelBackend is the TUN interface; the OS routes dials into it.
@@ -44,4 +46,13 @@ func (kernelBackend) Mode() string { return "kernel" }
 func (kernelBackend) dial(ctx context.Context, network, address string) (net.Conn, error) {
 	var d net.Dialer
 	return d.DialContext(ctx, network, address)
+}
+
+// offerExit: not yet in this slice.
+func (kernelBackend) offerExit(*Daemon) (func() error, error) {
+	return nil, errors.New("not yet")
+}
+
+func (kernelBackend) useExit(*Daemon) (func() error, error) {
+	return nil, errors.New("not yet")
 }

@@ -31,6 +31,8 @@ func (d *Daemon) components(loops *errgroup.Group) []component {
 	if d.members != nil {
 		cs = append(cs, &membersService{d: d})
 	}
+	// Always: an exit node set at run time is undone at the stop.
+	cs = append(cs, &exitNode{d: d})
 	if d.opts.Userspace {
 		d.services = &userspaceServices{d: d, dev: dev}
 		cs = append(cs, d.services)
@@ -98,11 +100,8 @@ func (c *device) Start(context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, r := range c.table.Routes() {
-		if r.Prefix.IsSingleIP() {
-			continue
-		}
-		if err := dev.AddRoute(r.Prefix); err != nil {
+	for _, pfx := range netsOf(c.table) {
+		if err := dev.AddRoute(pfx); err != nil {
 			dev.Close() // the routes added go with the interface
 			return err
 		}

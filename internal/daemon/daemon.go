@@ -44,6 +44,10 @@ type Options struct {
 	Exposes    []string // --expose rules, added to the config's
 
 	Metrics string // --metrics: replaces the config's address; "off" disables
+
+	ExitNode         string // --exit-node: replaces the config's exitNode.use; "off" for none
+	ExitNodeOffer    bool   // --exit-node-offer: offer this node as an exit node to every peer
+	ExitNodeAllowLAN bool   // --exit-node-allow-lan
 }
 
 // peerInfo is a peer, listed in the config or a member, with everything
@@ -77,6 +81,7 @@ type Daemon struct {
 	services  *userspaceServices                // userspace mode's proxy, forwards and exposes; nil in kernel mode
 	members   *membership.Service               // nil without the config's mesh section
 	notMember atomic.Bool                       // this node's certificate was revoked or expired (logged once)
+	exit      exitState                         // the exit node used and offered; guarded by routeMu
 
 	metricsAddr string               // where metrics are served; "" for nowhere
 	metrics     *prometheus.Registry // the daemon's own, libp2p's metrics too; nil without metricsAddr
@@ -111,7 +116,8 @@ func New(opts Options) (*Daemon, error) {
 	if err := d.newMembers(); err != nil {
 		return nil, err
 	}
-	d.peers = d.withMembers(cfg)
+	d.exit = exitSettings(cfg, opts)
+	d.peers = d.peersFor(cfg)
 	d.names.Store(d.nameTable())
 	if err := d.setMetrics(); err != nil {
 		return nil, err

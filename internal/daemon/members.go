@@ -226,7 +226,7 @@ func (d *Daemon) membersChanged() {
 	if !d.up.Load() {
 		return // the next tick after start looks again
 	}
-	peers := d.withMembers(d.cfg)
+	peers := d.peersFor(d.cfg)
 	if !slices.EqualFunc(peers, d.peers, samePeer) {
 		res := reloadResult(d.peers, peers)
 		if err := d.apply(d.cfg, peers, memberTable(d.eng.Table(), d.peers, peers)); err != nil {

@@ -37,7 +37,7 @@ func (d *Daemon) Reload(context.Context) (control.ReloadResult, error) {
 	if !d.up.Load() {
 		return control.ReloadResult{}, control.Errorf(control.ErrConflict, "reload: the node is not up (starting or stopping)")
 	}
-	peers := d.withMembers(cfg)
+	peers := d.peersFor(cfg)
 	res := reloadResult(d.peers, peers)
 	res.Restart = needsRestart(d.cfg, cfg)
 	d.notify(sd.SdNotifyReloading) // systemd shows the unit reloading until READY=1
@@ -112,13 +112,17 @@ func (d *Daemon) addRoutes(nets, old []netip.Prefix) ([]netip.Prefix, error) {
 	return added, nil
 }
 
-// netsOf are the networks in t that the device routes: all but single
-// addresses, which the mesh prefixes on the interface cover.
+// netsOf are the networks in t that the device routes: all but the
+// addresses in the mesh prefixes, which the interface's own routes
+// cover, and the default routes to an exit node, which policy routing
+// takes there (exitState) so that the tunnel's own traffic stays out.
 func netsOf(t *engine.Table) []netip.Prefix {
 	var out []netip.Prefix
 	for _, r := range t.Routes() {
-		if !r.Prefix.IsSingleIP() {
-			out = append(out, r.Prefix)
+		p := r.Prefix
+		inMesh := config.MeshPrefix4.Contains(p.Addr()) || config.MeshPrefix6.Contains(p.Addr())
+		if p.Bits() > 0 && !(inMesh && p.IsSingleIP()) {
+			out = append(out, p)
 		}
 	}
 	return out

@@ -245,3 +245,15 @@ func (s userspaceSettings) status() *control.Userspace {
 	}
 	return u
 }
+
+// useExit: in userspace mode the engine's table alone sends the stack's
+// traffic to the exit node (peersFor); the host's routing is not this
+// node's.
+func (*userspaceBackend) useExit(*Daemon) (func() error, error) {
+	return func() error { return nil }, nil
+}
+
+// offerExit: not yet in this slice.
+func (*userspaceBackend) offerExit(*Daemon) (func() error, error) {
+	return nil, errors.New("offering an exit node in userspace mode: not yet")
+}

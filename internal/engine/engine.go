@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -72,6 +73,7 @@ type Engine struct {
 	tr    Transport
 	taker BufferTaker // tr, if it takes buffers; else nil
 	table atomic.Pointer[Table]
+	exits atomic.Pointer[map[peer.ID]struct{}] // SetExitClients'; nil: none
 	log   *slog.Logger
 	warn  ratelimit.Every
 
@@ -101,6 +103,32 @@ func (e *Engine) Table() *Table { return e.table.Load() }
 
 // SetTable swaps the route table atomically; packets in flight use either.
 func (e *Engine) SetTable(t *Table) { e.table.Store(t) }
+
+// SetExitClients makes ids the peers this node is an exit node for: their
+// packets may go to any address the table routes to no peer (the
+// internet, the host's LAN), besides those it delivers to everyone.
+func (e *Engine) SetExitClients(ids []peer.ID) {
+	set := make(map[peer.ID]struct{}, len(ids))
+	for _, p := range ids {
+		set[p] = struct{}{}
+	}
+	e.exits.Store(&set)
+}
+
+// exitFor says whether dst is where a packet from an exit client may go:
+// routed to no peer, so that a client cannot reach the other peers
+// through this node.
+func (e *Engine) exitFor(t *Table, dst netip.Addr, from peer.ID) bool {
+	m := e.exits.Load()
+	if m == nil {
+		return false
+	}
+	if _, ok := (*m)[from]; !ok {
+		return false
+	}
+	_, routed := t.Lookup(dst)
+	return !routed
+}
 
 // Run pumps packets until ctx ends or a side fails, then closes the device
 // and the transport and waits for both loops.
@@ -349,7 +377,8 @@ func (e *Engine) inbound() error {
 // admit says whether a received packet (at b[packet.Headroom:], its
 // offload header in front) may reach the device: an IP packet with a
 // header that fits it, from a source the sending peer may use, to an
-// address this node delivers; each refusal is counted.
+// address this node delivers (or, from an exit client, one no peer is
+// routed); each refusal is counted.
 func (e *Engine) admit(table *Table, b []byte, from peer.ID) bool {
 	pkt := b[packet.Headroom:]
 	src, dst, ok := addrs(pkt)
@@ -364,7 +393,7 @@ func (e *Engine) admit(table *Table, b []byte, from peer.ID) bool {
 		}
 		return false
 	}
-	if !table.Delivers(dst) {
+	if !table.Delivers(dst) && !e.exitFor(table, dst, from) {
 		e.Counters.DropDestination.Add(1)
 		if e.warn.Allow() {
 			e.log.Warn("dropped packet from a peer to an address this node does not serve", "peer", from, "dst", dst)

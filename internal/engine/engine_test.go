@@ -242,6 +242,21 @@ func TestEngineDrops(t *testing.T) {
 		default:
 		}
 	})
+	t.Run("exit client", func(t *testing.T) {
+		// B may use A as its exit node: anywhere no peer is routed, not
+		// through A to another peer's networks.
+		a.eng.SetExitClients([]peer.ID{idB})
+		defer a.eng.SetExitClients(nil)
+		for _, dst := range []string{"192.168.8.1", "198.51.100.7"} {
+			p := tuntest.Ping(netip.MustParseAddr(dst), ipB)
+			a.tr.Inject(idB, p)
+			if got := recv(t, a.tun.Inbound); string(got) != string(p) {
+				t.Fatalf("exit client's packet to %s not delivered", dst)
+			}
+		}
+		a.tr.Inject(idB, tuntest.Ping(netip.MustParseAddr("10.9.1.1"), ipB)) // routed to B itself
+		waitFor(t, "DropDestination", func() bool { return a.eng.Counters.DropDestination.Load() == 5 })
+	})
 	t.Run("route swap", func(t *testing.T) {
 		a.eng.SetTable(a.eng.Table().Without(pfx("10.9.0.0/16")))
 		a.tr.Inject(idB, tuntest.Ping(ipA, netip.MustParseAddr("10.9.1.1")))
