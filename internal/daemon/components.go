@@ -38,7 +38,8 @@ func (d *Daemon) components(loops *errgroup.Group) []component {
 		cs = append(cs, d.services)
 	}
 	// After the services: in userspace mode an expose of port 53 wins.
-	cs = append(cs, &meshDNS{d: d, dev: dev})
+	d.dns = &meshDNS{d: d, dev: dev}
+	cs = append(cs, d.dns)
 	if d.metrics != nil {
 		cs = append(cs, &metricsServer{d: d, loops: loops})
 	}

@@ -82,6 +82,8 @@ type Daemon struct {
 	members   *membership.Service               // nil without the config's mesh section
 	notMember atomic.Bool                       // this node's certificate was revoked or expired (logged once)
 	exit      exitState                         // the exit node used and offered; guarded by routeMu
+	upstream  *names.Upstream                   // the host's resolvers, for an exit node's clients
+	dns       *meshDNS                          // set while running
 
 	metricsAddr string               // where metrics are served; "" for nowhere
 	metrics     *prometheus.Registry // the daemon's own, libp2p's metrics too; nil without metricsAddr
@@ -117,6 +119,7 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.exit = exitSettings(cfg, opts)
+	d.upstream = names.NewUpstream("")
 	d.peers = d.peersFor(cfg)
 	d.names.Store(d.nameTable())
 	if err := d.setMetrics(); err != nil {

@@ -10,15 +10,19 @@ import (
 	"github.com/mynetwork/mynetwork/internal/control"
 )
 
-// resolve maps a host to a mesh address: a node's name in the name table
+// resolve maps a host to an address: a node's name in the name table
 // (also as name.mynetwork and name.mynetwork.internal) gives its IPv4
-// address; an IP literal is taken as is.
+// address; an IP literal is taken as is; while an exit node is in use,
+// another name is looked up through it.
 func (d *Daemon) resolve(host string) (netip.Addr, bool) {
 	if e, ok := d.names.Load().Lookup(host); ok {
 		return e.Addrs.IPv4, true
 	}
 	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
 		return a.Unmap(), true
+	}
+	if d.exitInUse() != "" && strings.Contains(host, ".") {
+		return d.resolveViaExit(host) // a name on the internet, through the exit node
 	}
 	return netip.Addr{}, false
 }

@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/mynetwork/mynetwork/config"
 	"github.com/mynetwork/mynetwork/internal/control"
+	"github.com/mynetwork/mynetwork/internal/names"
 )
 
 // defaultRoutes are what an exit node is routed: everything.
@@ -234,6 +238,9 @@ func (d *Daemon) SetExitNode(_ context.Context, req control.ExitNodeRequest) (co
 	} else {
 		d.log.Info("exit node off: traffic to the internet leaves as before")
 	}
+	if d.dns != nil {
+		d.dns.routeAll(name != "")
+	}
 	return d.exitStatus(), nil
 }
 
@@ -247,4 +254,79 @@ func (d *Daemon) exitStatus() control.ExitNodeStatus {
 		st.Connected = d.node.State(p.id).Connected
 	}
 	return st
+}
+
+// exitInUse is the name of the exit node in use, or "".
+func (d *Daemon) exitInUse() string {
+	d.peersMu.RLock()
+	defer d.peersMu.RUnlock()
+	return d.exit.use
+}
+
+// dnsForward answers a query outside the mesh's names (names.Handler's
+// Forward): an exit node asks the host's resolvers for its clients; a
+// node using an exit node asks that node's DNS server, through the
+// tunnel, for itself. Anyone else gets NXDOMAIN: no open resolver.
+func (d *Daemon) dnsForward(r *dns.Msg, from netip.Addr) *dns.Msg {
+	if d.exit.offer && d.isExitClientAddr(from) {
+		return d.upstream.Exchange(r)
+	}
+	if from.IsLoopback() || from == d.addrs.IPv4 || from == d.addrs.IPv6 {
+		return d.viaExit(r)
+	}
+	return nil
+}
+
+// isExitClientAddr says whether a is the mesh address of a peer that may
+// use this node as its exit node (the engine checked that the peer sent
+// from it).
+func (d *Daemon) isExitClientAddr(a netip.Addr) bool {
+	for _, id := range d.exitClients() {
+		if p, ok := d.peerByID(id); ok && (p.addrs.IPv4 == a || p.addrs.IPv6 == a) {
+			return true
+		}
+	}
+	return false
+}
+
+// viaExit asks the exit node's DNS server r through the tunnel; nil
+// without an exit node.
+func (d *Daemon) viaExit(r *dns.Msg) *dns.Msg {
+	p, ok := d.peerNamed(d.exitInUse())
+	if !ok || d.dev == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	conn, err := d.dev.dial(ctx, "udp", names.ServerAddr(p.addrs.IPv4.String()))
+	if err != nil {
+		return nil
+	}
+	return names.ExchangeWith(conn, r)
+}
+
+// resolveViaExit looks host up through the exit node's DNS server: how
+// SOCKS5 and forwards find names outside the mesh while one is in use.
+func (d *Daemon) resolveViaExit(host string) (netip.Addr, bool) {
+	for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		r := new(dns.Msg)
+		r.SetQuestion(dns.Fqdn(host), t)
+		m := d.viaExit(r)
+		if m == nil {
+			return netip.Addr{}, false
+		}
+		for _, rr := range m.Answer {
+			switch v := rr.(type) {
+			case *dns.A:
+				if a, ok := netip.AddrFromSlice(v.A); ok {
+					return a.Unmap(), true
+				}
+			case *dns.AAAA:
+				if a, ok := netip.AddrFromSlice(v.AAAA); ok {
+					return a, true
+				}
+			}
+		}
+	}
+	return netip.Addr{}, false
 }

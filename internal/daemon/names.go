@@ -48,7 +48,9 @@ func (c *meshDNS) Start(ctx context.Context) error {
 		c.d.log.Warn("mesh DNS not served: names resolve only in SOCKS5, forwards and nc", "addr", addr, "err", err)
 		return nil
 	}
-	if c.srv, err = names.Serve(names.NewHandler(c.d.names.Load), pc, ln); err != nil {
+	h := names.NewHandler(c.d.names.Load)
+	h.Forward = c.d.dnsForward
+	if c.srv, err = names.Serve(h, pc, ln); err != nil {
 		c.d.log.Warn("mesh DNS not served: names resolve only in SOCKS5, forwards and nc", "addr", addr, "err", err)
 		return nil
 	}
@@ -95,7 +97,7 @@ func (c *meshDNS) register(ctx context.Context, server netip.Addr) {
 			"server", server)
 		return
 	}
-	r := &names.Resolved{Iface: c.d.dev.Name(), Server: server}
+	r := &names.Resolved{Iface: c.d.dev.Name(), Server: server, All: c.d.exitInUse() != ""}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := r.Register(ctx); err != nil {
@@ -104,6 +106,21 @@ func (c *meshDNS) register(ctx context.Context, server netip.Addr) {
 	}
 	c.resolved = r
 	c.d.log.Info(fmt.Sprintf("systemd-resolved: NAME and NAME.%s resolve on this host", names.Domain), "interface", r.Iface)
+}
+
+// routeAll re-registers the server with systemd-resolved for every name
+// (while an exit node is in use) or for the mesh's alone; the caller
+// holds routeMu.
+func (c *meshDNS) routeAll(all bool) {
+	if c.resolved == nil || c.resolved.All == all {
+		return
+	}
+	c.resolved.All = all
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.resolved.Register(ctx); err != nil {
+		c.d.log.Warn("systemd-resolved: could not change where names go", "all", all, "err", err)
+	}
 }
 
 // Close takes the registration back (the interface's removal would too,

@@ -1,6 +1,8 @@
 package names
 
 import (
+	"net"
+	"net/netip"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -10,10 +12,15 @@ import (
 // because a config change can rename a peer.
 const TTL = 60
 
-// Handler answers DNS queries for the mesh's zones from a name table. It
-// forwards nothing: a name outside them gets NXDOMAIN.
+// Handler answers DNS queries for the mesh's zones from a name table. A
+// name outside them gets NXDOMAIN, unless Forward takes it.
 type Handler struct {
 	table func() *Table
+	// Forward, if set, answers a query outside the mesh's zones from the
+	// client at from, or returns nil to leave it NXDOMAIN: an exit node
+	// forwards its clients' queries, a node using one forwards its own to
+	// it (so that no query leaves beside the tunnel).
+	Forward func(r *dns.Msg, from netip.Addr) *dns.Msg
 }
 
 var _ dns.Handler = (*Handler)(nil)
@@ -25,7 +32,24 @@ func NewHandler(table func() *Table) *Handler { return &Handler{table: table} }
 // ServeDNS answers one query. A write error (the client is gone) leaves
 // nothing to do.
 func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	if h.Forward != nil && len(r.Question) == 1 && r.Opcode == dns.OpcodeQuery {
+		if _, mesh := zoneOf(r.Question[0].Name); !mesh {
+			if m := h.Forward(r, addrOf(w.RemoteAddr())); m != nil {
+				m.Id = r.Id
+				w.WriteMsg(m)
+				return
+			}
+		}
+	}
 	w.WriteMsg(h.Answer(r))
+}
+
+// addrOf is the IP address of a client's net.Addr.
+func addrOf(a net.Addr) netip.Addr {
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
 // Answer is the reply to the query r.

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 )
 
@@ -17,6 +18,10 @@ import (
 type Resolved struct {
 	Iface  string
 	Server netip.Addr
+	// All sends every query to Server, not the mesh's domains alone:
+	// while an exit node carries all traffic, so that no query leaves
+	// beside the tunnel (the server forwards them to the exit node).
+	All bool
 	// Run runs resolvectl with args; nil runs the one on PATH.
 	Run func(ctx context.Context, args ...string) error
 }
@@ -46,14 +51,15 @@ func Domains() []string {
 // taken out of the default route: the server answers NXDOMAIN for every
 // other name, and would hide the internet's names from the host.
 func (r Resolved) Register(ctx context.Context) error {
+	domains := Domains()
+	if r.All {
+		domains = append(domains, "~.")
+	}
 	for _, args := range [][]string{
 		{"dns", r.Iface, r.Server.String()},
-		{"domain", r.Iface},
-		{"default-route", r.Iface, "false"},
+		append([]string{"domain", r.Iface}, domains...),
+		{"default-route", r.Iface, strconv.FormatBool(r.All)},
 	} {
-		if args[0] == "domain" {
-			args = append(args, Domains()...)
-		}
 		if err := r.run(ctx, args...); err != nil {
 			r.Revert(ctx)
 			return err
