@@ -1,0 +1,27 @@
+package hostnet
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+func markControl(mark uint32) func(network, address string, c syscall.RawConn) error {
+	return func(network, address string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) {
+			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(mark))
+		}); cerr != nil {
+			return fmt.Errorf("set socket mark on %s %s: %w", network, address, cerr)
+		}
+		if errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("set socket mark %#x on %s %s: needs CAP_NET_ADMIN (run as root): %w", mark, network, address, err)
+		}
+		if err != nil {
+			return fmt.Errorf("set socket mark %#x on %s %s: %w", mark, network, address, err)
+		}
+		return nil
+	}
+}
