@@ -53,7 +53,7 @@ func TableName(iface string) string { return "mynetwork-" + iface }
 // MarkControl returns a Control function for net.ListenConfig and
 // net.Dialer that sets the socket mark (SO_MARK) to mark, so that the
 // socket's packets match ExitRoutes' mark rule and keep to the main table.
-// Setting a mark needs CAP_NET_ADMIN.
+// Setting a mark needs CAP_NET_ADMIN (or, from Linux 5.17, CAP_NET_RAW).
 func MarkControl(mark uint32) func(network, address string, c syscall.RawConn) error {
 	return markControl(mark)
 }

@@ -17,7 +17,8 @@ func markControl(mark uint32) func(network, address string, c syscall.RawConn) e
 			return fmt.Errorf("set socket mark on %s %s: %w", network, address, cerr)
 		}
 		if errors.Is(err, unix.EPERM) {
-			return fmt.Errorf("set socket mark %#x on %s %s: needs CAP_NET_ADMIN (run as root): %w", mark, network, address, err)
+			// Kernels before 5.17 take only CAP_NET_ADMIN.
+			return fmt.Errorf("set socket mark %#x on %s %s: needs CAP_NET_ADMIN or CAP_NET_RAW (run as root): %w", mark, network, address, err)
 		}
 		if err != nil {
 			return fmt.Errorf("set socket mark %#x on %s %s: %w", mark, network, address, err)
