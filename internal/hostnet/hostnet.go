@@ -17,7 +17,10 @@ import (
 // (net.ipv4.ip_forward and net.ipv6.conf.all.forwarding) and returns
 // restore, which puts back the values it found. A value that was on
 // already is left alone, and restore leaves it alone too: writing either
-// setting also resets the forwarding setting of every interface.
+// setting also resets the forwarding setting of every interface. Beware
+// that with IPv6 forwarding on, an interface whose accept_ra is 1 (not 2)
+// no longer takes router advertisements: a host that learns its IPv6
+// default route from them loses it when the route expires.
 func EnableForwarding() (restore func() error, err error) {
 	restore, err = enableForwarding()
 	if err != nil {
@@ -33,8 +36,11 @@ func EnableForwarding() (restore func() error, err error) {
 // iface: mesh traffic bound for the internet leaves with the host's
 // address. Its filter chain (hook forward, priority filter, policy accept)
 // accepts packets coming in from iface and, going out to iface, those of
-// connections already established. A zero prefix leaves its family out.
-// undo deletes the table; calling it again does nothing.
+// connections already established. Those accepts do not override a drop
+// in another table: a host firewall whose forward policy is drop must let
+// the mesh's packets through itself. A zero prefix leaves its family out.
+// undo deletes the table, and is no error if the table is gone already;
+// calling it again does nothing.
 func Masquerade(iface string, src4, src6 netip.Prefix) (undo func() error, err error) {
 	if err := errors.Join(checkIfaceName(iface), checkSources(src4, src6)); err != nil {
 		return nil, err
@@ -86,8 +92,9 @@ type ExitRoutes struct {
 // Install adds the table's routes and the rules, first deleting rules
 // identical to its own that a run which did not stop cleanly left behind.
 // undo removes exactly what Install added, so that `ip rule` and
-// `ip route show table all` read as they did before; calling it again does
-// nothing. A failed Install leaves nothing behind.
+// `ip route show table all` read as they did before; what is gone already
+// (the routes go with the interface) is no error, and calling it again
+// does nothing. A failed Install leaves nothing behind.
 func (r ExitRoutes) Install() (undo func() error, err error) {
 	if err := r.validate(); err != nil {
 		return nil, err

@@ -48,10 +48,7 @@ func masquerade(iface string, src4, src6 netip.Prefix) (func() error, error) {
 	}
 	return func() error {
 		c.DelTable(t)
-		if err := c.Flush(); err != nil {
-			return fmt.Errorf("delete nftables table inet %s: %w", t.Name, err)
-		}
-		return nil
+		return gone(c.Flush(), "delete nftables table inet %s", t.Name)
 	}, nil
 }
 

@@ -159,6 +159,17 @@ func TestMasquerade(t *testing.T) {
 	if err := undo(); err != nil {
 		t.Errorf("second undo: %v", err)
 	}
+
+	// A table someone else deleted is no error to undo.
+	undo = installNAT(t, "mesh0", mesh4, mesh6)
+	c := nftConn(t)
+	c.DelTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: TableName("mesh0")})
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := undo(); err != nil {
+		t.Errorf("undo after the table was deleted: %v", err)
+	}
 }
 
 // TestMasqueradeInvalid: arguments that cannot work are refused, each

@@ -32,7 +32,30 @@ func (r ExitRoutes) install() (func() error, error) {
 		}
 		undo.add(func() error { return gone(netlink.RuleDel(rule), "delete %s", describe(rule)) })
 	}
+	if len(r.Ports) > 0 {
+		if err := checkPortRules(); err != nil {
+			return nil, errors.Join(err, undo.run())
+		}
+	}
 	return undo.run, nil
+}
+
+// checkPortRules makes sure the kernel kept the listen-port rules'
+// selectors. One older than 4.17 ignores them, and the rules would then
+// send every packet to the main table, past the exit, without a word.
+func checkPortRules() error {
+	for _, family := range []int{unix.AF_INET, unix.AF_INET6} {
+		rules, err := netlink.RuleListFiltered(family, &netlink.Rule{Priority: prioPorts}, netlink.RT_FILTER_PRIORITY)
+		if err != nil {
+			return fmt.Errorf("read back the policy rules: %w", err)
+		}
+		for _, rule := range rules {
+			if rule.IPProto == 0 || rule.Sport == nil {
+				return fmt.Errorf("the kernel dropped the ipproto and sport of the rules at priority %d: listen ports need Linux 4.17 or newer", prioPorts)
+			}
+		}
+	}
+	return nil
 }
 
 // routes are the exit table's default routes, IPv4 and IPv6, through the
@@ -122,7 +145,8 @@ func describe(r *netlink.Rule) string {
 }
 
 // gone wraps a delete's error, but none for what is gone already (the
-// kernel deletes an interface's routes with it): that is what undo wants.
+// kernel deletes an interface's routes with it, an administrator may have
+// deleted a table): that is what undo wants.
 func gone(err error, format string, args ...any) error {
 	if err == nil || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
 		return nil

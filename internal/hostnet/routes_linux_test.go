@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -151,6 +152,31 @@ func TestExitRoutesFails(t *testing.T) {
 		if after := routingState(t); after != before {
 			t.Errorf("%s: before Install:\n%s\nafter it failed:\n%s", tc.name, before, after)
 		}
+	}
+}
+
+// TestExitRoutesPortsDropped: where a rule at the listen ports' priority
+// has no ipproto and sport, as a kernel before 4.17 would leave them,
+// Install says so and takes back what it added.
+func TestExitRoutesPortsDropped(t *testing.T) {
+	needNetns(t)
+	exitSetup(t)
+	bare := newRule(unix.AF_INET6, prioPorts, tableMain)
+	if err := netlink.RuleAdd(bare); err != nil {
+		t.Fatal(err)
+	}
+	defer netlink.RuleDel(bare)
+	before := routingState(t)
+	undo, err := testRoutes(false).Install()
+	want := "the kernel dropped the ipproto and sport of the rules at priority 32761: listen ports need Linux 4.17 or newer"
+	if err == nil {
+		undo()
+		t.Errorf("Install succeeded")
+	} else if !strings.Contains(err.Error(), want) {
+		t.Errorf("Install: %v; want %q", err, want)
+	}
+	if after := routingState(t); after != before {
+		t.Errorf("before Install:\n%s\nafter it failed:\n%s", before, after)
 	}
 }
 
