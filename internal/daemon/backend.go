@@ -7,6 +7,7 @@ import (
 	"net/netip"
 
 	"github.com/mynetwork/mynetwork/config"
+	"github.com/mynetwork/mynetwork/internal/hostnet"
 	"github.com/mynetwork/mynetwork/internal/packet"
 	kerneltun "github.com/mynetwork/mynetwork/kernel-tun"
 )
@@ -48,11 +49,42 @@ func (kernelBackend) dial(ctx context.Context, network, address string) (net.Con
 	return d.DialContext(ctx, network, address)
 }
 
-// offerExit: not yet in this slice.
-func (kernelBackend) offerExit(*Daemon) (func() error, error) {
-	return nil, errors.New("not yet")
+// offerExit turns IP forwarding on and masquerades the mesh's addresses
+// leaving through any other interface; undo puts both back.
+func (k *kernelBackend) offerExit(*Daemon) (func() error, error) {
+	restore, err := hostnet.EnableForwarding()
+	if err != nil {
+		return nil, err
+	}
+	undoNAT, err := hostnet.Masquerade(k.Name(), config.MeshPrefix4, config.MeshPrefix6)
+	if err != nil {
+		restore()
+		return nil, err
+	}
+	return func() error { return errors.Join(undoNAT(), restore()) }, nil
 }
 
-func (kernelBackend) useExit(*Daemon) (func() error, error) {
-	return nil, errors.New("not yet")
+// useExit sends all of the host's traffic into the interface by policy
+// routing, but the tunnel's own: its listen ports (libp2p dials from them
+// too, with SO_REUSEPORT) and sockets marked with the table's number.
+func (k *kernelBackend) useExit(d *Daemon) (func() error, error) {
+	ifi, err := net.InterfaceByName(k.Name())
+	if err != nil {
+		return nil, err
+	}
+	var ports []hostnet.Port
+	tcp, udp := listenPorts(d.cfg)
+	for _, p := range tcp {
+		ports = append(ports, hostnet.Port{Proto: "tcp", Port: p})
+	}
+	for _, p := range udp {
+		ports = append(ports, hostnet.Port{Proto: "udp", Port: p})
+	}
+	id := exitTableBase + uint32(ifi.Index)
+	return hostnet.ExitRoutes{Iface: k.Name(), Table: int(id), Mark: id, Ports: ports, AllowLAN: d.exit.allowLAN}.Install()
 }
+
+// exitTableBase plus the interface's index numbers the routing table of
+// an exit node's default routes, and the mark that keeps a socket out of
+// it: "mn" in the high half, one per interface.
+const exitTableBase = 0x6d6e0000
