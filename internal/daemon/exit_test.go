@@ -3,11 +3,15 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"testing"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/mynetwork/mynetwork/config"
 	"github.com/mynetwork/mynetwork/internal/control"
+	"github.com/mynetwork/mynetwork/internal/engine"
 	"github.com/mynetwork/mynetwork/p2p/p2ptest"
 )
 
@@ -46,5 +50,24 @@ func TestExitNodeAtRunTime(t *testing.T) {
 	}
 	if s, _ := a.client.Status(ctx); s.ExitNode != nil {
 		t.Fatalf("status after off: %+v", s.ExitNode)
+	}
+}
+
+// TestNetsOf: the device is routed every network of the table but the
+// default routes (policy routing's) and the mesh's own single addresses
+// (the interface's prefixes cover them); a single address outside the
+// mesh is routed too.
+func TestNetsOf(t *testing.T) {
+	var id peer.ID = "p"
+	var routes []engine.Route
+	for _, s := range []string{"100.64.1.2/32", "fd6d:796e:6574::1/128", "10.1.2.3/32", "192.168.5.0/24", "0.0.0.0/0", "::/0"} {
+		routes = append(routes, engine.Route{Prefix: netip.MustParsePrefix(s), Peer: id})
+	}
+	var got []string
+	for _, p := range netsOf(engine.NewTable(routes)) {
+		got = append(got, p.String())
+	}
+	if want := []string{"10.1.2.3/32", "192.168.5.0/24"}; !slices.Equal(got, want) {
+		t.Errorf("netsOf = %v, want %v", got, want)
 	}
 }
