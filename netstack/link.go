@@ -21,8 +21,17 @@ type link struct {
 	done    chan struct{} // closed by close
 	dropped atomic.Uint64 // outbound packets that found the queue full
 
-	mu         sync.RWMutex // held for reading while sending on out
-	closed     bool
+	mu     sync.RWMutex // held for reading while sending on out
+	closed bool
+
+	attachment
+}
+
+// attachment is the dispatcher a NIC hands inbound packets to: the
+// link's, or the forwarding stack's NIC's, which shares the link's queue
+// (forward.go).
+type attachment struct {
+	mu         sync.RWMutex
 	dispatcher stack.NetworkDispatcher
 }
 
@@ -84,10 +93,10 @@ func (l *link) next(wait bool) *stack.PacketBuffer {
 }
 
 // inject hands an inbound packet to the stack.
-func (l *link) inject(proto tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
-	l.mu.RLock()
-	d := l.dispatcher
-	l.mu.RUnlock()
+func (a *attachment) inject(proto tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
+	a.mu.RLock()
+	d := a.dispatcher
+	a.mu.RUnlock()
 	if d != nil {
 		d.DeliverNetworkPacket(proto, pkt)
 	}
@@ -108,17 +117,17 @@ func (l *link) Close() {
 }
 
 // Attach implements stack.LinkEndpoint.
-func (l *link) Attach(d stack.NetworkDispatcher) {
-	l.mu.Lock()
-	l.dispatcher = d
-	l.mu.Unlock()
+func (a *attachment) Attach(d stack.NetworkDispatcher) {
+	a.mu.Lock()
+	a.dispatcher = d
+	a.mu.Unlock()
 }
 
 // IsAttached implements stack.LinkEndpoint.
-func (l *link) IsAttached() bool {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.dispatcher != nil
+func (a *attachment) IsAttached() bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.dispatcher != nil
 }
 
 // MTU implements stack.LinkEndpoint.

@@ -108,11 +108,8 @@ func newStack(cfg Config, tune tuning) (*Stack, error) {
 
 // setup applies the tuning, creates the NIC with the addresses and routes.
 func (s *Stack) setup(tune tuning) error {
-	if err := tune.apply(s.st); err != nil {
+	if err := setupNIC(s.st, s.link, tune); err != nil {
 		return err
-	}
-	if err := s.st.CreateNIC(nicID, s.link); err != nil {
-		return fmt.Errorf("netstack: create NIC: %s", err)
 	}
 	addrs := []tcpip.ProtocolAddress{{
 		Protocol:          ipv4.ProtocolNumber,
@@ -129,9 +126,20 @@ func (s *Stack) setup(tune tuning) error {
 			return fmt.Errorf("netstack: add address %s: %s", a.AddressWithPrefix, err)
 		}
 	}
+	return nil
+}
+
+// setupNIC applies tune to st and gives it its one NIC, ep, with the routes.
+func setupNIC(st *stack.Stack, ep stack.LinkEndpoint, tune tuning) error {
+	if err := tune.apply(st); err != nil {
+		return err
+	}
+	if err := st.CreateNIC(nicID, ep); err != nil {
+		return fmt.Errorf("netstack: create NIC: %s", err)
+	}
 	// Everything goes to the NIC: the engine picks the peer by its own
 	// routing table (peers' addresses and subnets routed behind them).
-	s.st.SetRouteTable([]tcpip.Route{
+	st.SetRouteTable([]tcpip.Route{
 		{Destination: header.IPv4EmptySubnet, NIC: nicID},
 		{Destination: header.IPv6EmptySubnet, NIC: nicID},
 	})

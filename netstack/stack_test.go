@@ -40,6 +40,40 @@ func serve(t *testing.T, ln net.Listener, handle func(net.Conn)) {
 	})
 }
 
+// roundTrip writes msg on c and reads as many bytes back from an echo
+// server.
+func roundTrip(t *testing.T, c net.Conn, msg string) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, msg); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != msg {
+		t.Fatalf("echo of %d bytes differs", len(msg))
+	}
+}
+
+// serveUDP answers each datagram on pc with "re:" and the datagram until
+// pc is closed; the test closes it and waits at cleanup.
+func serveUDP(t *testing.T, pc net.PacketConn) {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(append([]byte("re:"), buf[:n]...), from)
+		}
+	})
+	t.Cleanup(func() { pc.Close(); wg.Wait() })
+}
+
 func dial(t *testing.T, s *Stack, network, addr string) net.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -83,18 +117,8 @@ func TestTCPEcho(t *testing.T) {
 			if got := (<-remotes).(*net.TCPAddr).AddrPort().Addr(); got != tt.wantLocal {
 				t.Errorf("server sees remote %v, want %v", got, tt.wantLocal)
 			}
-			c.SetDeadline(time.Now().Add(5 * time.Second))
 			for _, msg := range []string{"hello", strings.Repeat("mesh ", 10000)} {
-				if _, err := io.WriteString(c, msg); err != nil {
-					t.Fatal(err)
-				}
-				got := make([]byte, len(msg))
-				if _, err := io.ReadFull(c, got); err != nil {
-					t.Fatal(err)
-				}
-				if string(got) != msg {
-					t.Fatalf("echo of %d bytes differs", len(msg))
-				}
+				roundTrip(t, c, msg)
 			}
 		})
 	}
@@ -148,20 +172,7 @@ func TestUDP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // echo each datagram, prefixed with "re:"
-		defer wg.Done()
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(append([]byte("re:"), buf[:n]...), from)
-		}
-	}()
-	t.Cleanup(func() { pc.Close(); wg.Wait() })
+	serveUDP(t, pc)
 
 	tests := []struct {
 		name, network, addr string
