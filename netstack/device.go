@@ -73,7 +73,8 @@ func copyPacket(dst []byte, pkt *stack.PacketBuffer) (int, bool) {
 }
 
 // Write hands the packets at bufs[i][offset:] to the stack as if they had
-// arrived on the NIC. Packets that are neither IPv4 nor IPv6 are dropped.
+// arrived on the NIC. Packets that are neither IPv4 nor IPv6 are dropped,
+// and so are those to other addresses unless Forward takes them.
 // With offload, a packet's virtio-net header is in the 10 bytes in front
 // of offset. It returns len(bufs), or os.ErrClosed after Close.
 func (s *Stack) Write(bufs [][]byte, offset int) (int, error) {
@@ -91,13 +92,19 @@ func (s *Stack) Write(bufs [][]byte, offset int) (int, error) {
 		default:
 			continue
 		}
+		to := &s.link.attachment
+		if f := s.fwd.Load(); f != nil {
+			if to = f.inbound(pkt, to); to == nil {
+				continue
+			}
+		}
 		if s.link.offload && isSuperPacket(b[offset-packet.VirtioHdrLen:]) {
 			setIPLength(pkt)
 		}
 		// gVisor needs the packet in its own buffer: MakeWithData
 		// copies it into a pooled chunk, so the caller may reuse b.
 		pb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(pkt)})
-		s.link.inject(proto, pb)
+		to.inject(proto, pb)
 		pb.DecRef()
 	}
 	return len(bufs), nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -204,5 +205,9 @@ func TestClose(t *testing.T) {
 	}
 	if _, err := s.ListenUDP(1); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("ListenUDP: %v, want net.ErrClosed", err)
+	}
+	err = s.Forward(func(netip.Addr) bool { return true }, nil)
+	if want := "netstack: forward: use of closed network connection"; err == nil || err.Error() != want {
+		t.Errorf("Forward: %v, want %q", err, want)
 	}
 }

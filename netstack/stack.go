@@ -12,6 +12,10 @@
 // it emits packets for any address; the engine decides which peer, if any,
 // gets them. It answers ICMP echo requests itself, resets TCP connections to
 // closed ports and reports closed UDP ports with ICMP port unreachable.
+//
+// A node that routes a subnet or serves as an exit node calls Forward: the
+// stack then also takes peers' TCP connections to other addresses and opens
+// the matching connections from the host.
 package netstack
 
 import (
@@ -56,6 +60,10 @@ type Stack struct {
 	link   *link
 	v4, v6 netip.Addr
 	mtu    int
+	tune   tuning
+
+	fwdMu sync.Mutex                // serializes building the forwarder with Close
+	fwd   atomic.Pointer[forwarder] // nil until Forward is first called with a match
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -95,7 +103,7 @@ func newStack(cfg Config, tune tuning) (*Stack, error) {
 		// route to itself.
 		HandleLocal: true,
 	})
-	s := &Stack{st: st, link: newLink(tune.queueLen, uint32(cfg.MTU), cfg.Offload), v4: v4, mtu: cfg.MTU}
+	s := &Stack{st: st, link: newLink(tune.queueLen, uint32(cfg.MTU), cfg.Offload), v4: v4, mtu: cfg.MTU, tune: tune}
 	if v6.IsValid() {
 		s.v6 = v6.WithZone("")
 	}
@@ -152,13 +160,19 @@ func (s *Stack) Addrs() (v4, v6 netip.Addr) {
 	return s.v4, s.v6
 }
 
-// Close aborts every connection, stops the stack's goroutines and unblocks a
-// pending Read, which then returns os.ErrClosed. It is idempotent and always
-// returns nil.
+// Close aborts every connection, forwarded ones included, stops the stack's
+// goroutines and unblocks a pending Read, which then returns os.ErrClosed.
+// It is idempotent and always returns nil.
 func (s *Stack) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		s.link.Close() // unblocks Read at once
+		s.fwdMu.Lock()
+		f := s.fwd.Load()
+		s.fwdMu.Unlock()
+		if f != nil {
+			f.close()
+		}
 		// Destroy aborts all endpoints, stops TCP's processor
 		// goroutines and removes the NIC.
 		s.st.Destroy()
