@@ -16,12 +16,14 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 )
 
 // Forwarding: a userspace node that routes a subnet or serves as an exit
-// node takes peers' TCP connections addressed to other hosts, ends them in
-// the stack and opens the matching connection from the host
-// (Stack.Forward). The TCP half is in forward_tcp.go.
+// node takes peers' TCP connections and UDP datagrams addressed to other
+// hosts, ends them in the stack and opens the matching connection from the
+// host (Stack.Forward). The TCP half is in forward_tcp.go, UDP in
+// forward_udp.go.
 
 // The bounds on forwarding. They are variables so that tests can lower
 // them; Forward reads them when it first builds the forwarder.
@@ -29,17 +31,25 @@ var (
 	// maxForwardTCP bounds the forwarded TCP connections open at once,
 	// those whose dial is pending included. Beyond it a SYN is reset.
 	maxForwardTCP = 1024
+	// maxForwardUDP bounds the UDP flows open at once. Beyond it a new
+	// flow's datagrams are dropped. An open flow holds a 64 KiB buffer
+	// for the host's next datagram: 64 MiB at the bound.
+	maxForwardUDP = 1024
 	// forwardDialTimeout is how long a dial to the host may take before
-	// the peer's connection is reset.
+	// the peer's connection is reset (a UDP flow is dropped).
 	forwardDialTimeout = 10 * time.Second
+	// udpIdleTimeout ends a UDP flow that carried nothing either way for
+	// this long: long enough for DNS and most request-reply protocols,
+	// short enough that abandoned flows free their slots.
+	udpIdleTimeout = 2 * time.Minute
 )
 
 // DialFunc opens a connection from the host, like net.Dialer.DialContext.
 type DialFunc func(ctx context.Context, network, address string) (net.Conn, error)
 
-// Forward makes the stack take TCP connections from peers addressed to any
-// address for which match returns true, and carry each to the host through
-// dial. The stack's own addresses keep working as before,
+// Forward makes the stack take TCP connections and UDP datagrams from peers
+// addressed to any address for which match returns true, and carry each to
+// the host through dial. The stack's own addresses keep working as before,
 // and packets to other addresses stay dropped. A nil dial means a
 // net.Dialer's. Loopback, link-local, multicast, broadcast and unspecified
 // destinations are never forwarded, whatever match says: they would reach
@@ -54,15 +64,19 @@ type DialFunc func(ctx context.Context, network, address string) (net.Conn, erro
 // stack side sends keepalives (like net.Dialer's), so a peer that vanished
 // frees its connection in about 2.5 minutes.
 //
-// Other packets to other addresses are dropped, not answered by the stack:
-// UDP, ICMP (ping) and other protocols, and IPv6 packets with extension
-// headers, fragments included.
+// UDP is carried per flow (peer address and port → destination address
+// and port) over dial(ctx, "udp", "ip:port"); replies go back to the peer
+// from the original destination. A flow ends after 2 minutes without a
+// datagram either way. Other packets to other addresses are dropped, not
+// answered by the stack: ICMP (ping) and other protocols, and IPv6 packets
+// with extension headers, fragments included.
 //
-// At most 1024 TCP connections are forwarded at once; beyond that new ones
-// are reset and counted in ForwardStats.
+// At most 1024 TCP connections and 1024 UDP flows are forwarded at once;
+// beyond that new ones are refused (TCP reset, UDP dropped) and counted in
+// ForwardStats.
 //
 // Forward may be called at any time; match and dial apply to connections
-// from then on. A nil match stops forwarding new ones; those
+// and flows from then on. A nil match stops forwarding new ones; those
 // open go on until they end or the stack closes. The first call with a
 // match builds a second gVisor stack that holds the forwarded connections;
 // Forward fails only if that fails or the stack is closed.
@@ -107,15 +121,16 @@ func (s *Stack) startForwarding() (*forwarder, error) {
 // ForwardStats counts what Forward did.
 type ForwardStats struct {
 	TCP int // forwarded TCP connections open now, those being dialed included
-	// Refused counts TCP connections refused at the bound (1024), and
-	// SYNs gVisor ignored because 1024 dials were pending (each
-	// retransmission again).
+	UDP int // forwarded UDP flows open now
+	// Refused counts TCP connections and UDP flows refused at the
+	// bounds (1024 each), and SYNs gVisor ignored because 1024 dials
+	// were pending (each retransmission again).
 	Refused uint64
 	// DialFailed counts dials to the host that failed or timed out.
 	DialFailed uint64
 	// Dropped counts packets to other addresses that were not forwarded:
 	// match rejected the address, forwarding was off, or the packet was
-	// not TCP (a ping).
+	// neither TCP nor UDP (a ping).
 	Dropped uint64
 }
 
@@ -127,6 +142,7 @@ func (s *Stack) ForwardStats() ForwardStats {
 	}
 	return ForwardStats{
 		TCP: int(f.tcpOpen.Load()),
+		UDP: int(f.udpOpen.Load()),
 		// gVisor ignores SYNs beyond maxInFlight pending requests
 		// before they reach the handler; they count as refused too.
 		Refused:    f.refused.Load() + f.st.Stats().TCP.ForwardMaxInFlightDrop.Value(),
@@ -144,7 +160,7 @@ type forwardRule struct {
 // forwarder carries forwarded connections between the stack and the host.
 //
 // It runs a gVisor stack of its own, beside the one holding the node's
-// addresses: Write hands it the TCP packets to other addresses,
+// addresses: Write hands it the TCP and UDP packets to other addresses,
 // and its NIC sends into the same outbound queue. Its NIC is promiscuous
 // (it takes packets for any address) and spoofs (endpoints send from any
 // address, so replies leave from the original destination). Two things
@@ -159,13 +175,14 @@ type forwarder struct {
 	link   *fwdLink
 	v4, v6 tcpip.Address // the main stack's addresses; v6 may be empty
 	tcp    *tcp.Forwarder
+	udp    *udp.Forwarder
 	rule   atomic.Pointer[forwardRule] // nil: forward nothing new
 
 	// The bounds, read from the variables above when it is built.
-	maxTCP      int
-	dialTimeout time.Duration
+	maxTCP, maxUDP       int
+	dialTimeout, udpIdle time.Duration
 
-	tcpOpen                      atomic.Int64
+	tcpOpen, udpOpen             atomic.Int64
 	refused, dialFailed, dropped atomic.Uint64
 
 	// ctx ends pending dials when the stack closes.
@@ -174,7 +191,7 @@ type forwarder struct {
 
 	mu     sync.Mutex
 	closed bool
-	open   map[io.Closer]struct{} // forwarded connections
+	open   map[io.Closer]struct{} // forwarded connections and flows
 	wg     sync.WaitGroup         // every goroutine the forwarder runs
 }
 
@@ -195,14 +212,16 @@ func (*fwdLink) Close() {}
 func newForwarder(main *link, v4, v6 netip.Addr, tune tuning) (*forwarder, error) {
 	st := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
 	})
 	f := &forwarder{
 		st:          st,
 		link:        &fwdLink{link: main},
 		v4:          tcpip.AddrFrom4(v4.As4()),
 		maxTCP:      maxForwardTCP,
+		maxUDP:      maxForwardUDP,
 		dialTimeout: forwardDialTimeout,
+		udpIdle:     udpIdleTimeout,
 		open:        make(map[io.Closer]struct{}),
 	}
 	if v6.IsValid() {
@@ -230,7 +249,9 @@ func (f *forwarder) setup(tune tuning) error {
 	// the bound on connections fits. Accepted connections get the
 	// receive buffer the main stack's listeners give theirs.
 	f.tcp = tcp.NewForwarder(f.st, tune.recvBuf.Default, f.maxTCP, f.handleTCP)
+	f.udp = udp.NewForwarder(f.st, f.handleUDP)
 	f.st.SetTransportProtocolHandler(tcp.ProtocolNumber, f.tcpPacket)
+	f.st.SetTransportProtocolHandler(udp.ProtocolNumber, f.udpPacket)
 	return nil
 }
 
@@ -247,8 +268,8 @@ func (f *forwarder) set(match func(netip.Addr) bool, dial DialFunc) {
 }
 
 // inbound says which stack Write hands pkt, an IPv4 or IPv6 packet, to:
-// main for the node's own addresses, the forwarding stack for TCP to
-// other addresses, nil (drop) for the rest. The forwarding stack would
+// main for the node's own addresses, the forwarding stack for TCP and UDP
+// to other addresses, nil (drop) for the rest. The forwarding stack would
 // answer pings (and report unknown protocols) for any address. Packets
 // too short to tell go to main, which drops them.
 func (f *forwarder) inbound(pkt []byte, main *attachment) *attachment {
@@ -267,7 +288,7 @@ func (f *forwarder) inbound(pkt []byte, main *attachment) *attachment {
 	switch {
 	case dst == f.v4 || (f.v6.Len() > 0 && dst == f.v6):
 		return main
-	case proto == uint8(tcp.ProtocolNumber):
+	case proto == uint8(tcp.ProtocolNumber) || proto == uint8(udp.ProtocolNumber):
 		return &f.link.attachment
 	}
 	f.dropped.Add(1)
@@ -284,6 +305,16 @@ func (f *forwarder) tcpPacket(id stack.TransportEndpointID, pkt *stack.PacketBuf
 	// Not a SYN (false): gVisor resets it from the forwarded address, as
 	// that host would a segment for a connection it does not know.
 	return f.tcp.HandlePacket(id, pkt)
+}
+
+// udpPacket is the forwarding stack's handler for UDP datagrams no flow
+// took.
+func (f *forwarder) udpPacket(id stack.TransportEndpointID, pkt *stack.PacketBuffer) bool {
+	if !f.wants(id.LocalAddress) {
+		f.dropped.Add(1)
+		return true
+	}
+	return f.udp.HandlePacket(id, pkt)
 }
 
 // wants says whether new connections to a are forwarded now.
@@ -325,7 +356,7 @@ func (f *forwarder) enter() bool {
 	return true
 }
 
-// track registers c, a forwarded connection, so that close closes
+// track registers c, a forwarded connection or flow, so that close closes
 // it; false (and c is closed) once the forwarder is closed.
 func (f *forwarder) track(c io.Closer) bool {
 	f.mu.Lock()
@@ -364,7 +395,7 @@ func acquire(n *atomic.Int64, max int) bool {
 }
 
 // close ends forwarding: it refuses new work, ends pending dials, closes
-// every forwarded connection, destroys the forwarding stack (which
+// every forwarded connection and flow, destroys the forwarding stack (which
 // ends handshakes in progress) and waits for the forwarder's goroutines.
 func (f *forwarder) close() {
 	f.mu.Lock()

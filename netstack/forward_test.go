@@ -30,19 +30,23 @@ var (
 func forwardMatch(a netip.Addr) bool { return fwdNet4.Contains(a) || fwdNet6.Contains(a) }
 
 // hostDialer is B's dial function: it records what B asked for and dials
-// the loopback server instead.
+// the loopback server for that network instead.
 type hostDialer struct {
-	tcp   string // the loopback server's address
-	mu    sync.Mutex
-	asked []string // "network address" per call
+	tcp, udp string // loopback servers' addresses
+	mu       sync.Mutex
+	asked    []string // "network address" per call
 }
 
 func (d *hostDialer) dial(ctx context.Context, network, address string) (net.Conn, error) {
 	d.mu.Lock()
 	d.asked = append(d.asked, network+" "+address)
 	d.mu.Unlock()
+	to := d.tcp
+	if network == "udp" {
+		to = d.udp
+	}
 	var nd net.Dialer
-	return nd.DialContext(ctx, network, d.tcp)
+	return nd.DialContext(ctx, network, to)
 }
 
 func (d *hostDialer) calls() []string {
@@ -63,13 +67,25 @@ func hostTCP(t *testing.T, handle func(*net.TCPConn)) string {
 	return ln.Addr().String()
 }
 
+// hostUDP starts a loopback UDP server that answers each datagram with
+// "re:" and the datagram, and returns its address.
+func hostUDP(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveUDP(t, pc)
+	return pc.LocalAddr().String()
+}
+
 func echo(c *net.TCPConn) { io.Copy(c, c) }
 
-// forwardPair builds A and B with B forwarding to the loopback server.
-func forwardPair(t *testing.T, tcpAddr string) (a, b *Stack, d *hostDialer) {
+// forwardPair builds A and B with B forwarding to the loopback servers.
+func forwardPair(t *testing.T, tcpAddr, udpAddr string) (a, b *Stack, d *hostDialer) {
 	t.Helper()
 	a, b = pair(t, pairOpts{tune: defaultTuning})
-	d = &hostDialer{tcp: tcpAddr}
+	d = &hostDialer{tcp: tcpAddr, udp: udpAddr}
 	if err := b.Forward(forwardMatch, d.dial); err != nil {
 		t.Fatal(err)
 	}
@@ -102,11 +118,37 @@ func lower[T any](t *testing.T, v *T, low T) {
 	t.Cleanup(func() { *v = old })
 }
 
+// exchangeUDP sends msg from pc to to and returns the reply and its
+// sender; ok is false if none came within wait.
+func exchangeUDP(t *testing.T, pc net.PacketConn, to, msg string, wait time.Duration) (reply string, from netip.AddrPort, ok bool) {
+	t.Helper()
+	if _, err := pc.WriteTo([]byte(msg), net.UDPAddrFromAddrPort(netip.MustParseAddrPort(to))); err != nil {
+		t.Fatal(err)
+	}
+	pc.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 2048)
+	n, addr, err := pc.ReadFrom(buf)
+	if err != nil {
+		return "", netip.AddrPort{}, false
+	}
+	return string(buf[:n]), addr.(*net.UDPAddr).AddrPort(), true
+}
+
+func listenUDP(t *testing.T, s *Stack) net.PacketConn {
+	t.Helper()
+	pc, err := s.ListenUDP(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	return pc
+}
+
 // TestForwardTCPEcho checks connections to forwarded addresses reach the
 // host's server through B's dial, while B's own listener on the same port
 // keeps its own address's connections and takes no forwarded ones.
 func TestForwardTCPEcho(t *testing.T) {
-	a, b, d := forwardPair(t, hostTCP(t, echo))
+	a, b, d := forwardPair(t, hostTCP(t, echo), "")
 	ln, err := b.ListenTCP(80)
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +187,7 @@ func TestForwardTCPEcho(t *testing.T) {
 // stack's own (gVisor's forwarder would give them 1 MiB to receive), and
 // keepalives.
 func TestForwardTuning(t *testing.T) {
-	a, b, _ := forwardPair(t, hostTCP(t, echo))
+	a, b, _ := forwardPair(t, hostTCP(t, echo), "")
 	dial(t, a, "tcp", "198.51.100.7:80")
 	// B tracks the connection once the peer's last ACK of the
 	// handshake is in, a moment after A's dial returns.
@@ -180,7 +222,7 @@ func TestForwardHalfClose(t *testing.T) {
 		a, _, _ := forwardPair(t, hostTCP(t, func(c *net.TCPConn) {
 			req, _ := io.ReadAll(c)
 			io.WriteString(c, "got "+string(req))
-		}))
+		}), "")
 		c := dial(t, a, "tcp", "198.51.100.7:80")
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		io.WriteString(c, "request")
@@ -197,7 +239,7 @@ func TestForwardHalfClose(t *testing.T) {
 			c.CloseWrite()
 			b, _ := io.ReadAll(c)
 			got <- string(b)
-		}))
+		}), "")
 		c := dial(t, a, "tcp", "198.51.100.7:80")
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		if g, err := io.ReadAll(c); string(g) != "greeting" || err != nil {
@@ -268,7 +310,7 @@ func TestForwardDialFails(t *testing.T) {
 // addresses never forwarded, go nowhere: no dial, no answer.
 func TestForwardNotMatched(t *testing.T) {
 	a, b := pair(t, pairOpts{tune: defaultTuning})
-	d := &hostDialer{tcp: hostTCP(t, echo)}
+	d := &hostDialer{tcp: hostTCP(t, echo), udp: hostUDP(t)}
 	if err := b.Forward(func(a netip.Addr) bool { return a != netip.MustParseAddr("203.0.113.9") }, d.dial); err != nil {
 		t.Fatal(err)
 	}
@@ -283,18 +325,69 @@ func TestForwardNotMatched(t *testing.T) {
 			t.Errorf("dial %s: %v, want no answer", addr, err)
 		}
 	}
+	if _, _, ok := exchangeUDP(t, listenUDP(t, a), "203.0.113.9:53", "query", 300*time.Millisecond); ok {
+		t.Error("a datagram to an address match rejects was answered")
+	}
 	if got := d.calls(); len(got) != 0 {
 		t.Errorf("B dialed %q", got)
 	}
-	if st := b.ForwardStats(); st.Dropped == 0 || st.TCP != 0 {
+	if st := b.ForwardStats(); st.Dropped == 0 || st.TCP+st.UDP != 0 {
 		t.Errorf("stats %+v, want drops and nothing open", st)
 	}
 }
 
-// TestForwardBounds checks the bound on TCP connections.
+// TestForwardUDP checks a datagram to a forwarded address reaches the
+// host's server and its reply comes back from that address.
+func TestForwardUDP(t *testing.T) {
+	a, b, d := forwardPair(t, "", hostUDP(t))
+	tests := []struct{ name, addr string }{
+		{"ipv4", "198.51.100.7:53"},
+		{"ipv6", "[2001:db8::7]:53"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pc := listenUDP(t, a)
+			for _, msg := range []string{"first", "second"} { // one flow
+				reply, from, ok := exchangeUDP(t, pc, tt.addr, msg, 5*time.Second)
+				if !ok {
+					t.Fatalf("no reply to %q", msg)
+				}
+				if reply != "re:"+msg || from.String() != tt.addr {
+					t.Errorf("reply %q from %v, want %q from %s", reply, from, "re:"+msg, tt.addr)
+				}
+			}
+			if got := d.calls(); got[len(got)-1] != "udp "+tt.addr {
+				t.Errorf("B dialed %q, want %q", got[len(got)-1], "udp "+tt.addr)
+			}
+		})
+	}
+	if st := b.ForwardStats(); st.UDP != 2 || len(d.calls()) != 2 {
+		t.Errorf("%d flows open after %d dials, want 2 and 2", st.UDP, len(d.calls()))
+	}
+}
+
+// TestForwardUDPIdle checks an idle flow ends and the next datagram makes
+// a new one.
+func TestForwardUDPIdle(t *testing.T) {
+	lower(t, &udpIdleTimeout, 200*time.Millisecond)
+	a, b, d := forwardPair(t, "", hostUDP(t))
+	pc := listenUDP(t, a)
+	for i := range 2 {
+		if _, _, ok := exchangeUDP(t, pc, "198.51.100.7:53", "ping", 5*time.Second); !ok {
+			t.Fatalf("no reply in flow %d", i+1)
+		}
+		waitStats(t, b, func(s ForwardStats) bool { return s.UDP == 0 })
+	}
+	if got := len(d.calls()); got != 2 {
+		t.Errorf("%d dials, want 2 (one per flow)", got)
+	}
+}
+
+// TestForwardBounds checks the bounds on TCP connections and UDP flows.
 func TestForwardBounds(t *testing.T) {
 	lower(t, &maxForwardTCP, 2)
-	a, b, _ := forwardPair(t, hostTCP(t, echo))
+	lower(t, &maxForwardUDP, 1)
+	a, b, _ := forwardPair(t, hostTCP(t, echo), hostUDP(t))
 	var conns []net.Conn
 	for range 2 {
 		c := dial(t, a, "tcp", "198.51.100.7:80")
@@ -310,15 +403,22 @@ func TestForwardBounds(t *testing.T) {
 	conns[0].Close()
 	waitStats(t, b, func(s ForwardStats) bool { return s.TCP == 1 })
 	roundTrip(t, dial(t, a, "tcp", "198.51.100.7:80"), "a slot is free again")
-	if st := b.ForwardStats(); st.Refused != 1 || st.TCP != 2 {
-		t.Errorf("stats %+v, want 1 refused and 2 connections open", st)
+
+	if _, _, ok := exchangeUDP(t, listenUDP(t, a), "198.51.100.7:53", "one", 5*time.Second); !ok {
+		t.Fatal("no reply in the first flow")
+	}
+	if _, _, ok := exchangeUDP(t, listenUDP(t, a), "198.51.100.7:53", "two", 300*time.Millisecond); ok {
+		t.Error("a second flow was forwarded")
+	}
+	if st := b.ForwardStats(); st.Refused != 2 || st.TCP != 2 || st.UDP != 1 {
+		t.Errorf("stats %+v, want 2 refused, 2 connections and 1 flow open", st)
 	}
 }
 
 // TestForwardStop checks Forward(nil, nil) stops new forwarding while open
 // connections go on, and Forward turns it back on.
 func TestForwardStop(t *testing.T) {
-	a, b, _ := forwardPair(t, hostTCP(t, echo))
+	a, b, _ := forwardPair(t, hostTCP(t, echo), hostUDP(t))
 	open := dial(t, a, "tcp", "198.51.100.7:80")
 	roundTrip(t, open, "before")
 	if err := b.Forward(nil, nil); err != nil {
@@ -329,6 +429,9 @@ func TestForwardStop(t *testing.T) {
 			c.Close()
 		}
 		t.Errorf("new connection: %v, want no answer", err)
+	}
+	if _, _, ok := exchangeUDP(t, listenUDP(t, a), "198.51.100.7:53", "query", 300*time.Millisecond); ok {
+		t.Error("a new flow was forwarded")
 	}
 	roundTrip(t, open, "still open")
 
@@ -369,8 +472,8 @@ func TestForwardOtherProtocols(t *testing.T) {
 	}
 }
 
-// TestForwardClose checks closing the stack ends forwarded connections,
-// and a dial in progress, promptly and without leaving a
+// TestForwardClose checks closing the stack ends forwarded connections
+// and flows, and a dial in progress, promptly and without leaving a
 // goroutine behind.
 func TestForwardClose(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
@@ -379,8 +482,13 @@ func TestForwardClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	upc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer upc.Close()
 	dialing := make(chan struct{})
-	hd := &hostDialer{tcp: ln.Addr().String()}
+	hd := &hostDialer{tcp: ln.Addr().String(), udp: upc.LocalAddr().String()}
 	a, err := New(cfgA)
 	if err != nil {
 		t.Fatal(err)
@@ -420,6 +528,16 @@ func TestForwardClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer host.Close()
+	pc, err := a.ListenUDP(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	pc.WriteTo([]byte("flow"), net.UDPAddrFromAddrPort(netip.MustParseAddrPort("198.51.100.7:53")))
+	upc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := upc.ReadFrom(make([]byte, 100)); err != nil {
+		t.Fatalf("the flow's datagram did not arrive: %v", err)
+	}
 	pending := make(chan error, 1)
 	go func() {
 		_, err := tryDial(a, "tcp", "198.51.100.8:80", 5*time.Second)
@@ -427,15 +545,15 @@ func TestForwardClose(t *testing.T) {
 	}()
 	<-dialing
 
-	if st := b.ForwardStats(); st.TCP != 2 {
-		t.Fatalf("stats %+v, want 2 connections", st)
+	if st := b.ForwardStats(); st.TCP != 2 || st.UDP != 1 {
+		t.Fatalf("stats %+v, want 2 connections and 1 flow", st)
 	}
 	start := time.Now()
 	b.Close()
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("Close took %v", d)
 	}
-	if st := b.ForwardStats(); st.TCP != 0 {
+	if st := b.ForwardStats(); st.TCP != 0 || st.UDP != 0 {
 		t.Errorf("stats %+v after Close, want nothing open", st)
 	}
 	host.SetReadDeadline(time.Now().Add(5 * time.Second))

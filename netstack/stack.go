@@ -14,8 +14,8 @@
 // closed ports and reports closed UDP ports with ICMP port unreachable.
 //
 // A node that routes a subnet or serves as an exit node calls Forward: the
-// stack then also takes peers' TCP connections to other addresses and opens
-// the matching connections from the host.
+// stack then also takes peers' TCP connections and UDP flows to other
+// addresses and opens the matching connections from the host.
 package netstack
 
 import (
