@@ -40,14 +40,17 @@ type pairOpts struct {
 	tune     tuning
 	dropEach int           // drop every dropEach-th packet in each direction; 0: none
 	delay    time.Duration // one-way delay added by the pump; 0: none
+	offload  bool          // Config.Offload on both stacks
 }
 
 // pair builds stacks A and B joined by two pump goroutines, one per
 // direction, as two engines and a perfect network would join them.
 func pair(tb testing.TB, o pairOpts) (a, b *Stack) {
 	tb.Helper()
-	a = mustNew(tb, cfgA, o.tune)
-	b = mustNew(tb, cfgB, o.tune)
+	ca, cb := cfgA, cfgB
+	ca.Offload, cb.Offload = o.offload, o.offload
+	a = mustNew(tb, ca, o.tune)
+	b = mustNew(tb, cb, o.tune)
 	var wg sync.WaitGroup
 	for _, dir := range [][2]*Stack{{a, b}, {b, a}} {
 		from, to := dir[0], dir[1]
@@ -79,10 +82,9 @@ type packetWriter interface {
 // stack peer) until either is closed, dropping every dropEach-th packet if
 // dropEach > 0.
 func pump(from *Stack, to packetWriter, dropEach int, peer *Stack) {
-	mtu, _ := from.MTU()
 	bufs := make([][]byte, from.BatchSize())
 	for i := range bufs {
-		bufs[i] = make([]byte, offset+mtu+64)
+		bufs[i] = make([]byte, offset+from.ReadSize()+64)
 	}
 	sizes := make([]int, len(bufs))
 	out := make([][]byte, 0, len(bufs))
