@@ -6,6 +6,7 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -48,6 +49,13 @@ type Options struct {
 	ExitNode         string // --exit-node: replaces the config's exitNode.use; "off" for none
 	ExitNodeOffer    bool   // --exit-node-offer: offer this node as an exit node to every peer
 	ExitNodeAllowLAN bool   // --exit-node-allow-lan
+
+	// forwardDial replaces the host's dialer for what the userspace stack
+	// forwards (tests: never out of the machine).
+	forwardDial func(ctx context.Context, network, address string) (net.Conn, error)
+	// dnsServers replace the host's resolvers for an exit node's clients
+	// (tests).
+	dnsServers []string
 }
 
 // peerInfo is a peer, listed in the config or a member, with everything
@@ -120,6 +128,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d.exit = exitSettings(cfg, opts)
 	d.upstream = names.NewUpstream("")
+	d.upstream.Servers = opts.dnsServers
 	d.peers = d.peersFor(cfg)
 	d.names.Store(d.nameTable())
 	if err := d.setMetrics(); err != nil {

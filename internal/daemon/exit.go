@@ -109,12 +109,16 @@ func (c *exitNode) Start(context.Context) error {
 	if err := d.exit.check(); err != nil {
 		return err
 	}
-	if d.exit.offer {
+	// In userspace mode the stack forwards to the networks this node
+	// serves as it does for an exit node's clients.
+	if d.exit.offer || d.opts.Userspace && len(d.cfg.Routes) > 0 {
 		undo, err := d.dev.offerExit(d)
 		if err != nil {
-			return fmt.Errorf("offer exit node: %w", err)
+			return fmt.Errorf("forwarding (exit node, served routes): %w", err)
 		}
 		c.undoOffer = undo
+	}
+	if d.exit.offer {
 		d.eng.SetExitClients(d.exitClients())
 	}
 	if d.exit.use != "" {

@@ -1,13 +1,17 @@
 package daemon
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/miekg/dns"
 
 	"github.com/mynetwork/mynetwork/config"
 	"github.com/mynetwork/mynetwork/internal/control"
@@ -70,4 +74,83 @@ func TestNetsOf(t *testing.T) {
 	if want := []string{"10.1.2.3/32", "192.168.5.0/24"}; !slices.Equal(got, want) {
 		t.Errorf("netsOf = %v, want %v", got, want)
 	}
+}
+
+// TestUserspaceExitNode: a userspace node using a userspace exit node
+// reaches an address outside the mesh through it (the exit node's stack
+// takes the connection and opens it from its host: here, to a loopback
+// server, so nothing leaves the machine), and resolves a name outside the
+// mesh through the exit node's DNS, which asks the host's resolvers.
+func TestUserspaceExitNode(t *testing.T) {
+	srv, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	go func() {
+		for {
+			c, err := srv.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "hello from the internet\n")
+			c.Close()
+		}
+	}()
+	var mu sync.Mutex
+	var dialed []string
+	toServer := func(ctx context.Context, network, address string) (net.Conn, error) {
+		mu.Lock()
+		dialed = append(dialed, network+" "+address)
+		mu.Unlock()
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", srv.Addr().String())
+	}
+
+	a, b := newTestNode(t, "uxa"), newTestNode(t, "uxb")
+	b.cfg.Peers = []config.Peer{{Name: "a", ID: a.id}}
+	b.cfg.ListenAddresses = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freePort(t, "tcp"))}
+	resolver := dnsServer(t, "example.test.", "198.51.100.7")
+	b.up(t, "uxb", Options{SOCKS5: "off", ExitNodeOffer: true, forwardDial: toServer, dnsServers: []string{resolver}})
+	a.cfg.Peers = []config.Peer{{Name: "b", ID: b.id, Addrs: b.cfg.ListenAddresses}}
+	a.up(t, "uxa", Options{SOCKS5: "off", ExitNode: "b"})
+	ctx := context.Background()
+	p2ptest.Eventually(t, "a connected to its exit node", func() bool {
+		s, err := a.client.Status(ctx)
+		return err == nil && s.ExitNode != nil && s.ExitNode.Connected
+	})
+	conn, err := a.client.Dial(ctx, "example.test", 80) // a name outside the mesh: b's DNS, b's resolver
+	if err != nil {
+		t.Fatalf("dial through the exit node: %v", err)
+	}
+	line, _ := bufio.NewReader(conn).ReadString('\n')
+	conn.Close()
+	if line != "hello from the internet\n" {
+		t.Fatalf("read %q", line)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(dialed, []string{"tcp 198.51.100.7:80"}) {
+		t.Errorf("the exit node dialed %v", dialed)
+	}
+}
+
+// dnsServer serves name's A record on loopback UDP; it returns the address.
+func dnsServer(t *testing.T, name, ip string) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if r.Question[0].Name == name && r.Question[0].Qtype == dns.TypeA {
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.ParseIP(ip)})
+		}
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return pc.LocalAddr().String()
 }

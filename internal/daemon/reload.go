@@ -93,6 +93,9 @@ func (d *Daemon) apply(cfg *config.Config, peers []peerInfo, table *engine.Table
 	d.cfg, d.peers = cfg, peers
 	d.peersMu.Unlock()
 	d.names.Store(d.nameTable()) // DNS, SOCKS5, forwards and nc resolve by it
+	if d.exit.offer {
+		d.eng.SetExitClients(d.exitClients())
+	}
 	return nil
 }
 

@@ -253,7 +253,25 @@ func (*userspaceBackend) useExit(*Daemon) (func() error, error) {
 	return func() error { return nil }, nil
 }
 
-// offerExit: not yet in this slice.
-func (*userspaceBackend) offerExit(*Daemon) (func() error, error) {
-	return nil, errors.New("offering an exit node in userspace mode: not yet")
+// offerExit has the stack take peers' connections to addresses that
+// are not its own and open them from the host: an exit node's clients'
+// (the engine let through only theirs) and those to the networks this
+// node serves (a subnet router). Undo stops taking new ones.
+func (b *userspaceBackend) offerExit(d *Daemon) (func() error, error) {
+	if err := b.Forward(d.forwardMatch, d.opts.forwardDial); err != nil {
+		return nil, err
+	}
+	return func() error { return b.Forward(nil, nil) }, nil
+}
+
+// forwardMatch says whether the stack carries a connection to a on to
+// the host: a network this node serves, or, on an exit node, anything
+// outside the mesh. The engine has checked who sent it.
+func (d *Daemon) forwardMatch(a netip.Addr) bool {
+	for _, p := range d.eng.Table().Local() {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return d.exit.offer && !config.MeshPrefix4.Contains(a) && !config.MeshPrefix6.Contains(a)
 }

@@ -22,7 +22,8 @@ const (
 // Upstream sends queries on to the host's resolvers, as resolv.conf names
 // them: what an exit node does for its clients.
 type Upstream struct {
-	ResolvConf string // absent: /etc/resolv.conf
+	ResolvConf string   // absent: /etc/resolv.conf
+	Servers    []string // host:port; when set, used instead of ResolvConf's
 	port       string // replaces resolv.conf's port (53) when set: tests
 	sem        chan struct{}
 	mu         sync.Mutex
@@ -42,6 +43,9 @@ func NewUpstream(resolvConf string) *Upstream {
 // resolvers are the host's resolvers as host:port, re-read after
 // resolvConfTTL (a laptop's network changes).
 func (u *Upstream) resolvers() []string {
+	if len(u.Servers) > 0 {
+		return u.Servers
+	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if time.Since(u.read) < resolvConfTTL && len(u.servers) > 0 {
