@@ -24,7 +24,7 @@ const (
 type Upstream struct {
 	ResolvConf string   // absent: /etc/resolv.conf
 	Servers    []string // host:port; when set, used instead of ResolvConf's
-	port       string // replaces resolv.conf's port (53) when set: tests
+	port       string   // replaces resolv.conf's port (53) when set: tests
 	sem        chan struct{}
 	mu         sync.Mutex
 	servers    []string
