@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -82,30 +83,7 @@ func TestNetsOf(t *testing.T) {
 // server, so nothing leaves the machine), and resolves a name outside the
 // mesh through the exit node's DNS, which asks the host's resolvers.
 func TestUserspaceExitNode(t *testing.T) {
-	srv, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	go func() {
-		for {
-			c, err := srv.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "hello from the internet\n")
-			c.Close()
-		}
-	}()
-	var mu sync.Mutex
-	var dialed []string
-	toServer := func(ctx context.Context, network, address string) (net.Conn, error) {
-		mu.Lock()
-		dialed = append(dialed, network+" "+address)
-		mu.Unlock()
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", srv.Addr().String())
-	}
+	toServer, dialed := greeter(t, "hello from the internet")
 
 	a, b := newTestNode(t, "uxa"), newTestNode(t, "uxb")
 	b.cfg.Peers = []config.Peer{{Name: "a", ID: a.id}}
@@ -128,10 +106,8 @@ func TestUserspaceExitNode(t *testing.T) {
 	if line != "hello from the internet\n" {
 		t.Fatalf("read %q", line)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !slices.Equal(dialed, []string{"tcp 198.51.100.7:80"}) {
-		t.Errorf("the exit node dialed %v", dialed)
+	if got := dialed(); !slices.Equal(got, []string{"tcp 198.51.100.7:80"}) {
+		t.Errorf("the exit node dialed %v", got)
 	}
 }
 
@@ -153,4 +129,75 @@ func dnsServer(t *testing.T, name, ip string) string {
 	go srv.ActivateAndServe()
 	t.Cleanup(func() { srv.Shutdown() })
 	return pc.LocalAddr().String()
+}
+
+// TestUserspaceSubnetRouter: a userspace node that serves a network (its
+// config's routes) carries a peer's connections into it from its host;
+// the peer reaches it because its own config routes that network through
+// the node, and nothing else of the host.
+func TestUserspaceSubnetRouter(t *testing.T) {
+	toServer, dialed := greeter(t, "hello from the LAN")
+	a, b := newTestNode(t, "sra"), newTestNode(t, "srb")
+	b.cfg.Peers = []config.Peer{{Name: "a", ID: a.id}}
+	b.cfg.Routes = []config.Route{{Net: "192.0.2.0/24"}}
+	b.cfg.ListenAddresses = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freePort(t, "tcp"))}
+	b.up(t, "srb", Options{SOCKS5: "off", forwardDial: toServer})
+	a.cfg.Peers = []config.Peer{{Name: "b", ID: b.id, Addrs: b.cfg.ListenAddresses, Routes: []config.Route{{Net: "192.0.2.0/24"}}}}
+	a.up(t, "sra", Options{SOCKS5: "off"})
+	ctx := context.Background()
+	var line string
+	p2ptest.Eventually(t, "a reaches 192.0.2.10 behind b", func() bool {
+		conn, err := a.client.Dial(ctx, "192.0.2.10", 22)
+		if err != nil {
+			return false
+		}
+		defer conn.Close()
+		line, _ = bufio.NewReader(conn).ReadString('\n')
+		return true
+	})
+	if line != "hello from the LAN\n" {
+		t.Fatalf("read %q", line)
+	}
+	if _, err := a.client.Dial(ctx, "198.51.100.7", 80); err == nil {
+		t.Error("a reached an address b does not serve")
+	}
+	if got := dialed(); !slices.Contains(got, "tcp 192.0.2.10:22") || slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, "198.51.100.7") }) {
+		t.Errorf("b dialed %v", got)
+	}
+}
+
+// greeter is a forwarding dial function for tests: every address it is
+// asked for goes to a loopback server that writes greeting and a newline,
+// so nothing leaves the machine; dialed lists what was asked.
+func greeter(t *testing.T, greeting string) (dial func(ctx context.Context, network, address string) (net.Conn, error), dialed func() []string) {
+	t.Helper()
+	srv, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	go func() {
+		for {
+			c, err := srv.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "%s\n", greeting)
+			c.Close()
+		}
+	}()
+	var mu sync.Mutex
+	var asked []string
+	dial = func(ctx context.Context, network, address string) (net.Conn, error) {
+		mu.Lock()
+		asked = append(asked, network+" "+address)
+		mu.Unlock()
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", srv.Addr().String())
+	}
+	return dial, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(asked)
+	}
 }
