@@ -63,6 +63,10 @@ func writeStatus(out io.Writer, st control.Status) {
 	writeBootstrap(out, st.BootstrapPeers)
 	writeMesh(out, st.Mesh)
 	writeExitNode(out, st.ExitNode, false)
+	if f := st.Forwarding; f != nil {
+		fmt.Fprintf(out, "Forwarding to this host for peers: %d TCP, %d UDP open; %d refused at the bounds, %d dials failed, %d packets not carried\n",
+			f.TCP, f.UDP, f.Refused, f.DialFailed, f.Dropped)
+	}
 	if len(st.Addresses) == 0 {
 		// Listening on loopback only, say: peers must know an address.
 		fmt.Fprintln(out, "Addresses: none that other machines can dial")

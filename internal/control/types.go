@@ -37,6 +37,9 @@ type Status struct {
 	Mesh *MeshStatus `json:"mesh,omitempty"`
 	// ExitNode is the exit node used or offered; absent for neither.
 	ExitNode *ExitNodeStatus `json:"exitNode,omitempty"`
+	// Forwarding is what a userspace node's stack carries to its host for
+	// peers (exit node, served networks); absent when it carries nothing.
+	Forwarding *ForwardStatus `json:"forwarding,omitempty"`
 	// Version is the daemon's build: version, commit, Go.
 	Version buildinfo.Info `json:"version"`
 }
@@ -175,4 +178,15 @@ type Backend interface {
 	Dial(ctx context.Context, host string, port uint16) (net.Conn, error)
 	// Ping pings a configured peer once over its packets' connection.
 	Ping(ctx context.Context, req PingRequest) (PingReply, error)
+}
+
+// ForwardStatus counts the connections a userspace node's stack carries
+// on to its host: open now, refused at the bounds (1024 TCP, 1024 UDP),
+// host dials that failed, and packets to other addresses not carried.
+type ForwardStatus struct {
+	TCP        int    `json:"tcp"`
+	UDP        int    `json:"udp"`
+	Refused    uint64 `json:"refused"`
+	DialFailed uint64 `json:"dialFailed"`
+	Dropped    uint64 `json:"dropped"`
 }

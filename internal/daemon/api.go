@@ -48,6 +48,13 @@ func (d *Daemon) Status(context.Context) (control.Status, error) {
 	if ex := d.exitStatus(); ex.Use != "" || ex.Offer {
 		st.ExitNode = &ex
 	}
+	d.peersMu.RLock()
+	serves := len(d.cfg.Routes) > 0
+	d.peersMu.RUnlock()
+	if us, ok := d.dev.(*userspaceBackend); ok && (d.exit.offer || serves) {
+		f := us.ForwardStats()
+		st.Forwarding = &control.ForwardStatus{TCP: f.TCP, UDP: f.UDP, Refused: f.Refused, DialFailed: f.DialFailed, Dropped: f.Dropped}
+	}
 	return st, nil
 }
 

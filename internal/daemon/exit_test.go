@@ -109,6 +109,9 @@ func TestUserspaceExitNode(t *testing.T) {
 	if got := dialed(); !slices.Equal(got, []string{"tcp 198.51.100.7:80"}) {
 		t.Errorf("the exit node dialed %v", got)
 	}
+	if s, err := b.client.Status(ctx); err != nil || s.Forwarding == nil || s.ExitNode == nil || !s.ExitNode.Offer {
+		t.Errorf("the exit node's status: %+v, %v", s, err)
+	}
 }
 
 // dnsServer serves name's A record on loopback UDP; it returns the address.
