@@ -30,6 +30,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/transport/quicreuse"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -92,6 +93,9 @@ type Options struct {
 	// manager, swarm, identify, relay, ...); nil turns them off, so that
 	// nothing fills the process-wide default registry.
 	Metrics prometheus.Registerer
+	// Control, if set, runs on every socket the node opens for itself, and
+	// ReuseControl on a TCP dial from a listen port (see socketOptions).
+	Control, ReuseControl SocketControl
 	// OnConnected, if set, is called with a peer each time the node gets
 	// its first connection to it; it must not block.
 	OnConnected func(peer.ID)
@@ -117,9 +121,10 @@ type Node struct {
 	relays    []peer.AddrInfo
 	addrBook  string
 	strangers *limits.Strangers
-	rm        *limits.Manager // its allowlist follows the known peers
-	setMu     sync.Mutex      // serialises SetPeers
-	ctx       context.Context // Start's: new connectors run under it
+	rm        *limits.Manager         // its allowlist follows the known peers
+	rcm       network.ResourceManager // rm as the host has it (autonatGate)
+	setMu     sync.Mutex              // serialises SetPeers
+	ctx       context.Context         // Start's: new connectors run under it
 
 	bookMu sync.Mutex
 	whyMu  sync.Mutex
@@ -127,7 +132,8 @@ type Node struct {
 	bootMu sync.Mutex
 	boot   []BootstrapState // in n.bootstrap's order; written by joinDHT
 
-	onConnected func(peer.ID) // Options.OnConnected, or nil
+	onConnected func(peer.ID)          // Options.OnConnected, or nil
+	quicCM      *quicreuse.ConnManager // with Options.Control: closed after the host
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -163,8 +169,12 @@ func New(opts Options) (_ *Node, err error) {
 		return nil, fmt.Errorf("p2p: resource manager: %w", err)
 	}
 	n.rm = rm
-	h, err := libp2p.New(append(n.hostOptions(opts), libp2p.ResourceManager(autonatGate{rm, n.knows}))...)
+	n.rcm = autonatGate{rm, n.knows}
+	h, err := libp2p.New(append(n.hostOptions(opts), libp2p.ResourceManager(n.rcm))...)
 	if err != nil {
+		if n.quicCM != nil {
+			n.quicCM.Close()
+		}
 		rm.Close()
 		return nil, fmt.Errorf("start libp2p host on %s: %w", strings.Join(opts.Listen, ", "), err)
 	}
@@ -412,6 +422,9 @@ func (n *Node) Close() error {
 			n.transport.Close()
 		}
 		err = n.host.Close()
+		if n.quicCM != nil {
+			err = errors.Join(err, n.quicCM.Close())
+		}
 	})
 	return err
 }

@@ -29,7 +29,6 @@ func (n *Node) hostOptions(opts Options) []libp2p.Option {
 	o := []libp2p.Option{
 		libp2p.Identity(opts.Key),
 		listen,
-		libp2p.Transport(n.conns.TCPTransport), // see conns/coalesce.go
 		libp2p.Transport(libp2pquic.NewTransport),
 		libp2p.Muxer(yamux.ID, conns.Yamux()),
 		libp2p.UserAgent(userAgentName),
@@ -54,6 +53,7 @@ func (n *Node) hostOptions(opts Options) []libp2p.Option {
 		libp2p.AutoNATServiceRateLimit(autonatGlobal, autonatPerPeer, autonatInterval),
 		libp2p.EnableAutoNATv2(),
 	}
+	o = append(o, n.socketOptions(opts)...) // TCP: see conns/coalesce.go
 	if opts.Metrics != nil {
 		o = append(o, libp2p.PrometheusRegisterer(opts.Metrics))
 	} else {

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"runtime"
 
 	"github.com/mynetwork/mynetwork/config"
 	"github.com/mynetwork/mynetwork/internal/hostnet"
 	"github.com/mynetwork/mynetwork/internal/packet"
 	kerneltun "github.com/mynetwork/mynetwork/kernel-tun"
+	"github.com/mynetwork/mynetwork/p2p"
 )
 
 // backend is the device side of a mode: the kernel TUN or the userspace
@@ -88,3 +90,20 @@ func (k *kernelBackend) useExit(d *Daemon) (func() error, error) {
 // an exit node's default routes, and the mark that keeps a socket out of
 // it: "mn" in the high half, one per interface.
 const exitTableBase = 0x6d6e0000
+
+// socketControls mark every socket of the node's own in kernel mode on
+// Linux (the interface's number, which the exit node's policy routing
+// keeps on the main table), so that no connection of the tunnel's enters
+// the tunnel, whatever port it leaves from; nil elsewhere, where nothing
+// routes the host's traffic into the interface.
+func (d *Daemon) socketControls() (ctl, reuse p2p.SocketControl) {
+	if d.opts.Userspace || runtime.GOOS != "linux" {
+		return nil, nil
+	}
+	ifi, err := net.InterfaceByName(d.dev.Name())
+	if err != nil {
+		return nil, nil
+	}
+	mark := exitTableBase + uint32(ifi.Index)
+	return hostnet.MarkControl(mark), hostnet.ReuseMarkControl(mark)
+}

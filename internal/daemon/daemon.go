@@ -222,6 +222,7 @@ func (d *Daemon) p2pOptions() (p2p.Options, error) {
 		ai, _ := peer.AddrInfoFromString(s) // validated by Load
 		relays = append(relays, *ai)
 	}
+	ctl, reuse := d.socketControls()
 	// MaxPacket: a device with virtio-net headers hands over TCP
 	// super-packets of up to 64 KiB, and every node takes them from peers:
 	// packets up to the frame limit, more than the largest MTU a peer may
@@ -232,6 +233,7 @@ func (d *Daemon) p2pOptions() (p2p.Options, error) {
 		AddrBook:  strings.TrimSuffix(d.opts.ConfigPath, ".json") + ".addrs.json",
 		MaxPacket: tunnel.MaxFrame, VirtioHeaders: d.virtio(), Log: d.log,
 		Metrics: d.libp2pMetrics(), OnConnected: d.connected,
+		Control: ctl, ReuseControl: reuse,
 	}, nil
 }
 

@@ -64,6 +64,19 @@ func MarkControl(mark uint32) func(network, address string, c syscall.RawConn) e
 	return markControl(mark)
 }
 
+// ReuseMarkControl is MarkControl for a socket that also shares its port
+// with a listener (SO_REUSEADDR, SO_REUSEPORT): a dial from the VPN's
+// listen port, as libp2p dials, marked all the same.
+func ReuseMarkControl(mark uint32) func(network, address string, c syscall.RawConn) error {
+	markIt := markControl(mark)
+	return func(network, address string, c syscall.RawConn) error {
+		if err := reusePort(network, address, c); err != nil {
+			return err
+		}
+		return markIt(network, address, c)
+	}
+}
+
 // Port is a local port of the VPN's own sockets, for ExitRoutes.
 type Port struct {
 	Proto string // "tcp" or "udp"

@@ -22,3 +22,5 @@ func (ExitRoutes) install() (func() error, error) { return nil, errUnsupported }
 func markControl(uint32) func(network, address string, c syscall.RawConn) error {
 	return func(string, string, syscall.RawConn) error { return errUnsupported }
 }
+
+func reusePort(string, string, syscall.RawConn) error { return errUnsupported }

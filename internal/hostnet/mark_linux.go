@@ -26,3 +26,19 @@ func markControl(mark uint32) func(network, address string, c syscall.RawConn) e
 		return nil
 	}
 }
+
+// reusePort lets a dialing socket share the port of a listener that has
+// SO_REUSEPORT too, as libp2p's own listeners and dials do.
+func reusePort(network, address string, c syscall.RawConn) error {
+	var err error
+	if cerr := c.Control(func(fd uintptr) {
+		err = errors.Join(unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1),
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1))
+	}); cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("reuse port on %s %s: %w", network, address, err)
+	}
+	return nil
+}

@@ -293,7 +293,7 @@ func (l coalescingListener) Accept() (manet.Conn, network.ConnManagementScope, e
 }
 
 // TCPTransport is go-libp2p's TCP transport on coalescing connections
-// that r finds: a constructor for libp2p.Transport.
-func (r *Registry) TCPTransport(up transport.Upgrader, rcmgr network.ResourceManager, shared *tcpreuse.ConnMgr) (*tcp.TcpTransport, error) {
-	return tcp.NewTCPTransport(coalescingUpgrader{up, r}, rcmgr, shared)
+// that r finds: a constructor for libp2p.Transport, which passes opts.
+func (r *Registry) TCPTransport(up transport.Upgrader, rcmgr network.ResourceManager, shared *tcpreuse.ConnMgr, opts ...tcp.Option) (*tcp.TcpTransport, error) {
+	return tcp.NewTCPTransport(coalescingUpgrader{up, r}, rcmgr, shared, opts...)
 }
