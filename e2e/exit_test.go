@@ -1,0 +1,379 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The exit test's "internet": an HTTP server on a TEST-NET-3 address that
+// answers every request with the address it came from.
+const (
+	exitServer    = "203.0.113.80"
+	exitServerURL = "http://" + exitServer + "/"
+	aAddr         = "10.151.0.2" // A on its LAN
+	aGateway      = "10.151.0.1" // R on A's LAN
+	bUnderlay     = "10.152.0.2" // B on its link to R: where A and U dial it
+	bOutside      = "192.0.2.1"  // B on its link to the internet: what the server sees through B
+)
+
+// TestExitNode: A sends all its traffic through the exit node B, then not.
+//
+//	A ── R ── I (the server, 203.0.113.80)
+//	     │    │
+//	     U    │
+//	     └─ B ┘
+//
+// R is A's (and U's) router and reaches the server; B reaches it on a link
+// of its own. A reaches B's underlay through R. Through B the server sees
+// B's address on that link; through R it sees A's.
+func TestExitNode(t *testing.T) {
+	requireE2E(t, "ping", "curl", "python3", "iptables", "nft", "sysctl")
+	tag := uniq(t)
+	nsA := newNetns(t, "mnx"+tag+"-a")
+	nsR := newNetns(t, "mnx"+tag+"-r")
+	nsB := newNetns(t, "mnx"+tag+"-b")
+	nsI := newNetns(t, "mnx"+tag+"-i")
+	nsU := newNetns(t, "mnx"+tag+"-u")
+	link(t, nsA, "eth0", aAddr+"/24", nsR, "ra", aGateway+"/24")
+	link(t, nsR, "rb", "10.152.0.1/24", nsB, "eth0", bUnderlay+"/24")
+	link(t, nsR, "ru", "10.153.0.1/24", nsU, "eth0", "10.153.0.2/24")
+	link(t, nsR, "ri", "198.51.100.1/24", nsI, "ir", "198.51.100.2/24")
+	link(t, nsB, "eth1", bOutside+"/24", nsI, "ib", "192.0.2.2/24")
+	sh(t, "ip", "-n", nsA.name, "route", "add", "default", "via", aGateway)
+	sh(t, "ip", "-n", nsU.name, "route", "add", "default", "via", "10.153.0.1")
+	sh(t, "ip", "-n", nsR.name, "route", "add", "203.0.113.0/24", "via", "198.51.100.2")
+	nsR.run(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	// B's default route is the internet; A's and U's LANs are behind R.
+	sh(t, "ip", "-n", nsB.name, "route", "add", "default", "via", "192.0.2.2")
+	sh(t, "ip", "-n", nsB.name, "route", "add", "10.151.0.0/24", "via", "10.152.0.1")
+	sh(t, "ip", "-n", nsB.name, "route", "add", "10.153.0.0/24", "via", "10.152.0.1")
+	// The internet answers A's LAN through R and knows nothing else.
+	sh(t, "ip", "-n", nsI.name, "route", "add", "10.151.0.0/24", "via", "198.51.100.1")
+	sh(t, "ip", "-n", nsI.name, "addr", "add", exitServer+"/32", "dev", "lo")
+	startWhoAmI(t, nsI)
+	// Counts every packet R forwards from A's LAN to the internet: through
+	// the exit node, none may.
+	nsR.run(t, "iptables", "-w", "-A", "FORWARD", "-i", "ra", "-o", "ri")
+
+	a := initNode(t, nsA, "mxa"+tag)
+	b := initNode(t, nsB, "mxb"+tag)
+	u := initNode(t, nsU, "mxu"+tag)
+	bAddrs := []string{"/ip4/" + bUnderlay + "/udp/8001/quic-v1", "/ip4/" + bUnderlay + "/tcp/8001"}
+	a.addPeer(t, "b", b, map[string]any{"addrs": bAddrs})
+	u.addPeer(t, "b", b, map[string]any{"addrs": bAddrs})
+	b.addPeer(t, "a", a, nil)
+	b.addPeer(t, "u", u, nil)
+	bTable := "inet mynetwork-" + b.iface
+
+	bBefore := filterState(t, nsB)
+	aBeforeUp := routingState(t, nsA)
+	b.upArgs(t, "--exit-node-offer")
+	a.up(t)
+	a.waitConnected(t, 30*time.Second)
+	aBaseline := routingState(t, nsA)
+
+	if !t.Run("a: B offers, A goes through R", func(t *testing.T) {
+		if got := nsB.run(t, "nft", "list", "tables"); !strings.Contains(got, "table "+bTable+"\n") {
+			t.Errorf("B offers an exit node but has no table %s:\n%s", bTable, got)
+		}
+		if got := strings.TrimSpace(nsB.run(t, "sysctl", "-n", "net.ipv4.ip_forward")); got != "1" {
+			t.Errorf("B offers an exit node with net.ipv4.ip_forward=%s", got)
+		}
+		waitServerSees(t, nsA, aAddr, 10*time.Second)
+		if s := exitState(t, a); s != nil && s.Use != "" {
+			t.Errorf("A uses no exit node, status says %+v", *s)
+		}
+	}) {
+		return
+	}
+
+	var throughB string // A's status line about B while it works
+	if !t.Run("b: exit-node b at run time", func(t *testing.T) {
+		cli(t, a, "exit-node", "b")
+		begin := time.Now()
+		waitServerSees(t, nsA, bOutside, 10*time.Second)
+		t.Logf("the server saw B's address %.1f s after 'exit-node b'", time.Since(begin).Seconds())
+		ping(t, nsA, bUnderlay, 5*time.Second) // A's own connection to B is not looped into the tunnel
+		waitExitState(t, a, "b", true, 10*time.Second)
+		throughB = exitLine(t, a)
+		t.Logf("status: %s; exit-node: %s", throughB, strings.TrimSpace(cli(t, a, "exit-node")))
+		if got := cli(t, a, "exit-node"); !strings.Contains(got, "b") {
+			t.Errorf("'exit-node' does not name b:\n%s", got)
+		}
+		if now := routingState(t, nsA); now == aBaseline {
+			t.Errorf("'exit-node b' changed none of A's rules and routes:\n%s", now)
+		}
+	}) {
+		return
+	}
+
+	if !t.Run("c: B stopped, A fails closed", func(t *testing.T) {
+		leaked := forwarded(t, nsR)
+		b.daemon.stop(syscall.SIGTERM)
+		waitExitState(t, a, "b", false, 30*time.Second)
+		if down := exitLine(t, a); down == throughB {
+			t.Errorf("status says the same of the exit node up and down: %q", down)
+		} else {
+			t.Logf("status with B down: %s", down)
+		}
+		if out, err := nsA.try("curl", "-s", "-m", "3", exitServerURL); err == nil {
+			t.Errorf("with the exit node down, A still reached the server: %q", out)
+		}
+		if _, err := nsA.try("ping", "-c", "2", "-W", "1", exitServer); err == nil {
+			t.Error("with the exit node down, A still pings the server")
+		}
+		if _, err := nsA.try("ping", "-c", "2", "-W", "1", aGateway); err == nil {
+			t.Error("with the exit node down and no --exit-node-allow-lan, A still pings its LAN")
+		}
+		if n := forwarded(t, nsR) - leaked; n != 0 {
+			t.Errorf("R forwarded %d packets from A to the internet with the exit node down", n)
+		}
+		if got := nsB.run(t, "nft", "list", "tables"); strings.Contains(got, bTable) {
+			t.Errorf("B stopped, its table %s is left:\n%s", bTable, got)
+		}
+		if now := filterState(t, nsB); now != bBefore {
+			t.Errorf("B stopped, its nftables and forwarding are not as before it started:\n%s", lineDiff(bBefore, now))
+		}
+	}) {
+		return
+	}
+
+	if !t.Run("d: B back, then exit-node off", func(t *testing.T) {
+		b.upArgs(t, "--exit-node-offer")
+		begin := time.Now()
+		waitExitState(t, a, "b", true, 30*time.Second)
+		waitServerSees(t, nsA, bOutside, 10*time.Second)
+		t.Logf("through B again %.1f s after its restart", time.Since(begin).Seconds())
+
+		cli(t, a, "exit-node", "off")
+		eventually(t, 5*time.Second, "A's rules and routes as before 'exit-node b'", func() error {
+			if now := routingState(t, nsA); now != aBaseline {
+				return fmt.Errorf("they differ:\n%s", lineDiff(aBaseline, now))
+			}
+			return nil
+		})
+		waitServerSees(t, nsA, aAddr, 10*time.Second)
+		if s := exitState(t, a); s != nil && s.Use != "" {
+			t.Errorf("after 'exit-node off' status says %+v", *s)
+		}
+		t.Logf("exit-node after off: %s", strings.TrimSpace(cli(t, a, "exit-node")))
+	}) {
+		return
+	}
+
+	t.Run("e: a userspace node's SOCKS5 and forward through B", func(t *testing.T) {
+		u.upArgs(t, "--userspace", "--exit-node", "b", "--socks5", "127.0.0.1:1080",
+			"--forward", "127.0.0.1:8080="+exitServer+":80")
+		u.waitConnected(t, 30*time.Second)
+		proxy := socks5URL(t, u)
+		var out string
+		eventually(t, 20*time.Second, "curl through U's SOCKS5 to "+exitServer, func() (err error) {
+			out, err = nsU.try("curl", "-s", "-m", "3", "--proxy", proxy, exitServerURL)
+			return err
+		})
+		if got := strings.TrimSpace(out); got != bOutside {
+			t.Errorf("through U's SOCKS5 the server saw %q, want B's %s", got, bOutside)
+		}
+		out, err := nsU.try("curl", "-s", "-m", "3", "http://127.0.0.1:8080/")
+		if got := strings.TrimSpace(out); err != nil || got != bOutside {
+			t.Errorf("through U's forward: %v, the server saw %q, want B's %s", err, got, bOutside)
+		}
+	})
+
+	t.Run("allow-lan: A's LAN stays reachable with B down", func(t *testing.T) {
+		b.daemon.stop(syscall.SIGTERM)
+		a.daemon.stop(syscall.SIGTERM)
+		if now := routingState(t, nsA); now != aBeforeUp {
+			t.Errorf("A stopped, its rules and routes are not as before it started:\n%s", lineDiff(aBeforeUp, now))
+		}
+		a.editConfig(t, func(c map[string]any) {
+			c["exitNode"] = map[string]any{"use": "b", "allowLAN": true}
+		})
+		a.up(t)
+		waitExitState(t, a, "b", false, 10*time.Second)
+		leaked := forwarded(t, nsR)
+		ping(t, nsA, aGateway, 10*time.Second)
+		if out, err := nsA.try("curl", "-s", "-m", "3", exitServerURL); err == nil {
+			t.Errorf("with the exit node down, A reached the server: %q", out)
+		}
+		if n := forwarded(t, nsR) - leaked; n != 0 {
+			t.Errorf("R forwarded %d packets from A to the internet with the exit node down", n)
+		}
+
+		b.upArgs(t, "--exit-node-offer")
+		waitExitState(t, a, "b", true, 30*time.Second)
+		waitServerSees(t, nsA, bOutside, 10*time.Second)
+		ping(t, nsA, aGateway, 5*time.Second)
+	})
+}
+
+// startWhoAmI serves, on exitServer port 80, a page holding the client's
+// address, and waits until it answers.
+func startWhoAmI(t *testing.T, ns *netns) {
+	t.Helper()
+	ns.start(t, "whoami", "python3", "-c", `import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = (self.client_address[0] + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.ThreadingHTTPServer((sys.argv[1], 80), H).serve_forever()`, exitServer)
+	eventually(t, 10*time.Second, "the HTTP server on "+exitServer, func() error {
+		_, err := ns.try("curl", "-sf", "-m", "2", exitServerURL)
+		return err
+	})
+}
+
+// waitServerSees waits until a curl from ns reaches the server and the
+// server saw the request come from want.
+func waitServerSees(t *testing.T, ns *netns, want string, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, "the server seeing "+want+" from "+ns.name, func() error {
+		out, err := ns.try("curl", "-s", "-m", "2", exitServerURL)
+		if got := strings.TrimSpace(out); err != nil || got != want {
+			return fmt.Errorf("curl: %v, the server saw %q", err, got)
+		}
+		return nil
+	})
+}
+
+// cli runs a mynetwork command against n's daemon and fails on error.
+func cli(t *testing.T, n *node, args ...string) string {
+	t.Helper()
+	out, err := n.cli(args...)
+	if err != nil {
+		t.Fatalf("mynetwork %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// exitNodeState is status --json's "exitNode".
+type exitNodeState struct {
+	Use       string `json:"use"`
+	Connected bool   `json:"connected"`
+}
+
+func exitState(t *testing.T, n *node) *exitNodeState {
+	t.Helper()
+	out, err := n.cli("status", "--json")
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	var s struct {
+		ExitNode *exitNodeState `json:"exitNode"`
+	}
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	return s.ExitNode
+}
+
+func waitExitState(t *testing.T, n *node, use string, connected bool, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, fmt.Sprintf("%s's status: exit node %s, connected %v", n.iface, use, connected), func() error {
+		s := exitState(t, n)
+		if s == nil || s.Use != use || s.Connected != connected {
+			return fmt.Errorf("exitNode is %+v", s)
+		}
+		return nil
+	})
+}
+
+// exitLine is the line of n's text status about its exit node.
+func exitLine(t *testing.T, n *node) string {
+	t.Helper()
+	out := cli(t, n, "status")
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "Exit node:") {
+			return l
+		}
+	}
+	t.Fatalf("status has no line starting \"Exit node:\":\n%s", out)
+	return ""
+}
+
+// routingState is what 'exit-node' may change on a host, as ip prints it.
+func routingState(t *testing.T, ns *netns) string {
+	t.Helper()
+	return commandsOutput(t, ns,
+		[]string{"ip", "-4", "rule"},
+		[]string{"ip", "-6", "rule"},
+		[]string{"ip", "-4", "route", "show", "table", "all"},
+		[]string{"ip", "-6", "route", "show", "table", "all"})
+}
+
+// filterState is what offering an exit node may change on a host: its
+// nftables ruleset and its forwarding switches.
+func filterState(t *testing.T, ns *netns) string {
+	t.Helper()
+	return commandsOutput(t, ns,
+		[]string{"nft", "list", "ruleset"},
+		[]string{"sysctl", "-a", "-r", `forwarding$|\.ip_forward$`})
+}
+
+func commandsOutput(t *testing.T, ns *netns, cmds ...[]string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, args := range cmds {
+		fmt.Fprintf(&b, "$ %s\n%s", strings.Join(args, " "), ns.run(t, args...))
+	}
+	return b.String()
+}
+
+// forwarded counts the packets R's counting rule saw (A's LAN to the
+// internet).
+func forwarded(t *testing.T, r *netns) uint64 {
+	t.Helper()
+	out := r.run(t, "iptables", "-w", "-nvxL", "FORWARD")
+	for _, l := range strings.Split(out, "\n") {
+		// pkts bytes [target] prot opt in out source destination: the
+		// rule has no target, so find it by its interfaces.
+		f := strings.Fields(l)
+		for i := 1; i+1 < len(f); i++ {
+			if f[i] == "ra" && f[i+1] == "ri" {
+				n, err := strconv.ParseUint(f[0], 10, 64)
+				if err != nil {
+					t.Fatalf("iptables counter %q: %v", l, err)
+				}
+				return n
+			}
+		}
+	}
+	t.Fatalf("no counting rule in R's FORWARD chain:\n%s", out)
+	return 0
+}
+
+// lineDiff lists the lines only in want (-) and only in got (+).
+func lineDiff(want, got string) string {
+	count := map[string]int{}
+	for _, l := range strings.Split(want, "\n") {
+		count[l]++
+	}
+	for _, l := range strings.Split(got, "\n") {
+		count[l]--
+	}
+	var b strings.Builder
+	for _, l := range strings.Split(want, "\n") {
+		if count[l] > 0 {
+			fmt.Fprintf(&b, "- %s\n", l)
+			count[l]--
+		}
+	}
+	for _, l := range strings.Split(got, "\n") {
+		if count[l] < 0 {
+			fmt.Fprintf(&b, "+ %s\n", l)
+			count[l]++
+		}
+	}
+	if b.Len() == 0 {
+		return "(the same lines, in another order)\n" + got
+	}
+	return b.String()
+}
