@@ -84,9 +84,24 @@ func TestExitNode(t *testing.T) {
 		if got := strings.TrimSpace(nsB.run(t, "sysctl", "-n", "net.ipv4.ip_forward")); got != "1" {
 			t.Errorf("B offers an exit node with net.ipv4.ip_forward=%s", got)
 		}
+		if s := exitState(t, b); s == nil || !s.Offer || s.Use != "" {
+			t.Errorf("B offers an exit node, status says %+v", s)
+		}
+		if out := cli(t, b, "status"); !strings.Contains(out, "\nExit node offered to: every peer\n") {
+			t.Errorf("B's status does not say it offers an exit node to every peer:\n%s", out)
+		}
+		if out, err := b.cli("exit-node", "a"); err == nil || !strings.Contains(out, "this node offers itself as one") {
+			t.Errorf("exit-node a on B, which offers one: %v\n%s", err, out)
+		}
 		waitServerSees(t, nsA, aAddr, 10*time.Second)
-		if s := exitState(t, a); s != nil && s.Use != "" {
+		if s := exitState(t, a); s != nil {
 			t.Errorf("A uses no exit node, status says %+v", *s)
+		}
+		if out := cli(t, a, "exit-node"); out != "Exit node: none\n" {
+			t.Errorf("exit-node on A, which uses none: %q", out)
+		}
+		if out, err := a.cli("exit-node", "nosuch"); err == nil || !strings.Contains(out, `no peer is named "nosuch"`) {
+			t.Errorf("exit-node nosuch: %v\n%s", err, out)
 		}
 	}) {
 		return
@@ -101,9 +116,11 @@ func TestExitNode(t *testing.T) {
 		ping(t, nsA, bUnderlay, 5*time.Second) // A's own connection to B is not looped into the tunnel
 		waitExitState(t, a, "b", true, 10*time.Second)
 		throughB = exitLine(t, a)
-		t.Logf("status: %s; exit-node: %s", throughB, strings.TrimSpace(cli(t, a, "exit-node")))
-		if got := cli(t, a, "exit-node"); !strings.Contains(got, "b") {
-			t.Errorf("'exit-node' does not name b:\n%s", got)
+		if !strings.HasPrefix(throughB, "Exit node: b, connected") {
+			t.Errorf("status says %q, want it to say b is connected", throughB)
+		}
+		if got := cli(t, a, "exit-node"); got != throughB+"\n" {
+			t.Errorf("exit-node says %q, status %q", got, throughB)
 		}
 		if now := routingState(t, nsA); now == aBaseline {
 			t.Errorf("'exit-node b' changed none of A's rules and routes:\n%s", now)
@@ -116,10 +133,8 @@ func TestExitNode(t *testing.T) {
 		leaked := forwarded(t, nsR)
 		b.daemon.stop(syscall.SIGTERM)
 		waitExitState(t, a, "b", false, 30*time.Second)
-		if down := exitLine(t, a); down == throughB {
-			t.Errorf("status says the same of the exit node up and down: %q", down)
-		} else {
-			t.Logf("status with B down: %s", down)
+		if down := exitLine(t, a); !strings.HasPrefix(down, "Exit node: b, DOWN") {
+			t.Errorf("status with B down says %q", down)
 		}
 		if out, err := nsA.try("curl", "-s", "-m", "3", exitServerURL); err == nil {
 			t.Errorf("with the exit node down, A still reached the server: %q", out)
@@ -158,10 +173,12 @@ func TestExitNode(t *testing.T) {
 			return nil
 		})
 		waitServerSees(t, nsA, aAddr, 10*time.Second)
-		if s := exitState(t, a); s != nil && s.Use != "" {
+		if s := exitState(t, a); s != nil {
 			t.Errorf("after 'exit-node off' status says %+v", *s)
 		}
-		t.Logf("exit-node after off: %s", strings.TrimSpace(cli(t, a, "exit-node")))
+		if out := cli(t, a, "exit-node"); out != "Exit node: none\n" {
+			t.Errorf("exit-node after off: %q", out)
+		}
 	}) {
 		return
 	}
@@ -258,6 +275,7 @@ func cli(t *testing.T, n *node, args ...string) string {
 type exitNodeState struct {
 	Use       string `json:"use"`
 	Connected bool   `json:"connected"`
+	Offer     bool   `json:"offer"`
 }
 
 func exitState(t *testing.T, n *node) *exitNodeState {
