@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,6 +17,9 @@ import (
 const (
 	exitServer    = "203.0.113.80"
 	exitServerURL = "http://" + exitServer + "/"
+	exitDNS       = "203.0.113.53"  // the internet's DNS server, B's resolver
+	exitName      = "www.exit.test" // a name only exitDNS knows: exitServer
+	exitNameURL   = "http://" + exitName + "/"
 	aAddr         = "10.151.0.2" // A on its LAN
 	aGateway      = "10.151.0.1" // R on A's LAN
 	bUnderlay     = "10.152.0.2" // B on its link to R: where A and U dial it
@@ -30,9 +35,11 @@ const (
 //
 // R is A's (and U's) router and reaches the server; B reaches it on a link
 // of its own. A reaches B's underlay through R. Through B the server sees
-// B's address on that link; through R it sees A's.
+// B's address on that link; through R it sees A's. I also serves DNS,
+// B's resolver; A's resolver is its own mesh DNS server, which sends names
+// outside the mesh to B's while B is its exit node.
 func TestExitNode(t *testing.T) {
-	requireE2E(t, "ping", "curl", "python3", "iptables", "nft", "sysctl")
+	requireE2E(t, "ping", "curl", "dig", "python3", "iptables", "nft", "sysctl")
 	tag := uniq(t)
 	nsA := newNetns(t, "mnx"+tag+"-a")
 	nsR := newNetns(t, "mnx"+tag+"-r")
@@ -55,7 +62,9 @@ func TestExitNode(t *testing.T) {
 	// The internet answers A's LAN through R and knows nothing else.
 	sh(t, "ip", "-n", nsI.name, "route", "add", "10.151.0.0/24", "via", "198.51.100.1")
 	sh(t, "ip", "-n", nsI.name, "addr", "add", exitServer+"/32", "dev", "lo")
+	sh(t, "ip", "-n", nsI.name, "addr", "add", exitDNS+"/32", "dev", "lo")
 	startWhoAmI(t, nsI)
+	dnsLog := startTestDNS(t, nsI)
 	// Counts every packet R forwards from A's LAN to the internet: through
 	// the exit node, none may.
 	nsR.run(t, "iptables", "-w", "-A", "FORWARD", "-i", "ra", "-o", "ri")
@@ -69,6 +78,12 @@ func TestExitNode(t *testing.T) {
 	b.addPeer(t, "a", a, nil)
 	b.addPeer(t, "u", u, nil)
 	bTable := "inet mynetwork-" + b.iface
+	// No process of the test asks the host's resolvers: B asks the
+	// internet's, A its mesh DNS server, U (which should resolve through
+	// B) the internet's, so that a name U resolves itself shows in dnsLog.
+	setResolver(t, nsB, exitDNS)
+	setResolver(t, nsU, exitDNS)
+	setResolver(t, nsA, a.v4)
 
 	bBefore := filterState(t, nsB)
 	aBeforeUp := routingState(t, nsA)
@@ -114,6 +129,19 @@ func TestExitNode(t *testing.T) {
 		waitServerSees(t, nsA, bOutside, 10*time.Second)
 		t.Logf("the server saw B's address %.1f s after 'exit-node b'", time.Since(begin).Seconds())
 		ping(t, nsA, bUnderlay, 5*time.Second) // A's own connection to B is not looped into the tunnel
+		eventually(t, 10*time.Second, exitName+" from A's mesh DNS through B", func() error {
+			out, err := nsA.try("dig", "+short", "+time=2", "+tries=1", "@"+a.v4, exitName)
+			if got := strings.TrimSpace(out); err != nil || got != exitServer {
+				return fmt.Errorf("dig: %v: %q, want %s", err, got, exitServer)
+			}
+			return nil
+		})
+		if log := dnsLog(); !strings.Contains(log, exitName+" A from "+bOutside+"\n") {
+			t.Errorf("the DNS server did not see B ask for %s:\n%s", exitName, log)
+		}
+		if out, err := nsA.try("curl", "-s", "-m", "3", exitNameURL); strings.TrimSpace(out) != bOutside {
+			t.Errorf("curl %s from A: %v, the server saw %q, want B's %s", exitNameURL, err, out, bOutside)
+		}
 		waitExitState(t, a, "b", true, 10*time.Second)
 		throughB = exitLine(t, a)
 		if !strings.HasPrefix(throughB, "Exit node: b, connected") {
@@ -141,6 +169,9 @@ func TestExitNode(t *testing.T) {
 		}
 		if _, err := nsA.try("ping", "-c", "2", "-W", "1", exitServer); err == nil {
 			t.Error("with the exit node down, A still pings the server")
+		}
+		if out, _ := nsA.try("dig", "+short", "+time=2", "+tries=1", "@"+a.v4, exitName); strings.Contains(out, exitServer) {
+			t.Errorf("with the exit node down, A's mesh DNS still answers %s: %s", exitName, out)
 		}
 		if _, err := nsA.try("ping", "-c", "2", "-W", "1", aGateway); err == nil {
 			t.Error("with the exit node down and no --exit-node-allow-lan, A still pings its LAN")
@@ -173,6 +204,9 @@ func TestExitNode(t *testing.T) {
 			return nil
 		})
 		waitServerSees(t, nsA, aAddr, 10*time.Second)
+		if out, _ := nsA.try("dig", "+time=2", "+tries=1", "@"+a.v4, exitName); !strings.Contains(out, "status: NXDOMAIN") {
+			t.Errorf("after 'exit-node off' A's mesh DNS answers %s, want NXDOMAIN: no open resolver:\n%s", exitName, out)
+		}
 		if s := exitState(t, a); s != nil {
 			t.Errorf("after 'exit-node off' status says %+v", *s)
 		}
@@ -183,9 +217,9 @@ func TestExitNode(t *testing.T) {
 		return
 	}
 
-	t.Run("e: a userspace node's SOCKS5 and forward through B", func(t *testing.T) {
+	t.Run("e: a userspace node's SOCKS5 and forwards through B", func(t *testing.T) {
 		u.upArgs(t, "--userspace", "--exit-node", "b", "--socks5", "127.0.0.1:1080",
-			"--forward", "127.0.0.1:8080="+exitServer+":80")
+			"--forward", "127.0.0.1:8080="+exitServer+":80", "--forward", "127.0.0.1:8081="+exitName+":80")
 		u.waitConnected(t, 30*time.Second)
 		proxy := socks5URL(t, u)
 		var out string
@@ -196,9 +230,18 @@ func TestExitNode(t *testing.T) {
 		if got := strings.TrimSpace(out); got != bOutside {
 			t.Errorf("through U's SOCKS5 the server saw %q, want B's %s", got, bOutside)
 		}
-		out, err := nsU.try("curl", "-s", "-m", "3", "http://127.0.0.1:8080/")
-		if got := strings.TrimSpace(out); err != nil || got != bOutside {
-			t.Errorf("through U's forward: %v, the server saw %q, want B's %s", err, got, bOutside)
+		for _, c := range [][]string{
+			{"--proxy", proxy, exitNameURL}, // socks5h: U resolves the name, through B
+			{"http://127.0.0.1:8080/"},
+			{"http://127.0.0.1:8081/"},
+		} {
+			out, err := nsU.try(append([]string{"curl", "-s", "-m", "5"}, c...)...)
+			if got := strings.TrimSpace(out); err != nil || got != bOutside {
+				t.Errorf("curl %s from U: %v, the server saw %q, want B's %s", c[len(c)-1], err, got, bOutside)
+			}
+		}
+		if log := dnsLog(); strings.Contains(log, " from 10.153.0.2\n") {
+			t.Errorf("U asked the DNS server itself, not through B:\n%s", log)
 		}
 	})
 
@@ -246,6 +289,60 @@ http.server.ThreadingHTTPServer((sys.argv[1], 80), H).serve_forever()`, exitServ
 		_, err := ns.try("curl", "-sf", "-m", "2", exitServerURL)
 		return err
 	})
+}
+
+// startTestDNS answers, on exitDNS port 53 (UDP), A queries for exitName
+// with exitServer, other types of it with no record and other names with
+// NXDOMAIN. It logs "NAME TYPE from ADDR" a query; the function returned
+// reads that log.
+func startTestDNS(t *testing.T, ns *netns) func() string {
+	t.Helper()
+	p := ns.start(t, "dns", "python3", "-c", `import socket, struct, sys
+name_, addr_ = sys.argv[1], socket.inet_aton(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[3], 53))
+while True:
+    q, src = s.recvfrom(4096)
+    i, labels = 12, []
+    while q[i]:
+        labels.append(q[i + 1:i + 1 + q[i]].decode().lower())
+        i += 1 + q[i]
+    qtype = struct.unpack(">H", q[i + 1:i + 3])[0]
+    name = ".".join(labels)
+    print(name, {1: "A", 28: "AAAA"}.get(qtype, qtype), "from", src[0], flush=True)
+    answer, rcode = b"", 0
+    if name != name_:
+        rcode = 3
+    elif qtype == 1:
+        answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + addr_
+    flags = 0x8080 | (q[2] & 1) << 8 | rcode
+    s.sendto(q[:2] + struct.pack(">HHHHH", flags, 1, 1 if answer else 0, 0, 0) + q[12:i + 5] + answer, src)`,
+		exitName, exitServer, exitDNS)
+	eventually(t, 10*time.Second, "the DNS server on "+exitDNS, func() error {
+		out, err := ns.try("dig", "+short", "+time=1", "+tries=1", "@"+exitDNS, exitName)
+		if got := strings.TrimSpace(out); err != nil || got != exitServer {
+			return fmt.Errorf("dig: %v: %q", err, got)
+		}
+		return nil
+	})
+	return func() string {
+		out, _ := os.ReadFile(p.log)
+		return string(out)
+	}
+}
+
+// setResolver gives the namespace a resolv.conf of its own naming server
+// ('ip netns exec' mounts /etc/netns/NAME/resolv.conf over the host's).
+func setResolver(t *testing.T, ns *netns, server string) {
+	t.Helper()
+	dir := filepath.Join("/etc/netns", ns.name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte("nameserver "+server+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // waitServerSees waits until a curl from ns reaches the server and the
