@@ -38,6 +38,9 @@ const (
 // B's address on that link; through R it sees A's. I also serves DNS,
 // B's resolver; A's resolver is its own mesh DNS server, which sends names
 // outside the mesh to B's while B is its exit node.
+//
+// Steps a to d are not subtests: B's daemon, started again in d, must
+// outlive it, and a subtest's cleanups stop the daemons it started.
 func TestExitNode(t *testing.T) {
 	requireE2E(t, "ping", "curl", "dig", "python3", "iptables", "nft", "sysctl")
 	tag := uniq(t)
@@ -92,130 +95,129 @@ func TestExitNode(t *testing.T) {
 	a.waitConnected(t, 30*time.Second)
 	aBaseline := routingState(t, nsA)
 
-	if !t.Run("a: B offers, A goes through R", func(t *testing.T) {
-		if got := nsB.run(t, "nft", "list", "tables"); !strings.Contains(got, "table "+bTable+"\n") {
-			t.Errorf("B offers an exit node but has no table %s:\n%s", bTable, got)
-		}
-		if got := strings.TrimSpace(nsB.run(t, "sysctl", "-n", "net.ipv4.ip_forward")); got != "1" {
-			t.Errorf("B offers an exit node with net.ipv4.ip_forward=%s", got)
-		}
-		if s := exitState(t, b); s == nil || !s.Offer || s.Use != "" {
-			t.Errorf("B offers an exit node, status says %+v", s)
-		}
-		if out := cli(t, b, "status"); !strings.Contains(out, "\nExit node offered to: every peer\n") {
-			t.Errorf("B's status does not say it offers an exit node to every peer:\n%s", out)
-		}
-		if out, err := b.cli("exit-node", "a"); err == nil || !strings.Contains(out, "this node offers itself as one") {
-			t.Errorf("exit-node a on B, which offers one: %v\n%s", err, out)
-		}
-		waitServerSees(t, nsA, aAddr, 10*time.Second)
-		if s := exitState(t, a); s != nil {
-			t.Errorf("A uses no exit node, status says %+v", *s)
-		}
-		if out := cli(t, a, "exit-node"); out != "Exit node: none\n" {
-			t.Errorf("exit-node on A, which uses none: %q", out)
-		}
-		if out, err := a.cli("exit-node", "nosuch"); err == nil || !strings.Contains(out, `no peer is named "nosuch"`) {
-			t.Errorf("exit-node nosuch: %v\n%s", err, out)
-		}
-	}) {
+	t.Log("a. B offers an exit node; A goes through R.")
+	if got := nsB.run(t, "nft", "list", "tables"); !strings.Contains(got, "table "+bTable+"\n") {
+		t.Errorf("B offers an exit node but has no table %s:\n%s", bTable, got)
+	}
+	if got := strings.TrimSpace(nsB.run(t, "sysctl", "-n", "net.ipv4.ip_forward")); got != "1" {
+		t.Errorf("B offers an exit node with net.ipv4.ip_forward=%s", got)
+	}
+	if s := exitState(t, b); s == nil || !s.Offer || s.Use != "" {
+		t.Errorf("B offers an exit node, status says %+v", s)
+	}
+	if out := cli(t, b, "status"); !strings.Contains(out, "\nExit node offered to: every peer\n") {
+		t.Errorf("B's status does not say it offers an exit node to every peer:\n%s", out)
+	}
+	if out, err := b.cli("exit-node", "a"); err == nil || !strings.Contains(out, "this node offers itself as one") {
+		t.Errorf("exit-node a on B, which offers one: %v\n%s", err, out)
+	}
+	waitServerSees(t, nsA, aAddr, 10*time.Second)
+	if s := exitState(t, a); s != nil {
+		t.Errorf("A uses no exit node, status says %+v", *s)
+	}
+	if out := cli(t, a, "exit-node"); out != "Exit node: none\n" {
+		t.Errorf("exit-node on A, which uses none: %q", out)
+	}
+	if out, err := a.cli("exit-node", "nosuch"); err == nil || !strings.Contains(out, `no peer is named "nosuch"`) {
+		t.Errorf("exit-node nosuch: %v\n%s", err, out)
+	}
+	if t.Failed() {
 		return
 	}
 
-	var throughB string // A's status line about B while it works
-	if !t.Run("b: exit-node b at run time", func(t *testing.T) {
-		cli(t, a, "exit-node", "b")
-		begin := time.Now()
-		waitServerSees(t, nsA, bOutside, 10*time.Second)
-		t.Logf("the server saw B's address %.1f s after 'exit-node b'", time.Since(begin).Seconds())
-		// B's underlay address is still reached (through the tunnel), and
-		// A's own connection to B, kept out of the tunnel, stays up.
-		ping(t, nsA, bUnderlay, 5*time.Second)
-		eventually(t, 10*time.Second, exitName+" from A's mesh DNS through B", func() error {
-			out, err := nsA.try("dig", "+short", "+time=2", "+tries=1", "@"+a.v4, exitName)
-			if got := strings.TrimSpace(out); err != nil || got != exitServer {
-				return fmt.Errorf("dig: %v: %q, want %s", err, got, exitServer)
-			}
-			return nil
-		})
-		if log := dnsLog(); !strings.Contains(log, exitName+" A from "+bOutside+"\n") {
-			t.Errorf("the DNS server did not see B ask for %s:\n%s", exitName, log)
+	t.Log("b. 'exit-node b' at run time: A goes through B.")
+	cli(t, a, "exit-node", "b")
+	begin := time.Now()
+	waitServerSees(t, nsA, bOutside, 10*time.Second)
+	t.Logf("the server saw B's address %.1f s after 'exit-node b'", time.Since(begin).Seconds())
+	// B's underlay address is still reached (through the tunnel), and
+	// A's own connection to B, kept out of the tunnel, stays up.
+	ping(t, nsA, bUnderlay, 5*time.Second)
+	eventually(t, 10*time.Second, exitName+" from A's mesh DNS through B", func() error {
+		out, err := nsA.try("dig", "+short", "+time=2", "+tries=1", "@"+a.v4, exitName)
+		if got := strings.TrimSpace(out); err != nil || got != exitServer {
+			return fmt.Errorf("dig: %v: %q, want %s", err, got, exitServer)
 		}
-		if out, err := nsA.try("curl", "-s", "-m", "3", exitNameURL); strings.TrimSpace(out) != bOutside {
-			t.Errorf("curl %s from A: %v, the server saw %q, want B's %s", exitNameURL, err, out, bOutside)
-		}
-		waitExitState(t, a, "b", true, 10*time.Second)
-		throughB = exitLine(t, a)
-		if !strings.HasPrefix(throughB, "Exit node: b, connected") {
-			t.Errorf("status says %q, want it to say b is connected", throughB)
-		}
-		if got := cli(t, a, "exit-node"); got != throughB+"\n" {
-			t.Errorf("exit-node says %q, status %q", got, throughB)
-		}
-		if now := routingState(t, nsA); now == aBaseline {
-			t.Errorf("'exit-node b' changed none of A's rules and routes:\n%s", now)
-		}
-	}) {
+		return nil
+	})
+	if log := dnsLog(); !strings.Contains(log, exitName+" A from "+bOutside+"\n") {
+		t.Errorf("the DNS server did not see B ask for %s:\n%s", exitName, log)
+	}
+	if out, err := nsA.try("curl", "-s", "-m", "3", exitNameURL); strings.TrimSpace(out) != bOutside {
+		t.Errorf("curl %s from A: %v, the server saw %q, want B's %s", exitNameURL, err, out, bOutside)
+	}
+	waitExitState(t, a, "b", true, 10*time.Second)
+	throughB := exitLine(t, a) // A's status line about B while it works
+	if !strings.HasPrefix(throughB, "Exit node: b, connected") {
+		t.Errorf("status says %q, want it to say b is connected", throughB)
+	}
+	if got := cli(t, a, "exit-node"); got != throughB+"\n" {
+		t.Errorf("exit-node says %q, status %q", got, throughB)
+	}
+	if now := routingState(t, nsA); now == aBaseline {
+		t.Errorf("'exit-node b' changed none of A's rules and routes:\n%s", now)
+	}
+	if t.Failed() {
 		return
 	}
 
-	if !t.Run("c: B stopped, A fails closed", func(t *testing.T) {
-		leaked := forwarded(t, nsR)
-		b.daemon.stop(syscall.SIGTERM)
-		waitExitState(t, a, "b", false, 30*time.Second)
-		if down := exitLine(t, a); !strings.HasPrefix(down, "Exit node: b, DOWN") {
-			t.Errorf("status with B down says %q", down)
-		}
-		if out, err := nsA.try("curl", "-s", "-m", "3", exitServerURL); err == nil {
-			t.Errorf("with the exit node down, A still reached the server: %q", out)
-		}
-		if _, err := nsA.try("ping", "-c", "2", "-W", "1", exitServer); err == nil {
-			t.Error("with the exit node down, A still pings the server")
-		}
-		if out, _ := nsA.try("dig", "+short", "+time=2", "+tries=1", "@"+a.v4, exitName); strings.Contains(out, exitServer) {
-			t.Errorf("with the exit node down, A's mesh DNS still answers %s: %s", exitName, out)
-		}
-		if _, err := nsA.try("ping", "-c", "2", "-W", "1", aGateway); err == nil {
-			t.Error("with the exit node down and no --exit-node-allow-lan, A still pings its LAN")
-		}
-		if n := forwarded(t, nsR) - leaked; n != 0 {
-			t.Errorf("R forwarded %d packets from A to the internet with the exit node down", n)
-		}
-		if got := nsB.run(t, "nft", "list", "tables"); strings.Contains(got, bTable) {
-			t.Errorf("B stopped, its table %s is left:\n%s", bTable, got)
-		}
-		if now := filterState(t, nsB); now != bBefore {
-			t.Errorf("B stopped, its nftables and forwarding are not as before it started:\n%s", lineDiff(bBefore, now))
-		}
-	}) {
+	t.Log("c. B stops: A fails closed.")
+	leaked := forwarded(t, nsR)
+	b.daemon.stop(syscall.SIGTERM)
+	waitExitState(t, a, "b", false, 30*time.Second)
+	if down := exitLine(t, a); !strings.HasPrefix(down, "Exit node: b, DOWN") {
+		t.Errorf("status with B down says %q", down)
+	}
+	if out, err := nsA.try("curl", "-s", "-m", "3", exitServerURL); err == nil {
+		t.Errorf("with the exit node down, A still reached the server: %q", out)
+	}
+	if _, err := nsA.try("ping", "-c", "2", "-W", "1", exitServer); err == nil {
+		t.Error("with the exit node down, A still pings the server")
+	}
+	if out, _ := nsA.try("dig", "+short", "+time=2", "+tries=1", "@"+a.v4, exitName); strings.Contains(out, exitServer) {
+		t.Errorf("with the exit node down, A's mesh DNS still answers %s: %s", exitName, out)
+	}
+	if _, err := nsA.try("ping", "-c", "2", "-W", "1", aGateway); err == nil {
+		t.Error("with the exit node down and no --exit-node-allow-lan, A still pings its LAN")
+	}
+	if n := forwarded(t, nsR) - leaked; n != 0 {
+		t.Errorf("R forwarded %d packets from A to the internet with the exit node down", n)
+	}
+	if got := nsB.run(t, "nft", "list", "tables"); strings.Contains(got, bTable) {
+		t.Errorf("B stopped, its table %s is left:\n%s", bTable, got)
+	}
+	if now := filterState(t, nsB); now != bBefore {
+		t.Errorf("B stopped, its nftables and forwarding are not as before it started:\n%s", lineDiff(bBefore, now))
+	}
+	if t.Failed() {
 		return
 	}
 
-	if !t.Run("d: B back, then exit-node off", func(t *testing.T) {
-		b.upArgs(t, "--exit-node-offer")
-		begin := time.Now()
-		waitExitState(t, a, "b", true, 30*time.Second)
-		waitServerSees(t, nsA, bOutside, 10*time.Second)
-		t.Logf("through B again %.1f s after its restart", time.Since(begin).Seconds())
+	t.Log("d. B is back, then 'exit-node off': A goes through R again, its rules and routes as before.")
+	b.upArgs(t, "--exit-node-offer")
+	restart := time.Now()
+	waitExitState(t, a, "b", true, 30*time.Second)
+	waitServerSees(t, nsA, bOutside, 10*time.Second)
+	t.Logf("through B again %.1f s after its restart", time.Since(restart).Seconds())
 
-		cli(t, a, "exit-node", "off")
-		eventually(t, 5*time.Second, "A's rules and routes as before 'exit-node b'", func() error {
-			if now := routingState(t, nsA); now != aBaseline {
-				return fmt.Errorf("they differ:\n%s", lineDiff(aBaseline, now))
-			}
-			return nil
-		})
-		waitServerSees(t, nsA, aAddr, 10*time.Second)
-		if out, _ := nsA.try("dig", "+time=2", "+tries=1", "@"+a.v4, exitName); !strings.Contains(out, "status: NXDOMAIN") {
-			t.Errorf("after 'exit-node off' A's mesh DNS answers %s, want NXDOMAIN: no open resolver:\n%s", exitName, out)
+	cli(t, a, "exit-node", "off")
+	eventually(t, 5*time.Second, "A's rules and routes as before 'exit-node b'", func() error {
+		if now := routingState(t, nsA); now != aBaseline {
+			return fmt.Errorf("they differ:\n%s", lineDiff(aBaseline, now))
 		}
-		if s := exitState(t, a); s != nil {
-			t.Errorf("after 'exit-node off' status says %+v", *s)
-		}
-		if out := cli(t, a, "exit-node"); out != "Exit node: none\n" {
-			t.Errorf("exit-node after off: %q", out)
-		}
-	}) {
+		return nil
+	})
+	waitServerSees(t, nsA, aAddr, 10*time.Second)
+	if out, _ := nsA.try("dig", "+time=2", "+tries=1", "@"+a.v4, exitName); !strings.Contains(out, "status: NXDOMAIN") {
+		t.Errorf("after 'exit-node off' A's mesh DNS answers %s, want NXDOMAIN: no open resolver:\n%s", exitName, out)
+	}
+	if s := exitState(t, a); s != nil {
+		t.Errorf("after 'exit-node off' status says %+v", *s)
+	}
+	if out := cli(t, a, "exit-node"); out != "Exit node: none\n" {
+		t.Errorf("exit-node after off: %q", out)
+	}
+	if t.Failed() {
 		return
 	}
 
@@ -271,6 +273,25 @@ func TestExitNode(t *testing.T) {
 		waitExitState(t, a, "b", true, 30*time.Second)
 		waitServerSees(t, nsA, bOutside, 10*time.Second)
 		ping(t, nsA, aGateway, 5*time.Second)
+	})
+
+	// A node that listens nowhere dials from ports of the kernel's
+	// choosing: only the socket mark keeps those dials out of the tunnel.
+	t.Run("a client that listens nowhere reaches its exit node, again after B restarts", func(t *testing.T) {
+		a.editConfig(t, func(c map[string]any) {
+			c["listenAddresses"] = []any{}
+			c["exitNode"] = map[string]any{"use": "b"}
+		})
+		b.upArgs(t, "--exit-node-offer")
+		a.up(t)
+		waitExitState(t, a, "b", true, 30*time.Second)
+		waitServerSees(t, nsA, bOutside, 10*time.Second)
+
+		b.daemon.stop(syscall.SIGTERM)
+		waitExitState(t, a, "b", false, 30*time.Second)
+		b.upArgs(t, "--exit-node-offer")
+		waitExitState(t, a, "b", true, 30*time.Second)
+		waitServerSees(t, nsA, bOutside, 10*time.Second)
 	})
 }
 
@@ -337,6 +358,11 @@ while True:
 // ('ip netns exec' mounts /etc/netns/NAME/resolv.conf over the host's).
 func setResolver(t *testing.T, ns *netns, server string) {
 	t.Helper()
+	if _, err := os.Stat("/etc/netns"); os.IsNotExist(err) {
+		// Made here, so taken away again once empty (not while another
+		// test's namespace has a folder in it).
+		t.Cleanup(func() { os.Remove("/etc/netns") })
+	}
 	dir := filepath.Join("/etc/netns", ns.name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -416,9 +442,17 @@ func exitLine(t *testing.T, n *node) string {
 	return ""
 }
 
-// routingState is what 'exit-node' may change on a host, as ip prints it.
+// routingState is what 'exit-node' may change on a host, as ip prints it,
+// once the host's IPv6 addresses are past duplicate address detection:
+// until then their local routes come and go by themselves.
 func routingState(t *testing.T, ns *netns) string {
 	t.Helper()
+	eventually(t, 10*time.Second, "IPv6 addresses past DAD in "+ns.name, func() error {
+		if out := ns.run(t, "ip", "-6", "addr", "show", "tentative"); out != "" {
+			return fmt.Errorf("tentative: %s", out)
+		}
+		return nil
+	})
 	return commandsOutput(t, ns,
 		[]string{"ip", "-4", "rule"},
 		[]string{"ip", "-6", "rule"},
