@@ -62,8 +62,9 @@ func TestExitNode(t *testing.T) {
 	sh(t, "ip", "-n", nsB.name, "route", "add", "default", "via", "192.0.2.2")
 	sh(t, "ip", "-n", nsB.name, "route", "add", "10.151.0.0/24", "via", "10.152.0.1")
 	sh(t, "ip", "-n", nsB.name, "route", "add", "10.153.0.0/24", "via", "10.152.0.1")
-	// The internet answers A's LAN through R and knows nothing else.
+	// The internet answers A's and U's LANs through R and knows nothing else.
 	sh(t, "ip", "-n", nsI.name, "route", "add", "10.151.0.0/24", "via", "198.51.100.1")
+	sh(t, "ip", "-n", nsI.name, "route", "add", "10.153.0.0/24", "via", "198.51.100.1")
 	sh(t, "ip", "-n", nsI.name, "addr", "add", exitServer+"/32", "dev", "lo")
 	sh(t, "ip", "-n", nsI.name, "addr", "add", exitDNS+"/32", "dev", "lo")
 	startWhoAmI(t, nsI)
@@ -275,12 +276,32 @@ func TestExitNode(t *testing.T) {
 		ping(t, nsA, aGateway, 5*time.Second)
 	})
 
+	// A userspace exit node opens its clients' connections from its host:
+	// the server sees U's address on its LAN, and U's host resolves names.
+	t.Run("a kernel node through a userspace exit node", func(t *testing.T) {
+		a.addPeer(t, "u", u, map[string]any{"addrs": []string{"/ip4/10.153.0.2/udp/8001/quic-v1", "/ip4/10.153.0.2/tcp/8001"}})
+		a.editConfig(t, func(c map[string]any) { c["exitNode"] = map[string]any{"use": "u"} })
+		u.addPeer(t, "a", a, nil)
+		u.upArgs(t, "--userspace", "--exit-node-offer")
+		a.up(t)
+		waitExitState(t, a, "u", true, 30*time.Second)
+		waitServerSees(t, nsA, "10.153.0.2", 10*time.Second)
+		eventually(t, 10*time.Second, exitName+" from A's mesh DNS through U", func() error {
+			out, err := nsA.try("dig", "+short", "+time=2", "+tries=1", "@"+a.v4, exitName)
+			if got := strings.TrimSpace(out); err != nil || got != exitServer {
+				return fmt.Errorf("dig: %v: %q, want %s", err, got, exitServer)
+			}
+			return nil
+		})
+	})
+
 	// A node that listens nowhere dials from ports of the kernel's
 	// choosing: only the socket mark keeps those dials out of the tunnel.
 	t.Run("a client that listens nowhere reaches its exit node, again after B restarts", func(t *testing.T) {
 		a.editConfig(t, func(c map[string]any) {
 			c["listenAddresses"] = []any{}
 			c["exitNode"] = map[string]any{"use": "b"}
+			c["peers"] = c["peers"].([]any)[:1] // b alone
 		})
 		b.upArgs(t, "--exit-node-offer")
 		a.up(t)
