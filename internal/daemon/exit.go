@@ -276,7 +276,12 @@ func (d *Daemon) dnsForward(r *dns.Msg, from netip.Addr) *dns.Msg {
 		return d.upstream.Exchange(r)
 	}
 	if from.IsLoopback() || from == d.addrs.IPv4 || from == d.addrs.IPv6 {
-		return d.viaExit(r)
+		if m := d.viaExit(r); m != nil {
+			return m
+		}
+		if d.exitInUse() != "" { // down: say so, not "no such name"
+			return names.ServFail(r)
+		}
 	}
 	return nil
 }

@@ -172,6 +172,7 @@ func needsRestart(old, cfg *config.Config) []string {
 		{"mtu", old.MTU, cfg.MTU},
 		{"userspace", old.Userspace, cfg.Userspace},
 		{"mesh", old.Mesh, cfg.Mesh},
+		{"exitNode", old.ExitNode, cfg.ExitNode},
 	}
 	var out []string
 	for _, f := range fields {

@@ -122,6 +122,10 @@ func ExchangeWith(conn net.Conn, r *dns.Msg) *dns.Msg {
 // ServerAddr is the mesh DNS server's address on a node's IPv4 address.
 func ServerAddr(ip string) string { return net.JoinHostPort(ip, strconv.Itoa(53)) }
 
+// ServFail is the SERVFAIL answer to r: the server could not get an
+// answer (resolvers do not cache it as they do NXDOMAIN).
+func ServFail(r *dns.Msg) *dns.Msg { return servfail(r) }
+
 func servfail(r *dns.Msg) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetRcode(r, dns.RcodeServerFailure)
