@@ -204,3 +204,22 @@ func greeter(t *testing.T, greeting string) (dial func(ctx context.Context, netw
 		return slices.Clone(asked)
 	}
 }
+
+// TestExitClients: an exit node offered to named clients serves those
+// alone; offered to none named, every peer; not offered, nobody.
+func TestExitClients(t *testing.T) {
+	d := &Daemon{peers: []peerInfo{{name: "a", id: "A"}, {name: "b", id: "B", member: true}}}
+	for _, tc := range []struct {
+		exit exitState
+		want []peer.ID
+	}{
+		{exitState{offer: true, clients: []string{"b"}}, []peer.ID{"B"}},
+		{exitState{offer: true}, []peer.ID{"A", "B"}},
+		{exitState{clients: []string{"a"}}, nil},
+	} {
+		d.exit = tc.exit
+		if got := d.exitClients(); !slices.Equal(got, tc.want) {
+			t.Errorf("%+v: clients %v, want %v", tc.exit, got, tc.want)
+		}
+	}
+}
