@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -65,6 +66,11 @@ type Config struct {
 	// Metrics is where Prometheus metrics are served (IP:port on a
 	// loopback address, e.g. "127.0.0.1:9464"); absent means none.
 	Metrics string `json:"metrics,omitempty"`
+	// IdleTimeout, a duration such as "10m", makes the node connect to a
+	// peer only when it has packets for it (or the peer connects), and
+	// close the connection after this long without packets either way;
+	// absent keeps every peer connected all the time.
+	IdleTimeout string `json:"idleTimeout,omitempty"`
 	// Mesh is the membership section (see Mesh); absent means this node
 	// takes only its listed peers.
 	Mesh *Mesh `json:"mesh,omitempty"`
@@ -174,6 +180,16 @@ func (c *Config) ID() (peer.ID, error) {
 		return "", err
 	}
 	return peer.IDFromPrivateKey(key)
+}
+
+// MinIdleTimeout is the shortest idleTimeout: a connection takes a few
+// round trips to make, a ping every 10 s keeps it.
+const MinIdleTimeout = 5 * time.Second
+
+// Idle is the idle timeout, 0 for none (every peer always connected).
+func (c *Config) Idle() time.Duration {
+	d, _ := time.ParseDuration(c.IdleTimeout) // validated by Load
+	return d
 }
 
 // MDNSEnabled reports whether mDNS discovery is on (the default).

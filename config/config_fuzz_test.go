@@ -135,7 +135,7 @@ func checkProblemLines(t *testing.T, err error) {
 // problem over two lines (the second without Load's file name). Such
 // keys are now quoted in the path.
 func TestProblemPathQuotesOddKeys(t *testing.T) {
-	known := "(known keys: privateKey, listenAddresses, bootstrapPeers, mdns, relays, reachability, mtu, peers, routes, userspace, metrics, mesh, exitNode)"
+	known := "(known keys: privateKey, listenAddresses, bootstrapPeers, mdns, relays, reachability, mtu, peers, routes, userspace, metrics, idleTimeout, mesh, exitNode)"
 	tests := []struct {
 		name string
 		doc  string

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -29,6 +30,11 @@ func (c *Config) Validate() error {
 	v.peerAddrs("relays", c.Relays)
 	v.mtu(c.MTU)
 	v.reachability(c.Reachability)
+	if c.IdleTimeout != "" {
+		if d, err := time.ParseDuration(c.IdleTimeout); err != nil || d < MinIdleTimeout {
+			v.add("idleTimeout", "%q is not a duration of %s or more (like \"10m\"; leave it out to keep every peer connected)", c.IdleTimeout, MinIdleTimeout)
+		}
+	}
 	v.routes("routes", c.Routes)
 	for i, p := range c.Peers {
 		v.peer(i, p)

@@ -3,6 +3,7 @@ package netstack
 import (
 	"context"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/mynetwork/mynetwork/internal/pipe"
@@ -40,7 +41,8 @@ func (f *forwarder) handleTCP(r *tcp.ForwarderRequest) {
 		r.Complete(true)
 		return
 	}
-	defer f.tcpOpen.Add(-1)
+	release := sync.OnceFunc(func() { f.tcpOpen.Add(-1) })
+	defer release()
 
 	id := r.ID()
 	dst := netip.AddrPortFrom(addrOf(id.LocalAddress), id.LocalPort)
@@ -49,6 +51,7 @@ func (f *forwarder) handleTCP(r *tcp.ForwarderRequest) {
 	cancel()
 	if err != nil {
 		f.countDialFailure()
+		release() // before the reset: whoever sees it sees the slot free
 		r.Complete(true)
 		return
 	}

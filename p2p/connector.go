@@ -7,6 +7,7 @@ import (
 	mathrand "math/rand/v2"
 	"net"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -49,6 +50,10 @@ type connector struct {
 	silent     int           // pings in a row that failed while nothing arrived from p
 	nextTCP    time.Time     // when p, on QUIC on a LAN, may next move to TCP
 	yieldFor   time.Duration // how long a node that does not lead lets p dial first
+
+	demanded  atomic.Int64 // on demand: when packets last asked for p (Unix ns)
+	lastAct   uint64       // on demand: packets to and from p when last looked
+	lastActAt time.Time    // on demand: when they last changed
 }
 
 func newConnector(n *Node, p peer.ID) *connector {
@@ -114,7 +119,15 @@ func (c *connector) wake() {
 // round looks at the connection to the peer and acts on it once.
 func (c *connector) round(ctx context.Context) (time.Duration, then) {
 	if best := c.n.bestConn(c.p); best != nil {
-		return c.tend(ctx, best)
+		if c.idle(best) {
+			c.closeIdle()
+			return c.sleepIdle()
+		}
+		wait, next := c.tend(ctx, best)
+		return c.untilIdle(wait), next
+	}
+	if !c.wanted() {
+		return c.sleepIdle()
 	}
 	if c.yieldFor > 0 && !c.n.leads(c.p) && len(c.n.host.Peerstore().Addrs(c.p)) > 0 {
 		return c.yield(ctx)

@@ -96,6 +96,11 @@ type Options struct {
 	// Control, if set, runs on every socket the node opens for itself, and
 	// ReuseControl on a TCP dial from a listen port (see socketOptions).
 	Control, ReuseControl SocketControl
+	// IdleTimeout, if not 0, makes the node connect to a configured peer on
+	// demand: when it has packets for it (or the peer connects), and close
+	// the connection after this long without packets either way. 0 keeps
+	// every configured peer connected all the time.
+	IdleTimeout time.Duration
 	// OnConnected, if set, is called with a peer each time the node gets
 	// its first connection to it; it must not block.
 	OnConnected func(peer.ID)
@@ -133,6 +138,7 @@ type Node struct {
 	boot   []BootstrapState // in n.bootstrap's order; written by joinDHT
 
 	onConnected func(peer.ID)          // Options.OnConnected, or nil
+	idleTimeout time.Duration          // Options.IdleTimeout
 	quicCM      *quicreuse.ConnManager // with Options.Control: closed after the host
 
 	cancel    context.CancelFunc
@@ -151,7 +157,8 @@ func New(opts Options) (_ *Node, err error) {
 	}
 	n := &Node{log: opts.Log, bootstrap: opts.Bootstrap,
 		relays: opts.Relays, addrBook: opts.AddrBook, conns: conns.NewRegistry(), onConnected: opts.OnConnected,
-		why: make(map[peer.ID]string), boot: bootstrapStates(opts.Bootstrap)}
+		idleTimeout: opts.IdleTimeout,
+		why:         make(map[peer.ID]string), boot: bootstrapStates(opts.Bootstrap)}
 	peers := make(map[peer.ID]*connector)
 	for _, p := range opts.Peers {
 		peers[p.ID] = newConnector(n, p.ID)
@@ -190,7 +197,7 @@ func New(opts Options) (_ *Node, err error) {
 	h.SetStreamHandler(AddrsProtocol, n.handleAddrs)
 	n.transport, err = tunnel.New(h, ids, tunnel.Config{
 		MaxPacket: opts.MaxPacket, VirtioHeaders: opts.VirtioHeaders, NoDatagrams: opts.NoDatagrams,
-		Conn: n.bestConn, Conns: n.conns, Log: opts.Log,
+		Conn: n.bestConn, Conns: n.conns, Demand: n.demandFunc(), Log: opts.Log,
 	})
 	if err != nil {
 		return nil, err
@@ -343,6 +350,7 @@ type PeerState struct {
 	Path      string       // PathLAN, PathDirect or PathRelay when connected
 	Relay     peer.ID      // the relay, on PathRelay
 	Why       string       // when not connected: why, if known
+	Idle      bool         // not connected because nothing needed it (on demand)
 	RTT       time.Duration
 }
 
@@ -387,6 +395,7 @@ func (n *Node) State(p peer.ID) PeerState {
 		n.whyMu.Lock()
 		st.Why = n.why[p]
 		n.whyMu.Unlock()
+		st.Idle = st.Why == whyIdle
 	}
 	return st
 }

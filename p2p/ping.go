@@ -33,6 +33,9 @@ var ErrNotConnected = errors.New("not connected")
 // ping does.
 func (n *Node) Ping(ctx context.Context, p peer.ID) (Pong, error) {
 	conn := n.bestConn(p)
+	if conn == nil && n.onDemand() && n.configured(p) {
+		conn = n.connectNow(ctx, p) // an idle peer is pinged as it is sent packets
+	}
 	if conn == nil {
 		if why := n.State(p).Why; why != "" {
 			return Pong{}, fmt.Errorf("%w: %s", ErrNotConnected, why)

@@ -95,6 +95,7 @@ type PeerStatus struct {
 	Path      string  `json:"path,omitempty"`  // "lan", "direct" or "relay"
 	Relay     string  `json:"relay,omitempty"` // on "relay": the relay's name or peer ID
 	Why       string  `json:"why,omitempty"`   // when not connected: why, if known
+	Idle      bool    `json:"idle,omitempty"`  // not connected because nothing needed it (idleTimeout)
 	RTTMillis float64 `json:"rttMs,omitempty"`
 	// Packets per path: on the stream, and as QUIC datagrams.
 	TxPackets   uint64 `json:"txPackets"`

@@ -63,7 +63,7 @@ func (d *Daemon) peerStatus(p peerInfo) control.PeerStatus {
 	ps := d.node.State(p.id)
 	s := control.PeerStatus{
 		Name: p.name, Member: p.member, ID: p.id.String(), IPv4: p.addrs.IPv4.String(), IPv6: p.addrs.IPv6.String(),
-		Connected: ps.Connected, Path: ps.Path, Why: ps.Why,
+		Connected: ps.Connected, Path: ps.Path, Why: ps.Why, Idle: ps.Idle,
 		RTTMillis: float64(ps.RTT.Microseconds()) / 1000,
 	}
 	if ps.Addr != nil {

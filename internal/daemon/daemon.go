@@ -233,7 +233,7 @@ func (d *Daemon) p2pOptions() (p2p.Options, error) {
 		AddrBook:  strings.TrimSuffix(d.opts.ConfigPath, ".json") + ".addrs.json",
 		MaxPacket: tunnel.MaxFrame, VirtioHeaders: d.virtio(), Log: d.log,
 		Metrics: d.libp2pMetrics(), OnConnected: d.connected,
-		Control: ctl, ReuseControl: reuse,
+		Control: ctl, ReuseControl: reuse, IdleTimeout: d.cfg.Idle(),
 	}, nil
 }
 

@@ -173,6 +173,7 @@ func needsRestart(old, cfg *config.Config) []string {
 		{"userspace", old.Userspace, cfg.Userspace},
 		{"mesh", old.Mesh, cfg.Mesh},
 		{"exitNode", old.ExitNode, cfg.ExitNode},
+		{"idleTimeout", old.IdleTimeout, cfg.IdleTimeout},
 	}
 	var out []string
 	for _, f := range fields {

@@ -93,6 +93,9 @@ func (t *Transport) sendLoop(ps *peerSender) {
 			return
 		}
 		sn.refresh()
+		if sn.awaitLink() {
+			sn.refresh()
+		}
 		sn.batch(pk)
 		sn.flush()
 		sn.count()
@@ -102,6 +105,32 @@ func (t *Transport) sendLoop(ps *peerSender) {
 			return
 		}
 	}
+}
+
+// awaitLink asks for a connection to the peer when there is none and the
+// transport has Config.Demand, and waits up to DemandWait for one: the
+// first packets to an idle peer go once it is connected, instead of being
+// dropped. It reports whether a connection came.
+func (sn *sender) awaitLink() bool {
+	t, p := sn.t, sn.ps.id
+	if t.demand == nil || t.conn(p) != nil {
+		return false
+	}
+	t.demand(p)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(DemandWait)
+	for time.Now().Before(deadline) {
+		select {
+		case <-sn.ps.ctx.Done():
+			return false
+		case <-tick.C:
+		}
+		if t.conn(p) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // sender is the state of one peer's outgoing path, owned by its sendLoop.

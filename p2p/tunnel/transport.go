@@ -114,8 +114,17 @@ type Config struct {
 	// Conns finds the TCP connection under a libp2p connection, for the
 	// send gate; nil: no gate.
 	Conns *conns.Registry
-	Log   *slog.Logger
+	// Demand, if set, is told when a peer's packets wait with no
+	// connection to carry them (a node that connects on demand dials then);
+	// they wait up to DemandWait for one.
+	Demand func(peer.ID)
+	Log    *slog.Logger
 }
+
+// DemandWait is how long packets for a peer with no connection wait for
+// one when the transport has Config.Demand: a dial on a LAN takes a few
+// ms, through the DHT and a relay a few seconds.
+const DemandWait = 3 * time.Second
 
 // Transport is the engine's Transport over libp2p streams: one long-lived
 // outgoing stream per peer, bounded per-peer queues, and a shared inbox fed
@@ -124,6 +133,7 @@ type Transport struct {
 	h         host.Host
 	conn      func(peer.ID) network.Conn // the connection to carry a peer's packets
 	conns     *conns.Registry            // finds the TCP connection under one
+	demand    func(peer.ID)              // Config.Demand
 	log       *slog.Logger
 	start     time.Time // packets' queue times count from here
 	maxPacket int
@@ -191,7 +201,7 @@ func New(h host.Host, peers []peer.ID, o Config) (*Transport, error) {
 // target).
 func newTransport(h host.Host, peers []peer.ID, o Config) *Transport {
 	t := &Transport{
-		h: h, conn: o.Conn, conns: o.Conns,
+		h: h, conn: o.Conn, conns: o.Conns, demand: o.Demand,
 		log: cmp.Or(o.Log, slog.Default()), maxPacket: o.MaxPacket, start: time.Now(),
 		inbox:   make(chan *pbuf, max(64, inboxBytes/o.MaxPacket)),
 		streams: make(map[network.Stream]struct{}),
