@@ -4,7 +4,7 @@ BIN     := bin/mynetwork
 # Every package but e2e runs under the race detector: most of them start goroutines.
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v /e2e)
 
-.PHONY: build test unit e2e lint cross bench soak fuzz demo demo-kernel clean install uninstall check-service
+.PHONY: build test unit e2e lint cross bench bench-mesh soak fuzz demo demo-kernel clean install uninstall check-service
 
 # The version 'mynetwork version' prints: the nearest tag, commits since and
 # the commit ("v0.4.0-3-gd9eff1c-dirty"), or the commit alone without tags.
@@ -44,6 +44,13 @@ bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/engine/ ./p2p/tunnel/ ./netstack/
 	$(GO) build -o bin/wgref ./scripts/wgref
 	MYNETWORK_BIN=$(BIN) WGREF_BIN=bin/wgref ./scripts/bench.sh
+
+# Full meshes of 20, 50 and 100 kernel-mode nodes in namespaces (root; not
+# in CI): time to full mesh, first ping of random pairs, and idle RSS, CPU
+# and traffic per node, as a Markdown table. BENCH_MESH_SIZES, BENCH_MESH_IDLE
+# and the rest: see scripts/bench-mesh.sh.
+bench-mesh: build
+	MYNETWORK_BIN=$(BIN) ./scripts/bench-mesh.sh
 
 # Bounded soak, not part of every CI run: 1,000 connect/disconnect cycles of
 # a peer; goroutines and heap must come back to their baseline.

@@ -1,77 +1,242 @@
 #!/usr/bin/env bash
-# N nodes (default 20) in N network namespaces on one bridge, each with all
-# the others as peers: time to full mesh, every pair pinging, RSS per node.
-# Prints "name|value" lines for bench.sh. Needs root.
+# A full mesh of n kernel-mode nodes for each n in BENCH_MESH_SIZES
+# (default "20 50 100"): n network namespaces on one bridge, each node with
+# all the others as peers, no bootstrap peers and no mDNS. Each size is a
+# fresh mesh, torn down before the next. Per size:
+#   - the time from the first start until every node's status shows all
+#     its peers connected;
+#   - idle cost over a window of BENCH_MESH_IDLE seconds (default 60),
+#     which opens BENCH_MESH_SETTLE seconds (default 15) after the full
+#     mesh: RSS per node (VmRSS at the window's end), CPU per node as % of
+#     one core (utime+stime over the window), and traffic per node per
+#     minute: the Ethernet frames, headers, ARP and ND included, that leave
+#     and enter the node's veth, counted on the bridge side (rx_bytes +
+#     tx_bytes of its port), so every byte between two nodes counts at
+#     both;
+#   - then, the mesh idle since the window, BENCH_MESH_PAIRS random ordered
+#     pairs (default 100, all pairs if fewer): the system ping from one
+#     node's namespace to the other's mesh IPv4, one request every 0.2 s
+#     until the first reply (5 s at most); "first reply" is the time from
+#     the first request to that reply, (seq - 1) * 0.2 s + its round trip.
+# Prints a Markdown table and a line per size on how each figure grows
+# against the smallest size; BENCH_MESH_FORMAT=lines prints "name|value"
+# lines instead (bench.sh reads those). Progress goes to stderr.
+#
+# The kernel's neighbour tables are shared by all namespaces (1,024
+# entries by default) and a full mesh of n namespaces needs about n*(n-1)
+# of them: the run raises net.ipv{4,6}.neigh.default.gc_thresh1/2/3 and
+# restores them on exit. Needs root.
 set -euo pipefail
+export LC_ALL=C
 
 bin=${MYNETWORK_BIN:-bin/mynetwork}
-n=${BENCH_MESH_NODES:-20}
+sizes=${BENCH_MESH_SIZES:-20 50 100}
+idle=${BENCH_MESH_IDLE:-60}
+settle=${BENCH_MESH_SETTLE:-15}
+npairs=${BENCH_MESH_PAIRS:-100}
+format=${BENCH_MESH_FORMAT:-markdown}
+interval=0.2 # between echo requests of one pair
 tag=mnm$$
+hz=$(getconf CLK_TCK)
+
+[ "$(id -u)" = 0 ] || { echo "bench-mesh needs root: sudo make bench-mesh" >&2; exit 1; }
+for n in $sizes; do
+  [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 2 ] && [ "$n" -le 1000 ] ||
+    { echo "BENCH_MESH_SIZES: \"$n\" is not a number of nodes from 2 to 1000" >&2; exit 1; }
+done
+for v in "BENCH_MESH_IDLE=$idle" "BENCH_MESH_SETTLE=$settle" "BENCH_MESH_PAIRS=$npairs"; do
+  [[ ${v#*=} =~ ^[0-9]+$ ]] || { echo "${v%%=*}: \"${v#*=}\" is not a whole number" >&2; exit 1; }
+done
+[ "$idle" -gt 0 ] || { echo "BENCH_MESH_IDLE: the idle window needs at least 1 s" >&2; exit 1; }
+[ "$npairs" -gt 0 ] || { echo "BENCH_MESH_PAIRS: at least one pair" >&2; exit 1; }
+[ "$format" = markdown ] || [ "$format" = lines ] ||
+  { echo "BENCH_MESH_FORMAT: \"$format\" is neither markdown nor lines" >&2; exit 1; }
 work=$(mktemp -d)
-pids=()
-cleanup() {
+
+say() { echo "bench-mesh: $*" >&2; }
+
+# The neighbour table limits, raised for the run; each is put back only if
+# it still holds the value set here, so a run that raced another's leaves
+# the other's in place.
+sysctls=() old=() set=()
+raise_neigh() {
+  local fam k v i=0
+  for fam in ipv4 ipv6; do
+    for k in 1:4096 2:8192 3:16384; do
+      sysctls[i]=net.$fam.neigh.default.gc_thresh${k%%:*}
+      old[i]=$(sysctl -n "${sysctls[i]}")
+      v=${k#*:}
+      # Never lower a limit someone else raised further.
+      if [ "${old[i]}" -lt "$v" ]; then sysctl -qw "${sysctls[i]}=$v"; set[i]=$v; else set[i]=${old[i]}; fi
+      i=$((i + 1))
+    done
+  done
+}
+restore_neigh() {
+  local i
+  for i in "${!sysctls[@]}"; do
+    [ "$(sysctl -n "${sysctls[i]}")" = "${set[i]}" ] && sysctl -qw "${sysctls[i]}=${old[i]}" || true
+  done
+}
+
+# One mesh at a time: its nodes' PIDs and its namespaces.
+pids=() nss=()
+teardown() {
+  local pid ns
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  for i in $(seq "$n"); do ip netns del "$tag-$i" 2>/dev/null || true; done
-  ip netns del "$tag-br" 2>/dev/null || true
+  for ns in "${nss[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+  pids=() nss=()
+}
+cleanup() {
+  teardown
+  restore_neigh
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-ip netns add "$tag-br"
-ip -n "$tag-br" link add br0 type bridge; ip -n "$tag-br" link set br0 up
-ids=() ips=()
-for i in $(seq "$n"); do
-  ns=$tag-$i
-  ip netns add "$ns"; ip -n "$ns" link set lo up
-  ip link add eth0 netns "$ns" type veth peer name "v$i" netns "$tag-br"
-  ip -n "$tag-br" link set "v$i" master br0; ip -n "$tag-br" link set "v$i" up
-  ip -n "$ns" addr add "10.126.0.$i/24" dev eth0; ip -n "$ns" link set eth0 up
-  out=$("$bin" init -i "m$i" -c "$work/$i.json")
-  ids[i]=$(grep -o '12D3Koo[1-9A-HJ-NP-Za-km-z]*' <<<"$out")
-  ips[i]=$(grep -o 'mesh addresses: [0-9.]*' <<<"$out" | cut -d' ' -f3)
-done
-for i in $(seq "$n"); do
-  peers=''
-  for j in $(seq "$n"); do
-    [ "$i" = "$j" ] && continue
-    peers+="${peers:+, }{\"name\": \"n$j\", \"id\": \"${ids[j]}\", \"addrs\": [\"/ip4/10.126.0.$j/udp/8001/quic-v1\"]}"
-  done
-  sed -i "s|\"peers\": \[\]|\"bootstrapPeers\": [], \"mdns\": false, \"peers\": [$peers]|" "$work/$i.json"
-done
+now() { date +%s.%N; }
+secs() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.1f", e - s }'; }
+# med_max SCALE DIGITS: "median/max" of the numbers on stdin, each times
+# SCALE; "n/a" without any.
+med_max() {
+  sort -g | awk -v s="$1" -v d="$2" '{ v[NR] = $1 * s }
+    END { if (NR == 0) { print "n/a"; exit }
+      m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+      printf "%.*f/%.*f\n", d, m, d, v[NR] }'
+}
+# node_ip I: node I's address on the bridge (a /16, so up to 65,000 nodes).
+node_ip() { echo "10.126.$(($1 / 256)).$(($1 % 256))"; }
 
-start=$(date +%s.%N)
-for i in $(seq "$n"); do
-  ip netns exec "$tag-$i" "$bin" up -i "m$i" -c "$work/$i.json" 2>"$work/$i.log" & pids+=($!)
-done
-want="Connected VPN nodes: $((n - 1))/$((n - 1))"
-for _ in $(seq 600); do
-  full=1
+# mesh N: makes, measures and tears down a mesh of N nodes; appends its
+# figures to $results as "n|mode|full|nodesfull|ping|answered|rss|cpu|traffic|run".
+results=()
+mesh() {
+  local n=$1 dir=$work/$1 br=$tag-$1-br t0 i j ns peers
+  local ids=() ips=() ifs=()
+  t0=$(now)
+  mkdir "$dir"
+  say "$n nodes: making namespaces and configs"
+  ip netns add "$br"; nss+=("$br")
+  ip -n "$br" link add br0 type bridge; ip -n "$br" link set br0 up
   for i in $(seq "$n"); do
-    ip netns exec "$tag-$i" "$bin" -i "m$i" status 2>/dev/null | grep -q "$want" || { full=0; break; }
+    ns=$tag-$1-$i
+    ip netns add "$ns"; nss+=("$ns")
+    ip -n "$ns" link set lo up
+    ip link add eth0 netns "$ns" type veth peer name "v$i" netns "$br"
+    ip -n "$br" link set "v$i" master br0; ip -n "$br" link set "v$i" up
+    ip -n "$ns" addr add "$(node_ip "$i")/16" dev eth0; ip -n "$ns" link set eth0 up
+    # The control socket's folder is the machine's: names unique to this run.
+    ifs[i]=m${$}x$i
+    out=$("$bin" init -i "${ifs[i]}" -c "$dir/$i.json")
+    ids[i]=$(grep -o '12D3Koo[1-9A-HJ-NP-Za-km-z]*' <<<"$out")
+    ips[i]=$(grep -o 'mesh addresses: [0-9.]*' <<<"$out" | cut -d' ' -f3)
   done
-  [ "$full" = 1 ] && break
-  sleep 0.5
-done
-elapsed=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
-[ "$full" = 1 ] || elapsed="never"
+  for i in $(seq "$n"); do
+    peers=''
+    for j in $(seq "$n"); do
+      [ "$i" = "$j" ] && continue
+      peers+="${peers:+, }{\"name\": \"n$j\", \"id\": \"${ids[j]}\", \"addrs\": [\"/ip4/$(node_ip "$j")/udp/8001/quic-v1\"]}"
+    done
+    sed -i "s|\"peers\": \[\]|\"bootstrapPeers\": [], \"mdns\": false, \"peers\": [$peers]|" "$dir/$i.json"
+  done
 
-ok=0 total=0
-for i in $(seq "$n"); do
-  for j in $(seq "$n"); do
-    [ "$i" = "$j" ] && continue
-    total=$((total + 1))
-    ( ip netns exec "$tag-$i" ping -c 3 -i 0.2 -W 2 "${ips[j]}" >/dev/null 2>&1 && echo ok ) >>"$work/pings" &
+  say "$n nodes: starting"
+  local start full=() left nfull=0 elapsed=never deadline
+  start=$(now)
+  for i in $(seq "$n"); do
+    ip netns exec "$tag-$1-$i" "$bin" up -i "${ifs[i]}" -c "$dir/$i.json" 2>"$dir/$i.log" & pids+=($!)
   done
-  wait_pings=$(jobs -p | grep -v -F "$(printf '%s\n' "${pids[@]}")" || true)
-  [ -n "$wait_pings" ] && wait $wait_pings 2>/dev/null || true
+  # Every node asked in turn (through its control socket, no namespace
+  # needed) until its status shows all its peers; a node once full is not
+  # asked again.
+  local want="Connected VPN nodes: $((n - 1))/$((n - 1))"
+  deadline=$(awk -v s="$start" -v n="$n" 'BEGIN { printf "%.0f", s + 60 + 3 * n }')
+  left=$n
+  while [ "$left" -gt 0 ] && awk -v d="$deadline" -v t="$(now)" 'BEGIN { exit !(t < d) }'; do
+    for i in $(seq "$n"); do
+      [ -n "${full[i]:-}" ] && continue
+      if "$bin" -i "${ifs[i]}" status 2>/dev/null | grep -q "^$want\$"; then full[i]=1; left=$((left - 1)); fi
+    done
+    [ "$left" -gt 0 ] && sleep 0.2
+  done
+  nfull=$((n - left))
+  [ "$left" = 0 ] && elapsed=$(secs "$start" "$(now)")
+  say "$n nodes: $nfull full after $(secs "$start" "$(now)") s"
+
+  # The idle window.
+  sleep "$settle"
+  say "$n nodes: idle window of $idle s"
+  local c0=() c1=() ports0 ports1
+  for i in $(seq "$n"); do c0[i]=$(awk '{ print $14 + $15 }' "/proc/${pids[i - 1]}/stat"); done
+  ports0=$(port_bytes "$br")
+  sleep "$idle"
+  ports1=$(port_bytes "$br")
+  for i in $(seq "$n"); do c1[i]=$(awk '{ print $14 + $15 }' "/proc/${pids[i - 1]}/stat"); done
+  local rss cpu traffic
+  rss=$(for pid in "${pids[@]}"; do awk '/^VmRSS/ { print $2 }' "/proc/$pid/status"; done | med_max 0.0009765625 1)
+  cpu=$(for i in $(seq "$n"); do echo $((c1[i] - c0[i])); done | med_max "$(awk -v hz="$hz" -v w="$idle" 'BEGIN { print 100 / hz / w }')" 2)
+  traffic=$(join <(echo "$ports0") <(echo "$ports1") | awk '{ print $4 + $5 - $2 - $3 }' |
+    med_max "$(awk -v w="$idle" 'BEGIN { print 60 / w / 1000 }')" 1)
+
+  # Random pairs, one after the other: the next ping's start-up would
+  # otherwise share the CPUs with this one's round trip.
+  say "$n nodes: pinging"
+  local pairs answered=0 total ping
+  pairs=$(for i in $(seq "$n"); do for j in $(seq "$n"); do [ "$i" = "$j" ] || echo "$i $j"; done; done | shuf -n "$npairs")
+  total=$(wc -l <<<"$pairs")
+  : >"$dir/first"
+  while read -r i j; do
+    ip netns exec "$tag-$1-$i" ping -n -c 1 -w 5 -i "$interval" "${ips[j]}" </dev/null 2>/dev/null |
+      awk -v iv="$interval" -F'[ =]' '/ bytes from / { for (f = 1; f < NF; f++) { if ($f == "icmp_seq") s = $(f + 1); if ($f == "time") t = $(f + 1) }
+        printf "%.3f\n", (s - 1) * iv * 1000 + t; exit }' >>"$dir/first" || true
+  done <<<"$pairs"
+  answered=$(wc -l <"$dir/first")
+  ping=$(med_max 1 1 <"$dir/first")
+
+  say "$n nodes: tearing down"
+  teardown
+  results+=("$n|kernel|$elapsed|$nfull|$ping|$answered/$total|$rss|$cpu|$traffic|$(secs "$t0" "$(now)")")
+}
+# port_bytes BRIDGE-NS: "vI rx tx" for every port, sorted for join.
+port_bytes() {
+  ip netns exec "$1" sh -c 'cd /sys/class/net && for p in v*; do echo "$p $(cat "$p/statistics/rx_bytes") $(cat "$p/statistics/tx_bytes")"; done' | sort
+}
+
+raise_neigh
+for n in $sizes; do mesh "$n"; done
+
+if [ "$format" = lines ]; then
+  for r in "${results[@]}"; do
+    IFS='|' read -r n mode full nfull ping answered rss cpu traffic _ <<<"$r"
+    echo "$n-node full mesh: time to full mesh (s)|$full"
+    echo "$n-node full mesh: random pairs answering ping|$answered"
+    echo "$n-node full mesh: first ping reply, median/max (ms)|$ping"
+    echo "$n-node full mesh: idle RSS per node, median/max (MiB)|$rss"
+    echo "$n-node full mesh: idle CPU per node, median/max (% of a core)|$cpu"
+    echo "$n-node full mesh: idle traffic per node, median/max (KB/min)|$traffic"
+  done
+  exit 0
+fi
+
+echo "| nodes | mode | full mesh (s) | pairs answering | first ping reply, median/max (ms) | RSS per node, median/max (MiB) | idle CPU per node, median/max (% of a core) | idle traffic per node, median/max (KB/min) | run (s) |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+for r in "${results[@]}"; do
+  IFS='|' read -r n mode full nfull ping answered rss cpu traffic run <<<"$r"
+  [ "$full" = never ] && full="never ($nfull/$n nodes full)"
+  echo "| $n | $mode | $full | $answered | $ping | $rss | $cpu | $traffic | $run |"
 done
-ok=$(grep -c ok "$work/pings" || true)
-rss=0 max=0
-for pid in "${pids[@]}"; do
-  r=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
-  rss=$((rss + r)); [ "$r" -gt "$max" ] && max=$r
+# Growth: each median (and the time to full mesh) against the smallest size's.
+first=${results[0]}
+for r in "${results[@]:1}"; do
+  awk -v a="$first" -v b="$r" 'BEGIN {
+    split(a, x, "|"); split(b, y, "|")
+    split(x[5], xp, "/"); split(y[5], yp, "/"); split(x[7], xr, "/"); split(y[7], yr, "/")
+    split(x[8], xc, "/"); split(y[8], yc, "/"); split(x[9], xt, "/"); split(y[9], yt, "/")
+    printf "\n%s nodes against %s (%.1fx the nodes): full mesh %s, first ping median %s, RSS median %s, idle CPU median %s, idle traffic median %s\n",
+      y[1], x[1], y[1] / x[1], r(x[3], y[3]), r(xp[1], yp[1]), r(xr[1], yr[1]), r(xc[1], yc[1]), r(xt[1], yt[1])
+  }
+  function r(u, v) { return (u > 0 && v ~ /^[0-9.]+$/) ? sprintf("%.1fx", v / u) : "n/a" }'
 done
-echo "$n-node full mesh: time to full mesh (s)|$elapsed"
-echo "$n-node full mesh: pairs pinging|$ok/$total"
-echo "$n-node full mesh: RSS per node, mean/max (MiB)|$(awk -v s="$rss" -v n="$n" -v m="$max" 'BEGIN { printf "%.1f/%.1f", s / n / 1024, m / 1024 }')"

@@ -352,10 +352,10 @@ row "userspace SOCKS5 curl 500MB (Mbit/s)" "$(curl_mbit "$b" http://127.0.0.1:80
 row "userspace vs kernel, 1 stream (Mbit/s)" "$kernel1" "$user1"
 
 # The full mesh of BENCH_MESH_NODES (default 20) nodes, run after this
-# script's own nodes are stopped.
+# script's own nodes are stopped, as bench-mesh.sh's "name|value" lines.
 for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
 for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
 pids=()
-mesh=$(MYNETWORK_BIN="$bin" "$(dirname "$0")/bench-mesh.sh")
+mesh=$(MYNETWORK_BIN="$bin" BENCH_MESH_SIZES="${BENCH_MESH_NODES:-20}" BENCH_MESH_FORMAT=lines "$(dirname "$0")/bench-mesh.sh")
 
 report
