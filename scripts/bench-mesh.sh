@@ -26,7 +26,7 @@
 # entries by default) and a full mesh of n namespaces needs about n*(n-1)
 # of them: the run raises net.ipv{4,6}.neigh.default.gc_thresh1/2/3 and
 # restores them on exit. Needs root.
-set -euo pipefail
+set -Eeuo pipefail
 export LC_ALL=C
 
 bin=${MYNETWORK_BIN:-bin/mynetwork}
@@ -96,6 +96,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'say "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
 
 now() { date +%s.%N; }
 secs() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.1f", e - s }'; }
@@ -165,6 +166,7 @@ mesh() {
   nfull=$((n - left))
   [ "$left" = 0 ] && elapsed=$(secs "$start" "$(now)")
   say "$n nodes: $nfull full after $(secs "$start" "$(now)") s"
+  all_alive "$dir"
 
   # The idle window.
   sleep "$settle"
@@ -173,6 +175,7 @@ mesh() {
   for i in $(seq "$n"); do c0[i]=$(awk '{ print $14 + $15 }' "/proc/${pids[i - 1]}/stat"); done
   ports0=$(port_bytes "$br")
   sleep "$idle"
+  all_alive "$dir"
   ports1=$(port_bytes "$br")
   for i in $(seq "$n"); do c1[i]=$(awk '{ print $14 + $15 }' "/proc/${pids[i - 1]}/stat"); done
   local rss cpu traffic
@@ -199,6 +202,18 @@ mesh() {
   say "$n nodes: tearing down"
   teardown
   results+=("$n|kernel|$elapsed|$nfull|$ping|$answered/$total|$rss|$cpu|$traffic|$(secs "$t0" "$(now)")")
+}
+# all_alive DIR: fails, with the end of its log, if a node has exited.
+all_alive() {
+  local i state
+  for i in "${!pids[@]}"; do
+    # An exited child stays a zombie (state Z) until it is waited for.
+    state=$(awk '{ print $3 }' "/proc/${pids[i]}/stat" 2>/dev/null || true)
+    [ -n "$state" ] && [ "$state" != Z ] && continue
+    say "node $((i + 1)) exited; the end of its log:"
+    tail -n 20 "$1/$((i + 1)).log" >&2
+    exit 1
+  done
 }
 # port_bytes BRIDGE-NS: "vI rx tx" for every port, sorted for join.
 port_bytes() {
