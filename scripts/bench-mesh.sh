@@ -18,9 +18,10 @@
 #     node's namespace to the other's mesh IPv4, one request every 0.2 s
 #     until the first reply (5 s at most); "first reply" is the time from
 #     the first request to that reply, (seq - 1) * 0.2 s + its round trip.
-# Prints a Markdown table and a line per size on how each figure grows
-# against the smallest size; BENCH_MESH_FORMAT=lines prints "name|value"
-# lines instead (bench.sh reads those). Progress goes to stderr.
+# Prints a Markdown table, a row as each size ends (the smallest first),
+# then a line per size on how each figure grows against the smallest's;
+# BENCH_MESH_FORMAT=lines prints "name|value" lines instead (bench.sh
+# reads those). Progress goes to stderr.
 #
 # The kernel's neighbour tables are shared by all namespaces (1,024
 # entries by default) and a full mesh of n namespaces needs about n*(n-1)
@@ -30,7 +31,7 @@ set -Eeuo pipefail
 export LC_ALL=C
 
 bin=${MYNETWORK_BIN:-bin/mynetwork}
-sizes=${BENCH_MESH_SIZES:-20 50 100}
+sizes=$(printf '%s\n' ${BENCH_MESH_SIZES:-20 50 100} | sort -n -u) # the smallest first
 idle=${BENCH_MESH_IDLE:-60}
 settle=${BENCH_MESH_SETTLE:-15}
 npairs=${BENCH_MESH_PAIRS:-100}
@@ -220,38 +221,46 @@ port_bytes() {
   ip netns exec "$1" sh -c 'cd /sys/class/net && for p in v*; do echo "$p $(cat "$p/statistics/rx_bytes") $(cat "$p/statistics/tx_bytes")"; done' | sort
 }
 
-raise_neigh
-for n in $sizes; do mesh "$n"; done
-
-if [ "$format" = lines ]; then
-  for r in "${results[@]}"; do
-    IFS='|' read -r n mode full nfull ping answered rss cpu traffic _ <<<"$r"
+# row R: prints one size's figures (R as mesh appends to $results) as
+# soon as it has them, so a later size's failure keeps the earlier ones.
+row() {
+  local n mode full nfull ping answered rss cpu traffic run
+  IFS='|' read -r n mode full nfull ping answered rss cpu traffic run <<<"$1"
+  if [ "$format" = lines ]; then
     echo "$n-node full mesh: time to full mesh (s)|$full"
     echo "$n-node full mesh: random pairs answering ping|$answered"
     echo "$n-node full mesh: first ping reply, median/max (ms)|$ping"
     echo "$n-node full mesh: idle RSS per node, median/max (MiB)|$rss"
     echo "$n-node full mesh: idle CPU per node, median/max (% of a core)|$cpu"
     echo "$n-node full mesh: idle traffic per node, median/max (KB/min)|$traffic"
-  done
-  exit 0
-fi
-
-echo "| nodes | mode | full mesh (s) | pairs answering | first ping reply, median/max (ms) | RSS per node, median/max (MiB) | idle CPU per node, median/max (% of a core) | idle traffic per node, median/max (KB/min) | run (s) |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-for r in "${results[@]}"; do
-  IFS='|' read -r n mode full nfull ping answered rss cpu traffic run <<<"$r"
+    return
+  fi
   [ "$full" = never ] && full="never ($nfull/$n nodes full)"
   echo "| $n | $mode | $full | $answered | $ping | $rss | $cpu | $traffic | $run |"
-done
-# Growth: each median (and the time to full mesh) against the smallest size's.
-first=${results[0]}
-for r in "${results[@]:1}"; do
-  awk -v a="$first" -v b="$r" 'BEGIN {
+}
+# growth R0 R: one line on how R's medians (and its time to full mesh)
+# compare with R0's, the smallest size's.
+growth() {
+  awk -v a="$1" -v b="$2" 'BEGIN {
     split(a, x, "|"); split(b, y, "|")
     split(x[5], xp, "/"); split(y[5], yp, "/"); split(x[7], xr, "/"); split(y[7], yr, "/")
     split(x[8], xc, "/"); split(y[8], yc, "/"); split(x[9], xt, "/"); split(y[9], yt, "/")
-    printf "\n%s nodes against %s (%.1fx the nodes): full mesh %s, first ping median %s, RSS median %s, idle CPU median %s, idle traffic median %s\n",
-      y[1], x[1], y[1] / x[1], r(x[3], y[3]), r(xp[1], yp[1]), r(xr[1], yr[1]), r(xc[1], yc[1]), r(xt[1], yt[1])
+    printf "- %s nodes against %s (%.1fx the nodes, %.1fx the peers each): full mesh %s, first ping median %s, RSS median %s, idle CPU median %s, idle traffic median %s\n",
+      y[1], x[1], y[1] / x[1], (y[1] - 1) / (x[1] - 1), r(x[3], y[3]), r(xp[1], yp[1]), r(xr[1], yr[1]), r(xc[1], yc[1]), r(xt[1], yt[1])
   }
   function r(u, v) { return (u > 0 && v ~ /^[0-9.]+$/) ? sprintf("%.1fx", v / u) : "n/a" }'
+}
+
+raise_neigh
+if [ "$format" = markdown ]; then
+  echo "| nodes | mode | full mesh (s) | pairs answering | first ping reply, median/max (ms) | RSS per node, median/max (MiB) | idle CPU per node, median/max (% of a core) | idle traffic per node, median/max (KB/min) | run (s) |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+fi
+for n in $sizes; do
+  mesh "$n"
+  row "${results[-1]}"
 done
+if [ "$format" = markdown ] && [ "${#results[@]}" -gt 1 ]; then
+  echo
+  for r in "${results[@]:1}"; do growth "${results[0]}" "$r"; done
+fi
