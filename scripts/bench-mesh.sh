@@ -5,13 +5,15 @@
 # fresh mesh, torn down before the next. Per size:
 #   - the time from the first start until every node's status shows all
 #     its peers connected;
-#   - idle cost over a window of BENCH_MESH_IDLE seconds (default 60),
-#     which opens BENCH_MESH_SETTLE seconds (default 15) after the full
-#     mesh: RSS per node (VmRSS at the window's end), CPU per node as % of
-#     one core (utime+stime over the window), and traffic per node per
-#     minute: the Ethernet frames, headers, ARP and ND included, that leave
-#     and enter the node's veth, counted on the bridge side (rx_bytes +
-#     tx_bytes of its port), so every byte between two nodes counts at
+#   - idle cost over a window of BENCH_MESH_IDLE seconds (default 60: the
+#     nodes ping each peer every 10 s and TCP keepalives go every 30 s, so
+#     a multiple of 30), which opens BENCH_MESH_SETTLE seconds (default 30;
+#     a 100-node mesh's traffic was steady 30-40 s after it was full) after
+#     the full mesh: RSS per node (VmRSS at the window's end), CPU per node
+#     as % of one core (utime+stime over the window), and traffic per node
+#     per minute: the Ethernet frames, headers, ARP and ND included, that
+#     leave and enter the node's veth, counted on the bridge side (rx_bytes
+#     + tx_bytes of its port), so every byte between two nodes counts at
 #     both;
 #   - then, the mesh idle since the window, BENCH_MESH_PAIRS random ordered
 #     pairs (default 100, all pairs if fewer): the system ping from one
@@ -21,19 +23,20 @@
 # Prints a Markdown table, a row as each size ends (the smallest first),
 # then a line per size on how each figure grows against the smallest's;
 # BENCH_MESH_FORMAT=lines prints "name|value" lines instead (bench.sh
-# reads those). Progress goes to stderr.
+# reads those). Progress goes to stderr; BENCH_MESH_TRACE=1 adds what the
+# mesh sent and its CPU every 10 s of the settling and the window.
 #
 # The kernel's neighbour tables are shared by all namespaces (1,024
 # entries by default) and a full mesh of n namespaces needs about n*(n-1)
 # of them: the run raises net.ipv{4,6}.neigh.default.gc_thresh1/2/3 and
-# restores them on exit. Needs root.
+# restores them on exit. Needs root, curl and ping.
 set -Eeuo pipefail
 export LC_ALL=C
 
 bin=${MYNETWORK_BIN:-bin/mynetwork}
 sizes=$(printf '%s\n' ${BENCH_MESH_SIZES:-20 50 100} | sort -n -u) # the smallest first
 idle=${BENCH_MESH_IDLE:-60}
-settle=${BENCH_MESH_SETTLE:-15}
+settle=${BENCH_MESH_SETTLE:-30}
 npairs=${BENCH_MESH_PAIRS:-100}
 format=${BENCH_MESH_FORMAT:-markdown}
 interval=0.2 # between echo requests of one pair
@@ -151,37 +154,42 @@ mesh() {
   for i in $(seq "$n"); do
     ip netns exec "$tag-$1-$i" "$bin" up -i "${ifs[i]}" -c "$dir/$i.json" 2>"$dir/$i.log" & pids+=($!)
   done
-  # Every node asked in turn (through its control socket, no namespace
-  # needed) until its status shows all its peers; a node once full is not
-  # asked again.
-  local want="Connected VPN nodes: $((n - 1))/$((n - 1))"
+  # Every node asked in turn until its status shows all its peers
+  # connected; a node once full is not asked again. curl asks the control
+  # API for the status that 'mynetwork status' prints: a Go client per
+  # node and round is slow to start beside 100 starting nodes (a round took
+  # a minute), and the time would be known only to the round.
+  local said=$start
   deadline=$(awk -v s="$start" -v n="$n" 'BEGIN { printf "%.0f", s + 60 + 3 * n }')
   left=$n
   while [ "$left" -gt 0 ] && awk -v d="$deadline" -v t="$(now)" 'BEGIN { exit !(t < d) }'; do
     for i in $(seq "$n"); do
       [ -n "${full[i]:-}" ] && continue
-      if "$bin" -i "${ifs[i]}" status 2>/dev/null | grep -q "^$want\$"; then full[i]=1; left=$((left - 1)); fi
+      if [ "$(connected "${ifs[i]}")" = $((n - 1)) ]; then full[i]=1; left=$((left - 1)); fi
     done
-    [ "$left" -gt 0 ] && sleep 0.2
+    [ "$left" -gt 0 ] || break
+    if awk -v s="$said" -v t="$(now)" 'BEGIN { exit !(t - s >= 5) }'; then
+      said=$(now); say "$n nodes: $((n - left)) full after $(secs "$start" "$said") s"
+    fi
+    sleep 0.2
   done
   nfull=$((n - left))
   [ "$left" = 0 ] && elapsed=$(secs "$start" "$(now)")
   say "$n nodes: $nfull full after $(secs "$start" "$(now)") s"
   all_alive "$dir"
 
-  # The idle window.
-  sleep "$settle"
+  # The idle window; with BENCH_MESH_TRACE=1, what the whole mesh sent and
+  # its nodes' mean CPU every 10 s of it (and of the settling before it).
+  local c0 c1 ports0 ports1 rss cpu traffic
+  if [ -n "${BENCH_MESH_TRACE:-}" ]; then trace "$n" "$br" "$settle" settling; else sleep "$settle"; fi
   say "$n nodes: idle window of $idle s"
-  local c0=() c1=() ports0 ports1
-  for i in $(seq "$n"); do c0[i]=$(awk '{ print $14 + $15 }' "/proc/${pids[i - 1]}/stat"); done
-  ports0=$(port_bytes "$br")
-  sleep "$idle"
+  c0=$(ticks); ports0=$(port_bytes "$br")
+  if [ -n "${BENCH_MESH_TRACE:-}" ]; then trace "$n" "$br" "$idle" idle; else sleep "$idle"; fi
   all_alive "$dir"
-  ports1=$(port_bytes "$br")
-  for i in $(seq "$n"); do c1[i]=$(awk '{ print $14 + $15 }' "/proc/${pids[i - 1]}/stat"); done
-  local rss cpu traffic
-  rss=$(for pid in "${pids[@]}"; do awk '/^VmRSS/ { print $2 }' "/proc/$pid/status"; done | med_max 0.0009765625 1)
-  cpu=$(for i in $(seq "$n"); do echo $((c1[i] - c0[i])); done | med_max "$(awk -v hz="$hz" -v w="$idle" 'BEGIN { print 100 / hz / w }')" 2)
+  c1=$(ticks); ports1=$(port_bytes "$br")
+  rss=$(awk '/^VmRSS/ { print $2 }' $(printf '/proc/%s/status ' "${pids[@]}") | med_max 0.0009765625 1)
+  cpu=$(paste <(echo "$c0") <(echo "$c1") | awk '{ print $2 - $1 }' |
+    med_max "$(awk -v hz="$hz" -v w="$idle" 'BEGIN { print 100 / hz / w }')" 2)
   traffic=$(join <(echo "$ports0") <(echo "$ports1") | awk '{ print $4 + $5 - $2 - $3 }' |
     med_max "$(awk -v w="$idle" 'BEGIN { print 60 / w / 1000 }')" 1)
 
@@ -203,6 +211,26 @@ mesh() {
   say "$n nodes: tearing down"
   teardown
   results+=("$n|kernel|$elapsed|$nfull|$ping|$answered/$total|$rss|$cpu|$traffic|$(secs "$t0" "$(now)")")
+}
+# ticks: each node's CPU ticks so far (utime + stime), in node order.
+ticks() { awk '{ print $14 + $15 }' $(printf '/proc/%s/stat ' "${pids[@]}"); }
+# trace N BRIDGE-NS SECONDS WHAT: sleeps SECONDS, saying every 10 s what
+# the mesh's nodes sent in all (KB, frames) and their mean CPU.
+trace() {
+  local t=0 step b0 b1 k0 k1
+  b0=$(port_bytes "$2" | awk '{ s += $2 } END { print s }'); k0=$(ticks | awk '{ s += $1 } END { print s }')
+  while [ "$t" -lt "$3" ]; do
+    step=$(( $3 - t < 10 ? $3 - t : 10 )); sleep "$step"; t=$((t + step))
+    b1=$(port_bytes "$2" | awk '{ s += $2 } END { print s }'); k1=$(ticks | awk '{ s += $1 } END { print s }')
+    say "$1 nodes, $4 ${t} s: the mesh sent $(( (b1 - b0) / 1000 )) KB in ${step} s; CPU per node $(awk -v k=$((k1 - k0)) -v hz="$hz" -v s="$step" -v n="$1" 'BEGIN { printf "%.2f", 100 * k / hz / s / n }')% of a core"
+    b0=$b1 k0=$k1
+  done
+}
+# connected IFACE: how many peers the node of that interface has connected.
+connected() {
+  local st
+  st=$(curl -s -m 5 --unix-socket "/run/mynetwork/$1.sock" http://mynetwork/v1/status || true)
+  grep -o '"connected":true' <<<"$st" | wc -l || true
 }
 # all_alive DIR: fails, with the end of its log, if a node has exited.
 all_alive() {
