@@ -14,7 +14,8 @@
 #     per minute: the Ethernet frames, headers, ARP and ND included, that
 #     leave and enter the node's veth, counted on the bridge side (rx_bytes
 #     + tx_bytes of its port), so every byte between two nodes counts at
-#     both;
+#     both; and the share of the nodes' connections to their peers that
+#     are on QUIC at the window's end (the rest are on TCP);
 #   - then, the mesh idle since the window, BENCH_MESH_PAIRS random ordered
 #     pairs (default 100, all pairs if fewer): the system ping from one
 #     node's namespace to the other's mesh IPv4, one request every 0.2 s
@@ -116,7 +117,7 @@ med_max() {
 node_ip() { echo "10.126.$(($1 / 256)).$(($1 % 256))"; }
 
 # mesh N: makes, measures and tears down a mesh of N nodes; appends its
-# figures to $results as "n|mode|full|nodesfull|ping|answered|rss|cpu|traffic|run".
+# figures to $results as "n|mode|full|nodesfull|ping|answered|rss|cpu|traffic|run|quic".
 results=()
 mesh() {
   local n=$1 dir=$work/$1 br=$tag-$1-br t0 i j ns peers
@@ -187,6 +188,14 @@ mesh() {
   if [ -n "${BENCH_MESH_TRACE:-}" ]; then trace "$n" "$br" "$idle" idle; else sleep "$idle"; fi
   all_alive "$dir"
   c1=$(ticks); ports1=$(port_bytes "$br")
+  # Which transport each node's connection to each peer uses at the
+  # window's end: one side of a pair first connected over QUIC closes it
+  # to redial over TCP, but a redial on a busy machine can end on QUIC
+  # again (the next move is 5 min later), and the window's costs are of
+  # this mix.
+  local quic
+  quic=$(for i in $(seq "$n"); do status "${ifs[i]}" | grep -o '"addr":"[^"]*"' || true; done |
+    awk '/quic/ { q++ } { a++ } END { if (a) printf "%.0f%%", 100 * q / a; else print "n/a" }')
   rss=$(awk '/^VmRSS/ { print $2 }' $(printf '/proc/%s/status ' "${pids[@]}") | med_max 0.0009765625 1)
   cpu=$(paste <(echo "$c0") <(echo "$c1") | awk '{ print $2 - $1 }' |
     med_max "$(awk -v hz="$hz" -v w="$idle" 'BEGIN { print 100 / hz / w }')" 2)
@@ -210,7 +219,7 @@ mesh() {
 
   say "$n nodes: tearing down"
   teardown
-  results+=("$n|kernel|$elapsed|$nfull|$ping|$answered/$total|$rss|$cpu|$traffic|$(secs "$t0" "$(now)")")
+  results+=("$n|kernel|$elapsed|$nfull|$ping|$answered/$total|$rss|$cpu|$traffic|$(secs "$t0" "$(now)")|$quic")
 }
 # ticks: each node's CPU ticks so far (utime + stime), in node order.
 ticks() { awk '{ print $14 + $15 }' $(printf '/proc/%s/stat ' "${pids[@]}"); }
@@ -227,11 +236,9 @@ trace() {
   done
 }
 # connected IFACE: how many peers the node of that interface has connected.
-connected() {
-  local st
-  st=$(curl -s -m 5 --unix-socket "/run/mynetwork/$1.sock" http://mynetwork/v1/status || true)
-  grep -o '"connected":true' <<<"$st" | wc -l || true
-}
+connected() { status "$1" | grep -o '"connected":true' | wc -l || true; }
+# status IFACE: the node's status as JSON, or nothing.
+status() { curl -s -m 5 --unix-socket "/run/mynetwork/$1.sock" http://mynetwork/v1/status || true; }
 # all_alive DIR: fails, with the end of its log, if a node has exited.
 all_alive() {
   local i state
@@ -252,10 +259,11 @@ port_bytes() {
 # row R: prints one size's figures (R as mesh appends to $results) as
 # soon as it has them, so a later size's failure keeps the earlier ones.
 row() {
-  local n mode full nfull ping answered rss cpu traffic run
-  IFS='|' read -r n mode full nfull ping answered rss cpu traffic run <<<"$1"
+  local n mode full nfull ping answered rss cpu traffic run quic
+  IFS='|' read -r n mode full nfull ping answered rss cpu traffic run quic <<<"$1"
   if [ "$format" = lines ]; then
     echo "$n-node full mesh: time to full mesh (s)|$full"
+    echo "$n-node full mesh: connections on QUIC, the rest on TCP|$quic"
     echo "$n-node full mesh: random pairs answering ping|$answered"
     echo "$n-node full mesh: first ping reply, median/max (ms)|$ping"
     echo "$n-node full mesh: idle RSS per node, median/max (MiB)|$rss"
@@ -264,7 +272,7 @@ row() {
     return
   fi
   [ "$full" = never ] && full="never ($nfull/$n nodes full)"
-  echo "| $n | $mode | $full | $answered | $ping | $rss | $cpu | $traffic | $run |"
+  echo "| $n | $mode | $full | $quic | $answered | $ping | $rss | $cpu | $traffic | $run |"
 }
 # growth R0 R: one line on how R's medians (and its time to full mesh)
 # compare with R0's, the smallest size's.
@@ -281,8 +289,8 @@ growth() {
 
 raise_neigh
 if [ "$format" = markdown ]; then
-  echo "| nodes | mode | full mesh (s) | pairs answering | first ping reply, median/max (ms) | RSS per node, median/max (MiB) | idle CPU per node, median/max (% of a core) | idle traffic per node, median/max (KB/min) | run (s) |"
-  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+  echo "| nodes | mode | full mesh (s) | on QUIC | pairs answering | first ping reply, median/max (ms) | RSS per node, median/max (MiB) | idle CPU per node, median/max (% of a core) | idle traffic per node, median/max (KB/min) | run (s) |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 fi
 for n in $sizes; do
   mesh "$n"
