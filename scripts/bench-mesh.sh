@@ -155,18 +155,25 @@ mesh() {
   for i in $(seq "$n"); do
     ip netns exec "$tag-$1-$i" "$bin" up -i "${ifs[i]}" -c "$dir/$i.json" 2>"$dir/$i.log" & pids+=($!)
   done
-  # Every node asked in turn until its status shows all its peers
-  # connected; a node once full is not asked again. curl asks the control
-  # API for the status that 'mynetwork status' prints: a Go client per
-  # node and round is slow to start beside 100 starting nodes (a round took
-  # a minute), and the time would be known only to the round.
-  local said=$start
+  # Every node asked until its status shows all its peers connected; a
+  # node once full is not asked again. curl asks the control API for the
+  # status that 'mynetwork status' prints: a Go client per node and round
+  # is slow to start beside 100 starting nodes.
+  local said=$start asked
   deadline=$(awk -v s="$start" -v n="$n" 'BEGIN { printf "%.0f", s + 60 + 3 * n }')
   left=$n
   while [ "$left" -gt 0 ] && awk -v d="$deadline" -v t="$(now)" 'BEGIN { exit !(t < d) }'; do
+    # All at once: one after the other, a round over 100 busy nodes took
+    # a minute, and the time to full mesh was known only to the round.
+    asked=()
     for i in $(seq "$n"); do
       [ -n "${full[i]:-}" ] && continue
-      if [ "$(connected "${ifs[i]}")" = $((n - 1)) ]; then full[i]=1; left=$((left - 1)); fi
+      connected "${ifs[i]}" >"$dir/connected.$i" & asked+=($!)
+    done
+    wait "${asked[@]}" || true
+    for i in $(seq "$n"); do
+      [ -n "${full[i]:-}" ] && continue
+      if [ "$(cat "$dir/connected.$i")" = $((n - 1)) ]; then full[i]=1; left=$((left - 1)); fi
     done
     [ "$left" -gt 0 ] || break
     if awk -v s="$said" -v t="$(now)" 'BEGIN { exit !(t - s >= 5) }'; then
