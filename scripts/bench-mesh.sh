@@ -4,7 +4,10 @@
 # all the others as peers, no bootstrap peers and no mDNS. Each size is a
 # fresh mesh, torn down before the next. Per size:
 #   - the time from the first start until every node's status shows all
-#     its peers connected;
+#     its peers connected; with BENCH_MESH_IDLE_TIMEOUT (a duration such as
+#     10m) every node's config has it as its idleTimeout, the nodes connect
+#     on demand, and this is the time until every node shows all its peers
+#     idle;
 #   - idle cost over a window of BENCH_MESH_IDLE seconds (default 60: the
 #     nodes ping each peer every 10 s and TCP keepalives go every 30 s, so
 #     a multiple of 30), which opens BENCH_MESH_SETTLE seconds (default 30;
@@ -40,6 +43,7 @@ idle=${BENCH_MESH_IDLE:-60}
 settle=${BENCH_MESH_SETTLE:-30}
 npairs=${BENCH_MESH_PAIRS:-100}
 format=${BENCH_MESH_FORMAT:-markdown}
+ondemand=${BENCH_MESH_IDLE_TIMEOUT:-} # the nodes' idleTimeout; none: every peer connected
 interval=0.2 # between echo requests of one pair
 tag=mnm$$
 hz=$(getconf CLK_TCK)
@@ -54,6 +58,8 @@ for v in "BENCH_MESH_IDLE=$idle" "BENCH_MESH_SETTLE=$settle" "BENCH_MESH_PAIRS=$
 done
 [ "$idle" -gt 0 ] || { echo "BENCH_MESH_IDLE: the idle window needs at least 1 s" >&2; exit 1; }
 [ "$npairs" -gt 0 ] || { echo "BENCH_MESH_PAIRS: at least one pair" >&2; exit 1; }
+[ -z "$ondemand" ] || [[ $ondemand =~ ^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$ ]] ||
+  { echo "BENCH_MESH_IDLE_TIMEOUT: \"$ondemand\" is not a duration such as 10m" >&2; exit 1; }
 [ "$format" = markdown ] || [ "$format" = lines ] ||
   { echo "BENCH_MESH_FORMAT: \"$format\" is neither markdown nor lines" >&2; exit 1; }
 work=$(mktemp -d)
@@ -140,13 +146,15 @@ mesh() {
     ids[i]=$(grep -o '12D3Koo[1-9A-HJ-NP-Za-km-z]*' <<<"$out")
     ips[i]=$(grep -o 'mesh addresses: [0-9.]*' <<<"$out" | cut -d' ' -f3)
   done
+  local extra='' mode=kernel
+  [ -z "$ondemand" ] || { extra="\"idleTimeout\": \"$ondemand\", "; mode="kernel, idleTimeout $ondemand"; }
   for i in $(seq "$n"); do
     peers=''
     for j in $(seq "$n"); do
       [ "$i" = "$j" ] && continue
       peers+="${peers:+, }{\"name\": \"n$j\", \"id\": \"${ids[j]}\", \"addrs\": [\"/ip4/$(node_ip "$j")/udp/8001/quic-v1\"]}"
     done
-    sed -i "s|\"peers\": \[\]|\"bootstrapPeers\": [], \"mdns\": false, \"peers\": [$peers]|" "$dir/$i.json"
+    sed -i "s|\"peers\": \[\]|\"bootstrapPeers\": [], \"mdns\": false, $extra\"peers\": [$peers]|" "$dir/$i.json"
   done
 
   say "$n nodes: starting"
@@ -155,11 +163,12 @@ mesh() {
   for i in $(seq "$n"); do
     ip netns exec "$tag-$1-$i" "$bin" up -i "${ifs[i]}" -c "$dir/$i.json" 2>"$dir/$i.log" & pids+=($!)
   done
-  # Every node asked until its status shows all its peers connected; a
-  # node once full is not asked again. curl asks the control API for the
-  # status that 'mynetwork status' prints: a Go client per node and round
-  # is slow to start beside 100 starting nodes.
-  local said=$start asked
+  # Every node asked until its status shows all its peers connected (on
+  # demand: all idle); a node once full is not asked again. curl asks the
+  # control API for the status that 'mynetwork status' prints: a Go client
+  # per node and round is slow to start beside 100 starting nodes.
+  local said=$start asked state=connected
+  [ -z "$ondemand" ] || state=idle
   deadline=$(awk -v s="$start" -v n="$n" 'BEGIN { printf "%.0f", s + 60 + 3 * n }')
   left=$n
   while [ "$left" -gt 0 ] && awk -v d="$deadline" -v t="$(now)" 'BEGIN { exit !(t < d) }'; do
@@ -168,22 +177,22 @@ mesh() {
     asked=()
     for i in $(seq "$n"); do
       [ -n "${full[i]:-}" ] && continue
-      connected "${ifs[i]}" >"$dir/connected.$i" & asked+=($!)
+      peers_in "$state" "${ifs[i]}" >"$dir/$state.$i" & asked+=($!)
     done
     wait "${asked[@]}" || true
     for i in $(seq "$n"); do
       [ -n "${full[i]:-}" ] && continue
-      if [ "$(cat "$dir/connected.$i")" = $((n - 1)) ]; then full[i]=1; left=$((left - 1)); fi
+      if [ "$(cat "$dir/$state.$i")" = $((n - 1)) ]; then full[i]=1; left=$((left - 1)); fi
     done
     [ "$left" -gt 0 ] || break
     if awk -v s="$said" -v t="$(now)" 'BEGIN { exit !(t - s >= 5) }'; then
-      said=$(now); say "$n nodes: $((n - left)) full after $(secs "$start" "$said") s"
+      said=$(now); say "$n nodes: $((n - left)) with every peer $state after $(secs "$start" "$said") s"
     fi
     sleep 0.2
   done
   nfull=$((n - left))
   [ "$left" = 0 ] && elapsed=$(secs "$start" "$(now)")
-  say "$n nodes: $nfull full after $(secs "$start" "$(now)") s"
+  say "$n nodes: $nfull with every peer $state after $(secs "$start" "$(now)") s"
   all_alive "$dir"
 
   # The idle window; with BENCH_MESH_TRACE=1, what the whole mesh sent and
@@ -226,7 +235,7 @@ mesh() {
 
   say "$n nodes: tearing down"
   teardown
-  results+=("$n|kernel|$elapsed|$nfull|$ping|$answered/$total|$rss|$cpu|$traffic|$(secs "$t0" "$(now)")|$quic")
+  results+=("$n|$mode|$elapsed|$nfull|$ping|$answered/$total|$rss|$cpu|$traffic|$(secs "$t0" "$(now)")|$quic")
 }
 # ticks: each node's CPU ticks so far (utime + stime), in node order.
 ticks() { awk '{ print $14 + $15 }' $(printf '/proc/%s/stat ' "${pids[@]}"); }
@@ -242,8 +251,9 @@ trace() {
     b0=$b1 k0=$k1
   done
 }
-# connected IFACE: how many peers the node of that interface has connected.
-connected() { status "$1" | grep -o '"connected":true' | wc -l || true; }
+# peers_in STATE IFACE: how many peers the node of that interface has in
+# STATE (connected, idle).
+peers_in() { status "$2" | grep -o "\"$1\":true" | wc -l || true; }
 # status IFACE: the node's status as JSON, or nothing.
 status() { curl -s -m 5 --unix-socket "/run/mynetwork/$1.sock" http://mynetwork/v1/status || true; }
 # all_alive DIR: fails, with the end of its log, if a node has exited.
