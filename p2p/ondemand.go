@@ -135,18 +135,8 @@ func (c *connector) sleepIdle() (time.Duration, then) {
 // up to tunnel.DemandWait for it; nil if none came.
 func (n *Node) connectNow(ctx context.Context, p peer.ID) network.Conn {
 	n.demand(p)
-	ctx, cancel := context.WithTimeout(ctx, tunnel.DemandWait)
-	defer cancel()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if c := n.bestConn(p); c != nil {
-			return c
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
+	if !n.transport.AwaitConn(ctx, p, tunnel.DemandWait) {
+		return nil
 	}
+	return n.bestConn(p)
 }

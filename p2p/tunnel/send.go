@@ -117,21 +117,49 @@ func (sn *sender) awaitLink() bool {
 		return false
 	}
 	t.demand(p)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.Now().Add(DemandWait)
-	for time.Now().Before(deadline) {
-		select {
-		case <-sn.ps.ctx.Done():
-			return false
-		case <-tick.C:
-		}
-		if t.conn(p) != nil {
+	return t.await(sn.ps.ctx, sn.ps, DemandWait)
+}
+
+// AwaitConn waits up to d for a connection to carry p's packets, and
+// reports whether one came; false at once for a peer not configured.
+func (t *Transport) AwaitConn(ctx context.Context, p peer.ID, d time.Duration) bool {
+	ps := t.peer(p)
+	if ps == nil {
+		return false
+	}
+	return t.await(ctx, ps, d)
+}
+
+// await waits up to d, or until ctx or the peer's own context ends, for
+// t.conn to give a connection to the peer. It looks again each time the
+// peer's connections change (ResetPeer), and every awaitRecheck in case
+// the path choice takes a connection it was told of earlier.
+func (t *Transport) await(ctx context.Context, ps *peerSender, d time.Duration) bool {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	recheck := time.NewTicker(awaitRecheck)
+	defer recheck.Stop()
+	for {
+		linked := *ps.linked.Load() // before the look: a change after it wakes us
+		if t.conn(ps.id) != nil {
 			return true
 		}
+		select {
+		case <-linked:
+		case <-recheck.C:
+		case <-deadline.C:
+			return false
+		case <-ctx.Done():
+			return false
+		case <-ps.ctx.Done():
+			return false
+		}
 	}
-	return false
 }
+
+// awaitRecheck is how often await looks for a connection between the
+// changes it is woken by.
+var awaitRecheck = 100 * time.Millisecond // a test lengthens it
 
 // sender is the state of one peer's outgoing path, owned by its sendLoop.
 type sender struct {
@@ -448,9 +476,12 @@ func (t *Transport) open(p peer.ID) (network.Stream, error) {
 }
 
 // ResetPeer makes the peer's outgoing stream be reopened at its next packet,
-// so that it moves to the best connection. Called when connections change.
+// so that it moves to the best connection, and wakes AwaitConn. Called when
+// connections change.
 func (t *Transport) ResetPeer(p peer.ID) {
 	if ps := t.peer(p); ps != nil {
 		ps.reset.Store(true)
+		linked := make(chan struct{})
+		close(*ps.linked.Swap(&linked))
 	}
 }

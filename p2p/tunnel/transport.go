@@ -85,10 +85,13 @@ type PeerCounters struct {
 }
 
 type peerSender struct {
-	id      peer.ID
-	queue   *fq
-	stats   PeerCounters
-	reset   atomic.Bool      // set by ResetPeer, read by sendLoop
+	id    peer.ID
+	queue *fq
+	stats PeerCounters
+	reset atomic.Bool // set by ResetPeer, read by sendLoop
+	// linked is closed, and replaced, by ResetPeer: AwaitConn's waiters
+	// wake when the peer's connections change.
+	linked  atomic.Pointer[chan struct{}]
 	inbound []network.Stream // open incoming packet streams, oldest first (Transport.mu)
 	// ctx ends when the peer leaves the config (SetPeers) or the
 	// transport closes: its send loop and datagram readers stop.
@@ -226,6 +229,8 @@ func newTransport(h host.Host, peers []peer.ID, o Config) *Transport {
 // newPeer makes a peer's state, starting nothing.
 func (t *Transport) newPeer(p peer.ID) *peerSender {
 	ps := &peerSender{id: p}
+	linked := make(chan struct{})
+	ps.linked.Store(&linked)
 	ps.queue = newFQ(&ps.stats, t.put)
 	ps.ctx, ps.cancel = context.WithCancel(t.ctx)
 	return ps
