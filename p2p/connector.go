@@ -50,6 +50,11 @@ type connector struct {
 	silent     int           // pings in a row that failed while nothing arrived from p
 	nextTCP    time.Time     // when p, on QUIC on a LAN, may next move to TCP
 	yieldFor   time.Duration // how long a node that does not lead lets p dial first
+	pingedOn   network.Conn  // the connection this node last had an answer from p on
+	roundAt    time.Time     // when the last liveness round ran
+	roundRx    uint64        // packets from p counted then
+
+	heard atomic.Int64 // when p last pinged this node on the connection packets use (Unix ns)
 
 	demanded  atomic.Int64 // on demand: when packets last asked for p (Unix ns)
 	lastAct   uint64       // on demand: packets to and from p when last looked
@@ -249,14 +254,26 @@ func (c *connector) networkChanged() bool {
 	return changed
 }
 
-// alive pings the peer on best, and reports false when it closed the
-// connections to the peer instead: deadAfter pings failed in a row, and
-// nothing arrived meanwhile.
+// alive pings the peer on best, unless it showed itself alive since the
+// last round (heardFrom), and reports false when it closed the connections
+// to the peer instead: deadAfter pings failed in a row, and nothing
+// arrived meanwhile.
 func (c *connector) alive(ctx context.Context, best network.Conn) bool {
+	c.n.liveRounds.Add(1)
+	if c.heardFrom(best) {
+		c.silent = 0
+		return true
+	}
+	c.n.livePings.Add(1)
 	// Anything that arrives while the ping is out also shows the
 	// connection is alive: under load a ping can be slow.
 	before := c.n.received(c.p)
-	if c.measureRTT(ctx, best) || c.n.received(c.p) != before {
+	if c.measureRTT(ctx, best) {
+		c.pingedOn = best
+		c.silent = 0
+		return true
+	}
+	if c.n.received(c.p) != before {
 		c.silent = 0
 		return true
 	}
@@ -273,6 +290,22 @@ func (c *connector) alive(ctx context.Context, best network.Conn) bool {
 	}
 	c.silent = 0
 	return false
+}
+
+// heardFrom says whether the peer showed itself alive on best since the
+// last liveness round without this node's ping: packets arrived from it, or
+// it pinged this node on best. Then one side's pings keep an idle pair
+// alive for both, and a busy pair sends none; whichever side went a whole
+// round without hearing pings, so some ping crosses in any two rounds and
+// a dead peer is found as before, one round later at most. Each connection
+// is pinged once all the same: its round trip is what status shows.
+func (c *connector) heardFrom(best network.Conn) bool {
+	since, rxBefore := c.roundAt, c.roundRx
+	c.roundAt, c.roundRx = time.Now(), c.n.received(c.p)
+	if c.pingedOn != best {
+		return false
+	}
+	return c.roundRx != rxBefore || c.heard.Load() > since.UnixNano()
 }
 
 // moveToTCP closes best, a QUIC connection to a LAN peer (its TCP listener

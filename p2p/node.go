@@ -30,6 +30,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	"github.com/libp2p/go-libp2p/p2p/transport/quicreuse"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,13 +43,16 @@ import (
 // MDNSService is the mDNS service name VPN nodes announce themselves under.
 const MDNSService = "_mynetwork._udp"
 
+// pingInterval is the wait between a connector's liveness rounds on a live
+// connection (a test shortens it).
+var pingInterval = 10 * time.Second
+
 const (
 	dialTimeout   = 15 * time.Second
 	directRetry   = 30 * time.Second
 	directGrace   = 8 * time.Second  // DCUtR's own punch on a new relayed connection runs first
 	findTimeout   = 10 * time.Second // FindPeer can hang to its deadline on relay-only peers
 	maxRepunch    = 5
-	pingInterval  = 10 * time.Second
 	tcpRetry      = 5 * time.Minute // between moves of a LAN peer from QUIC to TCP
 	pingTimeout   = 5 * time.Second
 	silentRetry   = time.Second // the next ping after one failed
@@ -141,6 +145,10 @@ type Node struct {
 	idleTimeout time.Duration          // Options.IdleTimeout
 	quicCM      *quicreuse.ConnManager // with Options.Control: closed after the host
 
+	// The connectors' liveness rounds and the pings they sent, all peers
+	// together (for tests: see connector.heardFrom).
+	liveRounds, livePings atomic.Uint64
+
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -195,6 +203,7 @@ func New(opts Options) (_ *Node, err error) {
 	ids := n.addConfigured(opts)
 	n.loadAddrBook()
 	h.SetStreamHandler(AddrsProtocol, n.handleAddrs)
+	h.SetStreamHandler(ping.ID, n.answerPing)
 	n.transport, err = tunnel.New(h, ids, tunnel.Config{
 		MaxPacket: opts.MaxPacket, VirtioHeaders: opts.VirtioHeaders, NoDatagrams: opts.NoDatagrams,
 		Conn: n.bestConn, Conns: n.conns, Demand: n.demandFunc(), Log: opts.Log,

@@ -32,6 +32,7 @@ func (n *Node) hostOptions(opts Options) []libp2p.Option {
 		libp2p.Transport(libp2pquic.NewTransport),
 		libp2p.Muxer(yamux.ID, conns.Yamux()),
 		libp2p.UserAgent(userAgentName),
+		libp2p.Ping(false), // the node answers pings itself: see answerPing
 		libp2p.AddrsFactory(withoutMesh),
 		libp2p.ConnectionGater(meshGater{n.strangers, n.isBlocked}),
 		libp2p.SwarmOpts(swarm.WithDialRanker(lanTCPFirst)),

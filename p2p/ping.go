@@ -86,6 +86,44 @@ func (n *Node) pingConn(ctx context.Context, conn network.Conn) (time.Duration, 
 	return rtt, nil
 }
 
+// answerPing is the node's handler of libp2p's ping protocol (libp2p's own
+// is off): it echoes each PingSize bytes it reads, as libp2p's does, until
+// the stream ends or stays silent for pingStreamIdle, and notes when a
+// configured peer pinged on the connection this node's packets to it use,
+// so that its connector need not ping back (see connector.heardFrom). The
+// stream joins the ping service's resource scope, which bounds how many a
+// peer may hold.
+func (n *Node) answerPing(s network.Stream) {
+	if err := s.Scope().SetService(ping.ServiceName); err != nil {
+		s.Reset()
+		return
+	}
+	p := s.Conn().RemotePeer()
+	var buf [ping.PingSize]byte
+	for {
+		s.SetDeadline(time.Now().Add(pingStreamIdle))
+		if _, err := io.ReadFull(s, buf[:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				s.Close()
+			} else {
+				s.Reset()
+			}
+			return
+		}
+		if c := n.connector(p); c != nil && s.Conn() == n.bestConn(p) {
+			c.heard.Store(time.Now().UnixNano())
+		}
+		if _, err := s.Write(buf[:]); err != nil {
+			s.Reset()
+			return
+		}
+	}
+}
+
+// pingStreamIdle is how long answerPing waits for the next ping on a
+// stream, as libp2p's handler does.
+const pingStreamIdle = 10 * time.Second
+
 // transportOf names the transport under a connection: a relayed one's is
 // the transport to the relay.
 func transportOf(c network.Conn) string {
