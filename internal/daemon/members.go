@@ -166,7 +166,11 @@ func (d *Daemon) listedConflict(name string, id peer.ID) error {
 // A member's networks that another peer or this node has are left out.
 func (d *Daemon) withMembers(cfg *config.Config) []peerInfo {
 	peers := peersOf(cfg)
-	if d.members == nil || !d.stillMember(cfg) {
+	if d.members == nil {
+		return peers
+	}
+	members := d.members.Store().Members(time.Now())
+	if !d.stillMember(cfg, members) {
 		return peers
 	}
 	ids := map[peer.ID]bool{d.self: true}
@@ -182,7 +186,7 @@ func (d *Daemon) withMembers(cfg *config.Config) []peerInfo {
 			routed[r] = true
 		}
 	}
-	for _, m := range d.members.Store().Members(time.Now()) {
+	for _, m := range members {
 		c := m.Cert
 		if ids[c.PeerID] || v4s[c.IPv4] {
 			continue
@@ -200,15 +204,15 @@ func (d *Daemon) withMembers(cfg *config.Config) []peerInfo {
 	return peers
 }
 
-// stillMember says whether this node, if it has a certificate, still
-// holds one that is valid and not revoked: the members refuse it
-// otherwise, and it stops trying them.
-func (d *Daemon) stillMember(cfg *config.Config) bool {
+// stillMember says whether this node, if it has a certificate, is still
+// among members, the store's Members now (a certificate in its validity
+// window and not revoked): the members refuse it otherwise, and it stops
+// trying them.
+func (d *Daemon) stillMember(cfg *config.Config, members []member.Member) bool {
 	if cfg.Mesh.Certificate == "" {
 		return true
 	}
-	m, ok := d.members.Store().Member(d.self)
-	if ok && !d.members.Store().Trust().Revoked.Revokes(m.Cert) && time.Now().Add(-member.ClockSkew).Before(m.Cert.NotAfter) {
+	if slices.ContainsFunc(members, func(m member.Member) bool { return m.Cert.PeerID == d.self }) {
 		return true
 	}
 	if !d.notMember.Swap(true) {

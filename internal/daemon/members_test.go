@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -85,6 +87,66 @@ func TestMembersByInvitation(t *testing.T) {
 		if err != nil || slices.ContainsFunc(ps, func(p control.SwarmPeer) bool { return p.ID == c.id }) {
 			t.Errorf("%s is still connected to the revoked c: %+v, %v", n.cfgPath, ps, err)
 		}
+	}
+}
+
+// TestStillMember: a node with a certificate is still a member while the
+// store holds it valid, not once it expired or was revoked (said once),
+// however long another member stays; one without a certificate always is.
+func TestStillMember(t *testing.T) {
+	key, err := member.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust, err := member.NewTrust(key.GetPublic())
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, _ := newTestNode(t, "stm").cfg.ID()
+	now := time.Now()
+	cert, raw, err := member.Issue(key, self, "a", nil, now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := newTestNode(t, "stm2").cfg.ID()
+	_, otherRaw, err := member.Issue(key, other, "b", nil, now, 2*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := member.NewStore(trust, "")
+	for _, r := range [][]byte{raw, otherRaw} {
+		if _, err := store.AddCertificate(r, nil, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs bytes.Buffer
+	d := &Daemon{self: self, log: slog.New(slog.NewTextHandler(&logs, nil))}
+	withCert := &config.Config{Mesh: &config.Mesh{Certificate: base64.StdEncoding.EncodeToString(raw)}}
+	if !d.stillMember(withCert, store.Members(now)) {
+		t.Error("not a member with a valid certificate")
+	}
+	if d.stillMember(withCert, store.Members(now.Add(time.Hour+member.ClockSkew))) {
+		t.Error("still a member once its certificate expired")
+	}
+	rev := &member.Revocation{PeerID: self, Serial: cert.Serial, Issued: now}
+	if err := rev.Sign(key); err != nil {
+		t.Fatal(err)
+	}
+	b, err := rev.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.AddRevocation(b); err != nil {
+		t.Fatal(err)
+	}
+	if d.stillMember(withCert, store.Members(now)) {
+		t.Error("still a member once its certificate was revoked")
+	}
+	if got := strings.Count(logs.String(), "revoked or expired"); got != 1 {
+		t.Errorf("said %d times that it is no member: %s", got, logs.String())
+	}
+	if !d.stillMember(&config.Config{Mesh: &config.Mesh{}}, nil) {
+		t.Error("a node without a certificate is no member")
 	}
 }
 
