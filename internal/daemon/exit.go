@@ -51,7 +51,7 @@ func exitSettings(cfg *config.Config, opts Options) exitState {
 	return st
 }
 
-// checkExit refuses settings that cannot work together.
+// check refuses settings that cannot work together.
 func (st exitState) check() error {
 	if st.offer && st.use != "" {
 		return fmt.Errorf("exit node: offering one and using %q together: an exit node sends its clients' traffic out itself", st.use)
