@@ -19,7 +19,13 @@
 #     + tx_bytes of its port), so every byte between two nodes counts at
 #     both; and the share of the nodes' connections to their peers that
 #     are on QUIC at the window's end (the rest are on TCP);
-#   - then, the mesh idle since the window, BENCH_MESH_PAIRS random ordered
+#   - then, from n = 3, node 1 busy with two peers: it pings nodes 2 and 3
+#     once a second each for BENCH_MESH_ACTIVE seconds (default 60; 0: no
+#     such window), and its traffic per minute over that time is counted
+#     as above (the pings and their replies included, about 2 x 2 frames a
+#     second), so that what it costs beside its two active peers shows how
+#     the background grows with n;
+#   - then, the mesh idle since those windows, BENCH_MESH_PAIRS random ordered
 #     pairs (default 100, all pairs if fewer): the system ping from one
 #     node's namespace to the other's mesh IPv4, one request every 0.2 s
 #     until the first reply (5 s at most); "first reply" is the time from
@@ -42,6 +48,7 @@ sizes=$(printf '%s\n' ${BENCH_MESH_SIZES:-20 50 100} | sort -n -u) # the smalles
 idle=${BENCH_MESH_IDLE:-60}
 settle=${BENCH_MESH_SETTLE:-30}
 npairs=${BENCH_MESH_PAIRS:-100}
+active=${BENCH_MESH_ACTIVE:-60}
 format=${BENCH_MESH_FORMAT:-markdown}
 ondemand=${BENCH_MESH_IDLE_TIMEOUT:-} # the nodes' idleTimeout; none: every peer connected
 interval=0.2 # between echo requests of one pair
@@ -53,7 +60,7 @@ for n in $sizes; do
   [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 2 ] && [ "$n" -le 1000 ] ||
     { echo "BENCH_MESH_SIZES: \"$n\" is not a number of nodes from 2 to 1000" >&2; exit 1; }
 done
-for v in "BENCH_MESH_IDLE=$idle" "BENCH_MESH_SETTLE=$settle" "BENCH_MESH_PAIRS=$npairs"; do
+for v in "BENCH_MESH_IDLE=$idle" "BENCH_MESH_SETTLE=$settle" "BENCH_MESH_PAIRS=$npairs" "BENCH_MESH_ACTIVE=$active"; do
   [[ ${v#*=} =~ ^[0-9]+$ ]] || { echo "${v%%=*}: \"${v#*=}\" is not a whole number" >&2; exit 1; }
 done
 [ "$idle" -gt 0 ] || { echo "BENCH_MESH_IDLE: the idle window needs at least 1 s" >&2; exit 1; }
@@ -123,7 +130,7 @@ med_max() {
 node_ip() { echo "10.126.$(($1 / 256)).$(($1 % 256))"; }
 
 # mesh N: makes, measures and tears down a mesh of N nodes; appends its
-# figures to $results as "n|mode|full|nodesfull|ping|answered|rss|cpu|traffic|run|quic".
+# figures to $results as "n|mode|full|nodesfull|ping|answered|rss|cpu|traffic|run|quic|busy".
 results=()
 mesh() {
   local n=$1 dir=$work/$1 br=$tag-$1-br t0 i j ns peers
@@ -222,6 +229,9 @@ mesh() {
   traffic=$(join <(echo "$ports0") <(echo "$ports1") | awk '{ print $4 + $5 - $2 - $3 }' |
     med_max "$(awk -v w="$idle" 'BEGIN { print 60 / w / 1000 }')" 1)
 
+  local busy
+  busy=$(busy "$n" "$dir" "$br" "${ips[2]}" "${ips[3]:-}")
+
   # Random pairs, one after the other: the next ping's start-up would
   # otherwise share the CPUs with this one's round trip.
   say "$n nodes: pinging"
@@ -239,7 +249,23 @@ mesh() {
 
   say "$n nodes: tearing down"
   teardown
-  results+=("$n|$mode|$elapsed|$nfull|$ping|$answered/$total|$rss|$cpu|$traffic|$(secs "$t0" "$(now)")|$quic")
+  results+=("$n|$mode|$elapsed|$nfull|$ping|$answered/$total|$rss|$cpu|$traffic|$(secs "$t0" "$(now)")|$quic|$busy")
+}
+# busy N DIR BRIDGE-NS IP2 IP3: node 1 pings IP2 and IP3 (nodes 2 and 3)
+# once a second each for $active seconds; prints node 1's traffic per
+# minute meanwhile (KB/min), or n/a under 3 nodes or with no window.
+busy() {
+  local n=$1 dir=$2 br=$3 b0 b1 t0 t1 to pp=()
+  if [ "$active" = 0 ] || [ "$n" -lt 3 ]; then echo n/a; return; fi
+  say "$n nodes: node 1 busy with nodes 2 and 3 for $active s"
+  b0=$(port_bytes "$br" | awk '$1 == "v1" { print $2 + $3 }'); t0=$(now)
+  for to in "$4" "$5"; do
+    ip netns exec "$tag-$n-1" ping -n -q -i 1 -c "$active" -w "$((active + 5))" "$to" >"$dir/busy.$to" 2>&1 </dev/null & pp+=($!)
+  done
+  wait "${pp[@]}" || true
+  b1=$(port_bytes "$br" | awk '$1 == "v1" { print $2 + $3 }'); t1=$(now)
+  say "$n nodes: node 1's pings answered: $(grep -ho '[0-9]* received' "$dir"/busy.* | paste -sd, -) of $active each"
+  awk -v b=$((b1 - b0)) -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.1f\n", b * 60 / (t1 - t0) / 1000 }'
 }
 # ticks: each node's CPU ticks so far (utime + stime), in node order.
 ticks() { awk '{ print $14 + $15 }' $(printf '/proc/%s/stat ' "${pids[@]}"); }
@@ -283,8 +309,8 @@ port_bytes() {
 # row R: prints one size's figures (R as mesh appends to $results) as
 # soon as it has them, so a later size's failure keeps the earlier ones.
 row() {
-  local n mode full nfull ping answered rss cpu traffic run quic
-  IFS='|' read -r n mode full nfull ping answered rss cpu traffic run quic <<<"$1"
+  local n mode full nfull ping answered rss cpu traffic run quic busy
+  IFS='|' read -r n mode full nfull ping answered rss cpu traffic run quic busy <<<"$1"
   if [ "$format" = lines ]; then
     echo "$n-node full mesh: time to full mesh (s)|$full"
     echo "$n-node full mesh: connections on QUIC, the rest on TCP|$quic"
@@ -293,28 +319,30 @@ row() {
     echo "$n-node full mesh: idle RSS per node, median/max (MiB)|$rss"
     echo "$n-node full mesh: idle CPU per node, median/max (% of a core)|$cpu"
     echo "$n-node full mesh: idle traffic per node, median/max (KB/min)|$traffic"
+    echo "$n-node full mesh: traffic of a node with 2 active peers (KB/min)|$busy"
     return
   fi
   [ "$full" = never ] && full="never ($nfull/$n nodes full)"
-  echo "| $n | $mode | $full | $quic | $answered | $ping | $rss | $cpu | $traffic | $run |"
+  echo "| $n | $mode | $full | $quic | $answered | $ping | $rss | $cpu | $traffic | $busy | $run |"
 }
-# growth R0 R: one line on how R's medians (and its time to full mesh)
-# compare with R0's, the smallest size's.
+# growth R0 R [RB]: one line on how R's medians (and its time to full
+# mesh) compare with R0's, the smallest size's; a busy node's traffic
+# with RB's, the smallest size that has one (R0's by default).
 growth() {
-  awk -v a="$1" -v b="$2" 'BEGIN {
-    split(a, x, "|"); split(b, y, "|")
+  awk -v a="$1" -v b="$2" -v c="${3:-$1}" 'BEGIN {
+    split(a, x, "|"); split(b, y, "|"); split(c, z, "|")
     split(x[5], xp, "/"); split(y[5], yp, "/"); split(x[7], xr, "/"); split(y[7], yr, "/")
     split(x[8], xc, "/"); split(y[8], yc, "/"); split(x[9], xt, "/"); split(y[9], yt, "/")
-    printf "- %s nodes against %s (%.1fx the nodes, %.1fx the peers each): full mesh %s, first ping median %s, RSS median %s, idle CPU median %s, idle traffic median %s\n",
-      y[1], x[1], y[1] / x[1], (y[1] - 1) / (x[1] - 1), r(x[3], y[3]), r(xp[1], yp[1]), r(xr[1], yr[1]), r(xc[1], yc[1]), r(xt[1], yt[1])
+    printf "- %s nodes against %s (%.1fx the nodes, %.1fx the peers each): full mesh %s, first ping median %s, RSS median %s, idle CPU median %s, idle traffic median %s, a node with 2 active peers %s\n",
+      y[1], x[1], y[1] / x[1], (y[1] - 1) / (x[1] - 1), r(x[3], y[3]), r(xp[1], yp[1]), r(xr[1], yr[1]), r(xc[1], yc[1]), r(xt[1], yt[1]), r(z[12], y[12])
   }
-  function r(u, v) { return (u > 0 && v ~ /^[0-9.]+$/) ? sprintf("%.1fx", v / u) : "n/a" }'
+  function r(u, v) { return (u ~ /^[0-9.]+$/ && u > 0 && v ~ /^[0-9.]+$/) ? sprintf("%.1fx", v / u) : "n/a" }'
 }
 
 raise_neigh
 if [ "$format" = markdown ]; then
-  echo "| nodes | mode | full mesh (s) | on QUIC | pairs answering | first ping reply, median/max (ms) | RSS per node, median/max (MiB) | idle CPU per node, median/max (% of a core) | idle traffic per node, median/max (KB/min) | run (s) |"
-  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+  echo "| nodes | mode | full mesh (s) | on QUIC | pairs answering | first ping reply, median/max (ms) | RSS per node, median/max (MiB) | idle CPU per node, median/max (% of a core) | idle traffic per node, median/max (KB/min) | a node with 2 active peers (KB/min) | run (s) |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 fi
 for n in $sizes; do
   mesh "$n"
@@ -322,5 +350,7 @@ for n in $sizes; do
 done
 if [ "$format" = markdown ] && [ "${#results[@]}" -gt 1 ]; then
   echo
-  for r in "${results[@]:1}"; do growth "${results[0]}" "$r"; done
+  base=''
+  for r in "${results[@]}"; do [[ -z $base && ${r##*|} != n/a ]] && base=$r; done
+  for r in "${results[@]:1}"; do growth "${results[0]}" "$r" "${base:-${results[0]}}"; done
 fi
