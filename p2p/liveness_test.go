@@ -13,7 +13,7 @@ import (
 func TestLivenessOneSided(t *testing.T) {
 	interval := pingInterval
 	t.Cleanup(func() { pingInterval = interval }) // after the nodes close
-	pingInterval = 150 * time.Millisecond // above pingWait's floor of 100 ms
+	pingInterval = 150 * time.Millisecond         // above pingWait's floor of 100 ms
 	for _, listen := range []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"} {
 		t.Run(listen, func(t *testing.T) {
 			a, b := pair(t, listen)

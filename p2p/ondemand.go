@@ -131,6 +131,17 @@ func (c *connector) sleepIdle() (time.Duration, then) {
 	return idleWait, thenWait
 }
 
+// Reach connects to p, a configured peer, if the node has no connection
+// to it, as packets for p would (on demand, the connector dials at once),
+// and waits up to tunnel.DemandWait; it reports whether a connection is
+// up.
+func (n *Node) Reach(ctx context.Context, p peer.ID) bool {
+	if n.bestConn(p) != nil {
+		return true
+	}
+	return n.configured(p) && n.connectNow(ctx, p) != nil
+}
+
 // connectNow asks for a connection to p, as packets for it do, and waits
 // up to tunnel.DemandWait for it; nil if none came.
 func (n *Node) connectNow(ctx context.Context, p peer.ID) network.Conn {

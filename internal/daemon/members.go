@@ -27,6 +27,11 @@ import (
 // for it.
 const memberTick = 30 * time.Second
 
+// memberSync is how often a node that connects on demand connects to a
+// member it has no connection to, to take the news it may have missed
+// (membership.Config.SyncEvery).
+const memberSync = 30 * time.Minute
+
 // newMembers sets up membership from the config's mesh section: the
 // store with the member file and this node's certificate, and on an admin
 // node the signing key and the open invitations. Without a mesh section
@@ -53,6 +58,9 @@ func (d *Daemon) newMembers() error {
 		return err
 	}
 	cfg := membership.Config{Store: store, Known: d.isPeer, Listed: d.listedConflict, Changed: d.membersChanged, Log: d.log}
+	if d.cfg.Idle() > 0 {
+		cfg.SyncEvery = memberSync // it may talk to no member for days
+	}
 	if m.SigningKey != "" {
 		if cfg.Signer, err = loadSigningKey(m.SigningKeyPath(d.opts.ConfigPath), trust); err != nil {
 			return err

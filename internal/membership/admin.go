@@ -118,7 +118,7 @@ func (s *Service) Revoke(who string) (peer.ID, string, error) {
 		return "", "", err
 	}
 	s.cfg.Log.Info("member revoked", "name", found.Name, "peer", found.PeerID)
-	s.changed("", nil, [][]byte{raw})
+	s.changed("", nil, [][]byte{raw}, true)
 	return found.PeerID, found.Name, nil
 }
 
@@ -195,7 +195,7 @@ func (s *Service) admit(joiner peer.ID, secret [32]byte) ([]byte, error) {
 		return nil, err
 	}
 	s.cfg.Log.Info("member joined", "name", c.Name, "peer", joiner, "ipv4", c.IPv4)
-	s.changed(joiner, []member.Member{{Cert: c, Raw: raw}}, nil)
+	s.changed(joiner, []member.Member{{Cert: c, Raw: raw}}, nil, true)
 	return raw, nil
 }
 
@@ -259,7 +259,7 @@ func (s *Service) Renew(now time.Time) int {
 		renewed = append(renewed, member.Member{Cert: nc, Raw: raw})
 	}
 	if len(renewed) > 0 {
-		s.changed("", renewed, nil)
+		s.changed("", renewed, nil, false)
 	}
 	return len(renewed)
 }

@@ -57,6 +57,16 @@ func (t *testHost) AddHints(p peer.ID, addrs []ma.Multiaddr) {
 	t.hints[p] = append(t.hints[p], addrs...)
 }
 
+// Reach connects to p at the addresses the host's peerstore has for it.
+func (t *testHost) Reach(ctx context.Context, p peer.ID) bool {
+	if len(t.h.Network().ConnsToPeer(p)) > 0 {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	return t.h.Connect(ctx, peer.AddrInfo{ID: p}) == nil
+}
+
 // Hints are the addresses AddHints was given for p.
 func (t *testHost) Hints(p peer.ID) []ma.Multiaddr {
 	t.mu.Lock()

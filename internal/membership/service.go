@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +57,10 @@ type Host interface {
 	NewStream(ctx context.Context, p peer.ID, proto protocol.ID) (network.Stream, error)
 	// AddHints takes addresses another node passed on for p.
 	AddHints(p peer.ID, addrs []ma.Multiaddr)
+	// Reach connects to p, a peer the node knows, if it has no connection
+	// to it (on a node that connects on demand, as packets for p would),
+	// waits a few seconds at most, and reports whether it is connected.
+	Reach(ctx context.Context, p peer.ID) bool
 }
 
 // Config is a service's store and, on an admin node, its signing key and
@@ -75,8 +80,14 @@ type Config struct {
 	Listed func(name string, id peer.ID) error
 	// Changed is called, never concurrently, when the members changed.
 	Changed func()
-	Log     *slog.Logger
-	Now     func() time.Time // nil: time.Now
+	// SyncEvery, on a node that connects on demand, is how often it
+	// connects to a member it has no connection to (at start, then every
+	// SyncEvery ±25%), which passes each the other's records: news that
+	// came while it was away reaches it even if it talks to no one else.
+	// 0: never (a node connected to every peer has no need).
+	SyncEvery time.Duration
+	Log       *slog.Logger
+	Now       func() time.Time // nil: time.Now
 }
 
 // Service is a node's membership protocols. Create it with New, then
@@ -98,11 +109,13 @@ type Service struct {
 }
 
 // push is records to send: to one peer, or to every connected known peer
-// but except.
+// but except, and with reach to every member too, connecting to those it
+// has no connection to.
 type push struct {
 	to, except peer.ID
 	certs      []member.Member
 	revs       [][]byte
+	reach      bool
 }
 
 // New makes a service; it does nothing until Start.
@@ -129,6 +142,10 @@ func (s *Service) Start(ctx context.Context, host Host) {
 	}
 	s.wg.Add(1)
 	go s.send(ctx)
+	if s.cfg.SyncEvery > 0 {
+		s.wg.Add(1)
+		go s.syncLoop(ctx)
+	}
 	s.started.Store(true)
 }
 
@@ -159,15 +176,17 @@ func (s *Service) enqueue(p push) {
 }
 
 // changed saves the store and tells the daemon, then passes the new
-// records to every connected known peer but the one they came from.
-func (s *Service) changed(from peer.ID, certs []member.Member, revs [][]byte) {
+// records to every connected known peer but the one they came from, and
+// with reach (news this node made: a revocation, a member it admitted)
+// to every member, connected or not.
+func (s *Service) changed(from peer.ID, certs []member.Member, revs [][]byte, reach bool) {
 	if err := s.cfg.Store.Save(); err != nil {
 		s.cfg.Log.Warn("membership: save member file", "err", err)
 	}
 	s.changeMu.Lock()
 	s.cfg.Changed()
 	s.changeMu.Unlock()
-	s.enqueue(push{except: from, certs: certs, revs: revs})
+	s.enqueue(push{except: from, certs: certs, revs: revs, reach: reach})
 }
 
 // send writes the queued records until ctx ends.
@@ -188,9 +207,90 @@ func (s *Service) send(ctx context.Context) {
 					s.sendTo(ctx, id, certs, p.revs)
 				}
 			}
+			if p.reach {
+				s.wg.Add(1)
+				go s.reachMembers(ctx, to, p.except, certs, p.revs)
+			}
 		}
 	}
 }
+
+// reachMembers connects to the members that are not in done and not
+// except, maxReaching at a time, and sends each the records: news that
+// must not wait until some packet connects them (a revoked member would
+// otherwise stay welcome at a member that talks to no one else).
+func (s *Service) reachMembers(ctx context.Context, done []peer.ID, except peer.ID, certs []member.Member, revs [][]byte) {
+	defer s.wg.Done()
+	skip := map[peer.ID]bool{s.host.ID(): true, except: true}
+	for _, id := range done {
+		skip[id] = true
+	}
+	sem := make(chan struct{}, maxReaching)
+	var wg sync.WaitGroup
+	for _, m := range s.cfg.Store.Members(s.cfg.Now()) {
+		if id := m.Cert.PeerID; !skip[id] && s.cfg.Known(id) {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				wg.Wait()
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				if s.host.Reach(ctx, id) {
+					s.sendTo(ctx, id, certs, revs)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+}
+
+// maxReaching bounds the members reachMembers connects to at once.
+const maxReaching = 8
+
+// syncLoop connects to a member this node has no connection to, at start
+// and then every SyncEvery ±25%, until ctx ends: each side passes the
+// other its records on connecting (Connected).
+func (s *Service) syncLoop(ctx context.Context) {
+	defer s.wg.Done()
+	wait := time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		s.syncOnce(ctx)
+		wait = s.cfg.SyncEvery*3/4 + rand.N(s.cfg.SyncEvery/2+1)
+	}
+}
+
+// syncOnce tries up to syncTries members, in random order, that this node
+// has no connection to, until one is reached.
+func (s *Service) syncOnce(ctx context.Context) {
+	connected := map[peer.ID]bool{s.host.ID(): true}
+	for _, id := range s.host.ConnectedPeers() {
+		connected[id] = true
+	}
+	var ids []peer.ID
+	for _, m := range s.cfg.Store.Members(s.cfg.Now()) {
+		if id := m.Cert.PeerID; !connected[id] && s.cfg.Known(id) {
+			ids = append(ids, id)
+		}
+	}
+	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	for _, id := range ids[:min(len(ids), syncTries)] {
+		if s.host.Reach(ctx, id) {
+			s.cfg.Log.Debug("membership: connected to a member to pass records", "peer", id)
+			return
+		}
+	}
+}
+
+// syncTries is how many members one sync tries to reach.
+const syncTries = 3
 
 func (s *Service) sendTo(ctx context.Context, p peer.ID, certs []member.Member, revs [][]byte) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -247,7 +347,7 @@ func (s *Service) handleRecords(st network.Stream) {
 		st.Reset()
 	}
 	if len(certs)+len(revs) > 0 {
-		s.changed(from, certs, revs)
+		s.changed(from, certs, revs, false)
 	}
 }
 

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -220,5 +223,67 @@ func TestRenew(t *testing.T) {
 	}
 	if n := a.Renew(now); n != 0 {
 		t.Errorf("a second Renew renewed %d", n)
+	}
+}
+
+// passOnConnect makes h tell svc of each new connection, as the daemon
+// does (p2p.Options.OnConnected).
+func passOnConnect(h host.Host, svc *Service) {
+	h.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) { svc.Connected(c.RemotePeer()) }})
+}
+
+// threeMembers makes the mesh key and hosts A and B, not connected, whose
+// stores hold A, B and a third member C, which is not running.
+func threeMembers(t *testing.T) (crypto.PrivKey, host.Host, host.Host, *member.Store, *member.Store, peer.ID) {
+	key := newMeshKey(t)
+	hA, hB := newHost(t, nil), newHost(t, nil)
+	storeA, storeB := newStore(t, key), newStore(t, key)
+	now := time.Now()
+	issue(t, key, hA.ID(), "a", now, nil, storeA, storeB)
+	issue(t, key, hB.ID(), "b", now, nil, storeA, storeB)
+	_, idC := p2ptest.NewKey(t)
+	issue(t, key, idC, "c", now, nil, storeA, storeB)
+	return key, hA, hB, storeA, storeB, idC
+}
+
+// TestRevokeReachesUnconnected: a revocation reaches a member the admin
+// had no connection to (on demand, most of them): the admin connects to
+// it to pass it on.
+func TestRevokeReachesUnconnected(t *testing.T) {
+	key, hA, hB, storeA, storeB, idC := threeMembers(t)
+	hA.Peerstore().AddAddrs(hB.ID(), hB.Addrs(), time.Hour)
+
+	var changedB atomic.Int32
+	a, _ := startService(t, hA, Config{Store: storeA, Signer: key, Invites: newInvites(t), Known: knows(hB.ID(), idC)}, nil)
+	startService(t, hB, Config{Store: storeB, Known: knows(hA.ID(), idC)}, &changedB)
+	if len(hA.Network().Peers()) != 0 {
+		t.Fatal("A is connected before the revocation")
+	}
+	if _, _, err := a.Revoke("c"); err != nil {
+		t.Fatal(err)
+	}
+	p2ptest.Eventually(t, "B to take the revocation", func() bool { return changedB.Load() == 1 })
+	if _, ok := storeB.Member(idC); ok {
+		t.Error("B still holds c")
+	}
+}
+
+// TestSyncAtStart: a node that syncs (Config.SyncEvery) connects at start
+// to a member it has no connection to, and so takes the news it missed
+// while away: here a revocation the admin could not bring it.
+func TestSyncAtStart(t *testing.T) {
+	key, hA, hB, storeA, storeB, idC := threeMembers(t)
+
+	a, _ := startService(t, hA, Config{Store: storeA, Signer: key, Invites: newInvites(t), Known: knows(hB.ID(), idC)}, nil)
+	passOnConnect(hA, a)
+	if _, _, err := a.Revoke("c"); err != nil { // A has no address for B
+		t.Fatal(err)
+	}
+	hB.Peerstore().AddAddrs(hA.ID(), hA.Addrs(), time.Hour)
+	var changedB atomic.Int32
+	startService(t, hB, Config{Store: storeB, Known: knows(hA.ID(), idC), SyncEvery: time.Hour}, &changedB)
+	p2ptest.Eventually(t, "B to take the revocation", func() bool { return changedB.Load() >= 1 })
+	if _, ok := storeB.Member(idC); ok {
+		t.Error("B still holds c")
 	}
 }
