@@ -56,6 +56,7 @@ type connector struct {
 
 	heard atomic.Int64 // when p last pinged this node on the connection packets use (Unix ns)
 
+	keep      atomic.Bool  // on demand: connected all the same (Peer.Keep)
 	demanded  atomic.Int64 // on demand: when packets last asked for p (Unix ns)
 	lastAct   uint64       // on demand: packets to and from p when last looked
 	lastActAt time.Time    // on demand: when they last changed

@@ -68,6 +68,9 @@ const (
 type Peer struct {
 	ID    peer.ID
 	Addrs []ma.Multiaddr // known addresses from the config; may be empty
+	// Keep keeps the peer connected on a node that connects on demand
+	// (an exit node in use: the first packets of every new flow go there).
+	Keep bool
 }
 
 // Options configure a Node. Bootstrap nil and empty both mean no DHT: the
@@ -170,6 +173,7 @@ func New(opts Options) (_ *Node, err error) {
 	peers := make(map[peer.ID]*connector)
 	for _, p := range opts.Peers {
 		peers[p.ID] = newConnector(n, p.ID)
+		peers[p.ID].keep.Store(p.Keep)
 	}
 	n.peers.Store(&peers)
 	known := n.knownWith(opts.Peers)

@@ -47,12 +47,15 @@ func (n *Node) demand(p peer.ID) {
 func (n *Node) onDemand() bool { return n.idleTimeout > 0 }
 
 // wanted says whether the connector should dial now: always, unless the
-// node connects on demand and no packet asked for the peer lately.
+// node connects on demand, the peer is not one it keeps (Peer.Keep), no
+// packet asked for it lately, and it had no connection in use lately. The
+// last makes both sides redial a connection that broke rather than closed
+// idle: the side whose address changed is the one that can find the other.
 func (c *connector) wanted() bool {
-	if !c.n.onDemand() {
+	if !c.n.onDemand() || c.keep.Load() {
 		return true
 	}
-	return time.Since(time.Unix(0, c.demanded.Load())) < c.n.idleTimeout
+	return time.Since(time.Unix(0, c.demanded.Load())) < c.n.idleTimeout || time.Since(c.lastActAt) < c.n.idleTimeout
 }
 
 // idle says, on a node that connects on demand, whether the connection to
@@ -88,10 +91,10 @@ func (n *Node) relaying(p peer.ID) bool {
 }
 
 // untilIdle shortens a connected connector's wait to when its peer would
-// turn idle, so that an idle connection closes on time, not at the next
-// ping.
+// turn idle (a kept one never does), so that an idle connection closes on
+// time, not at the next ping.
 func (c *connector) untilIdle(wait time.Duration) time.Duration {
-	if !c.n.onDemand() {
+	if !c.n.onDemand() || c.keep.Load() {
 		return wait
 	}
 	last := c.lastActAt

@@ -38,7 +38,9 @@ func (n *Node) SetPeers(peers []Peer) error {
 	defer n.setMu.Unlock()
 	old := *n.peers.Load()
 	next := make(map[peer.ID]*connector, len(peers))
+	keep := make(map[peer.ID]bool)
 	for _, p := range peers {
+		keep[p.ID] = keep[p.ID] || p.Keep
 		n.host.Peerstore().AddAddrs(p.ID, p.Addrs, peerstore.PermanentAddrTTL)
 		switch {
 		case next[p.ID] != nil: // listed twice: the daemon's old and new peers
@@ -57,6 +59,9 @@ func (n *Node) SetPeers(peers []Peer) error {
 	n.transport.SetPeers(slices.Collect(maps.Keys(next)))
 	n.peers.Store(&next)
 	for id, c := range next {
+		if c.keep.Swap(keep[id]) != keep[id] {
+			c.wake()
+		}
 		if old[id] == nil {
 			n.host.ConnManager().Protect(id, protectTag)
 			if n.ctx != nil && n.ctx.Err() == nil {

@@ -67,6 +67,7 @@ type peerInfo struct {
 	routes []netip.Prefix // the networks routed to it
 	dial   []ma.Multiaddr // where to find it: the config's addresses, a member's hints
 	member bool           // not listed: its certificate admits it
+	keep   bool           // connected even on demand: the exit node in use
 }
 
 // Daemon is one node. Create it with New, run it with Run.
@@ -197,7 +198,7 @@ func routesOf(p peerInfo) []engine.Route {
 func p2pPeers(peers []peerInfo) []p2p.Peer {
 	var out []p2p.Peer
 	for _, p := range peers {
-		out = append(out, p2p.Peer{ID: p.id, Addrs: p.dial})
+		out = append(out, p2p.Peer{ID: p.id, Addrs: p.dial, Keep: p.keep})
 	}
 	return out
 }

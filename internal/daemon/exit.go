@@ -60,7 +60,7 @@ func (st exitState) check() error {
 }
 
 // peersFor are cfg's peers and the members (withMembers), the exit node
-// among them routed everything besides its own.
+// among them routed everything besides its own and kept connected.
 func (d *Daemon) peersFor(cfg *config.Config) []peerInfo {
 	peers := d.withMembers(cfg)
 	if d.exit.use == "" {
@@ -69,6 +69,7 @@ func (d *Daemon) peersFor(cfg *config.Config) []peerInfo {
 	for i, p := range peers {
 		if p.name == d.exit.use {
 			peers[i].routes = append(slices.Clone(p.routes), defaultRoutes...)
+			peers[i].keep = true
 		}
 	}
 	return peers
