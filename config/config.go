@@ -69,7 +69,7 @@ type Config struct {
 	// IdleTimeout, a duration such as "10m", makes the node connect to a
 	// peer only when it has packets for it (or the peer connects), and
 	// close the connection after this long without packets either way;
-	// absent keeps every peer connected all the time.
+	// absent or "never" keeps every peer connected all the time.
 	IdleTimeout string `json:"idleTimeout,omitempty"`
 	// Mesh is the membership section (see Mesh); absent means this node
 	// takes only its listed peers.
@@ -186,8 +186,15 @@ func (c *Config) ID() (peer.ID, error) {
 // round trips to make, a ping every 10 s keeps it.
 const MinIdleTimeout = 5 * time.Second
 
+// NeverIdle is the idleTimeout that keeps every peer connected, as
+// none does.
+const NeverIdle = "never"
+
 // Idle is the idle timeout, 0 for none (every peer always connected).
 func (c *Config) Idle() time.Duration {
+	if c.IdleTimeout == "" || c.IdleTimeout == NeverIdle {
+		return 0
+	}
 	d, _ := time.ParseDuration(c.IdleTimeout) // validated by Load
 	return d
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -103,6 +104,10 @@ func TestParseErrors(t *testing.T) {
 		{"unknown route key", `{"privateKey":"` + key + `","peers":[{"name":"a","id":"` + p1.String() + `","routes":[{"cidr":"10.0.0.0/8"}]}]}`,
 			[]string{`peers[0].routes[0].cidr: unknown key "cidr"`}},
 		{"peers not a list", `{"privateKey":"` + key + `","peers":{}}`, []string{"peers: must be a list, not an object"}},
+		{"idle timeout too short", `{"privateKey":"` + key + `","peers":[],"idleTimeout":"1s"}`,
+			[]string{`idleTimeout: "1s" is neither a duration of 5s or more (like "10m") nor "never"`}},
+		{"idle timeout not a duration", `{"privateKey":"` + key + `","peers":[],"idleTimeout":"always"}`,
+			[]string{`idleTimeout: "always" is neither a duration`}},
 		{"missing key", `{"peers":[]}`, []string{"privateKey: missing"}},
 		{"bad key", `{"privateKey":"zzzz","peers":[]}`, []string{"privateKey: privateKey is not a libp2p private key"}},
 		{"bad peer id", `{"privateKey":"` + key + `","peers":[{"name":"a","id":"QmNotAnID"}]}`,
@@ -307,4 +312,13 @@ func meshKey(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestIdle: absent and "never" are no idle timeout, a duration itself.
+func TestIdle(t *testing.T) {
+	for in, want := range map[string]time.Duration{"": 0, "never": 0, "90s": 90 * time.Second} {
+		if got := (&Config{IdleTimeout: in}).Idle(); got != want {
+			t.Errorf("idleTimeout %q: Idle() = %s, want %s", in, got, want)
+		}
+	}
 }

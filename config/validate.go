@@ -30,9 +30,9 @@ func (c *Config) Validate() error {
 	v.peerAddrs("relays", c.Relays)
 	v.mtu(c.MTU)
 	v.reachability(c.Reachability)
-	if c.IdleTimeout != "" {
+	if c.IdleTimeout != "" && c.IdleTimeout != NeverIdle {
 		if d, err := time.ParseDuration(c.IdleTimeout); err != nil || d < MinIdleTimeout {
-			v.add("idleTimeout", "%q is not a duration of %s or more (like \"10m\"; leave it out to keep every peer connected)", c.IdleTimeout, MinIdleTimeout)
+			v.add("idleTimeout", "%q is neither a duration of %s or more (like \"10m\") nor %q (every peer connected all the time)", c.IdleTimeout, MinIdleTimeout, NeverIdle)
 		}
 	}
 	v.routes("routes", c.Routes)
