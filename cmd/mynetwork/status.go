@@ -37,10 +37,12 @@ func newStatusCmd(opts *rootOptions) *cobra.Command {
 
 // writeStatus renders status as text.
 func writeStatus(out io.Writer, st control.Status) {
-	connected := 0
+	connected, idle := 0, 0
 	for _, p := range st.Peers {
 		if p.Connected {
 			connected++
+		} else if p.Idle {
+			idle++
 		}
 	}
 	fmt.Fprintf(out, "PeerID: %s\n", st.PeerID)
@@ -55,7 +57,11 @@ func writeStatus(out io.Writer, st control.Status) {
 	}
 	fmt.Fprintf(out, "Mesh addresses: %s, %s\n", st.IPv4, st.IPv6)
 	fmt.Fprintf(out, "Swarm peers: %d\n", st.SwarmPeers)
-	fmt.Fprintf(out, "Connected VPN nodes: %d/%d\n", connected, len(st.Peers))
+	if idle > 0 {
+		fmt.Fprintf(out, "Connected VPN nodes: %d/%d, %d idle\n", connected, len(st.Peers), idle)
+	} else {
+		fmt.Fprintf(out, "Connected VPN nodes: %d/%d\n", connected, len(st.Peers))
+	}
 	writePeers(out, st.Peers)
 	if st.Userspace != nil {
 		writeUserspace(out, st.Userspace)
@@ -92,11 +98,35 @@ func writePeers(out io.Writer, peers []control.PeerStatus) {
 			fmt.Fprintf(out, "    @%s (%s) %s [%s]\n", p.Name, rtt(p.RTTMillis), p.Addr, path)
 		}
 	}
+	var idle []string
 	for _, p := range peers {
-		if !p.Connected {
+		switch {
+		case p.Connected:
+		case p.Idle:
+			idle = append(idle, "@"+p.Name)
+		default:
 			fmt.Fprintf(out, "    @%s (%s) not connected: %s\n", p.Name, p.IPv4, whyLine(p.Why))
 		}
 	}
+	writeIdle(out, idle)
+}
+
+// writeIdle lists the idle peers (on demand: nothing needed them lately)
+// by name, a few to a line: a node of hundreds of peers has mostly these.
+func writeIdle(out io.Writer, names []string) {
+	if len(names) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "    idle, connected when there is traffic for them:")
+	line := "       "
+	for _, n := range names {
+		if len(line)+1+len(n) > 80 && line != "       " {
+			fmt.Fprintln(out, line)
+			line = "       "
+		}
+		line += " " + n
+	}
+	fmt.Fprintln(out, line)
 }
 
 func writeUserspace(out io.Writer, u *control.Userspace) {

@@ -51,8 +51,9 @@ Addresses:
 	}
 }
 
-// TestStatusSaysWhy: every peer not connected gets one line with why, and
-// the daemon's version has a line of its own.
+// TestStatusSaysWhy: every peer not connected gets one line with why, the
+// idle ones a list of names, and the daemon's version has a line of its
+// own.
 func TestStatusSaysWhy(t *testing.T) {
 	st := control.Status{
 		Interface: "mynetwork", Mode: "kernel",
@@ -61,6 +62,8 @@ func TestStatusSaysWhy(t *testing.T) {
 			{Name: "pi", IPv4: "100.64.0.2", Why: "/ip4/192.0.2.1/tcp/8001: connection refused; /ip4/192.0.2.1/udp/8001/quic-v1: timed out"},
 			{Name: "nas", IPv4: "100.64.0.3", Why: "failed to find\n  * routing: not found"},
 			{Name: "new", IPv4: "100.64.0.4"},
+			{Name: "laptop", IPv4: "100.64.0.5", Idle: true, Why: "idle: connects when there is traffic for it"},
+			{Name: "phone", IPv4: "100.64.0.6", Idle: true, Why: "idle: connects when there is traffic for it"},
 		},
 	}
 	var out bytes.Buffer
@@ -70,6 +73,8 @@ func TestStatusSaysWhy(t *testing.T) {
 		"    @pi (100.64.0.2) not connected: /ip4/192.0.2.1/tcp/8001: connection refused; /ip4/192.0.2.1/udp/8001/quic-v1: timed out\n",
 		"    @nas (100.64.0.3) not connected: failed to find * routing: not found\n",
 		"    @new (100.64.0.4) not connected: connecting (no try has failed yet)\n",
+		"Connected VPN nodes: 0/5, 2 idle\n",
+		"    idle, connected when there is traffic for them:\n        @laptop @phone\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status:\n%s\nlacks:\n%s", out.String(), want)
