@@ -269,6 +269,7 @@ type peerStatus struct {
 	Path      string `json:"path"`
 	Relay     string `json:"relay"`
 	Why       string `json:"why"`
+	Idle      bool   `json:"idle"` // on demand: not connected, nothing needed it
 	// Packets per path.
 	TxPackets   uint64 `json:"txPackets"`
 	RxPackets   uint64 `json:"rxPackets"`
@@ -303,17 +304,29 @@ func (n *node) status(t *testing.T) status {
 	return s
 }
 
+// waitConnected waits until the node is connected to all its peers. Nodes
+// connect on demand (idleTimeout), so it pings each idle one, as a user
+// would reach it: a peer whose connection is wanted also has it redialed
+// when it is lost, for the idle timeout (10 min: the whole test).
 func (n *node) waitConnected(t *testing.T, timeout time.Duration) {
 	t.Helper()
 	eventually(t, timeout, n.iface+" connected to all peers", func() error {
 		s := n.status(t)
 		for _, p := range s.Peers {
 			if !p.Connected {
+				n.wake(p)
 				return fmt.Errorf("@%s not connected", p.Name)
 			}
 		}
 		return nil
 	})
+}
+
+// wake pings p if it is idle: on demand, traffic is what connects a peer.
+func (n *node) wake(p peerStatus) {
+	if !p.Connected && p.Idle {
+		n.cli("ping", "-n", "1", p.Name)
+	}
 }
 
 // ping pings dst from the namespace until one reply arrives or timeout.

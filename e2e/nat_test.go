@@ -127,6 +127,7 @@ func (n *node) waitPath(t *testing.T, name, path string, timeout time.Duration) 
 				if p.Connected && p.Path == path {
 					return nil
 				}
+				n.wake(p)
 				return fmt.Errorf("@%s: connected=%v path=%q addr=%s why=%q", name, p.Connected, p.Path, p.Addr, p.Why)
 			}
 		}

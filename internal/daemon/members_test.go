@@ -40,6 +40,7 @@ func TestMembersByInvitation(t *testing.T) {
 			return err == nil && slices.ContainsFunc(st.Peers, func(p control.PeerStatus) bool { return p.Name == name && p.Connected })
 		}
 	}
+	b.reach(t, "c")
 	p2ptest.Eventually(t, "b connected to c", reaches(b, "c"))
 	if _, err := b.client.Ping(ctx, control.PingRequest{Peer: "c"}); err != nil {
 		t.Fatalf("b pings c by name: %v", err)

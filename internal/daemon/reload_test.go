@@ -30,6 +30,7 @@ func TestReload(t *testing.T) {
 		st, err := a.client.Status(ctx)
 		return err == nil && len(st.Peers) > 0 && st.Peers[0].Connected
 	}
+	a.reach(t, "b")
 	p2ptest.Eventually(t, "a connected to b", connected)
 
 	save := func(edit func(*config.Config)) {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/mynetwork/mynetwork/config"
 	"github.com/mynetwork/mynetwork/internal/control"
+	"github.com/mynetwork/mynetwork/p2p/p2ptest"
 )
 
 // freePort returns a loopback port that was free a moment ago.
@@ -67,6 +68,16 @@ func newTestNode(t *testing.T, name string) *testNode {
 	n := &testNode{cfgPath: filepath.Join(dir, name+".json"), sock: filepath.Join(dir, name+".sock"), cfg: c, id: id.String()}
 	n.client = control.NewClient(name, n.sock)
 	return n
+}
+
+// reach pings the peer named name from n until it answers: nodes connect
+// on demand (idleTimeout), and traffic is what connects them.
+func (n *testNode) reach(t *testing.T, name string) {
+	t.Helper()
+	p2ptest.Eventually(t, "a ping to "+name, func() bool {
+		_, err := n.client.Ping(context.Background(), control.PingRequest{Peer: name})
+		return err == nil
+	})
 }
 
 // up saves the config and runs a userspace daemon until the test ends.
@@ -183,6 +194,7 @@ func TestUserspaceMesh(t *testing.T) {
 	a.cfg.Peers = []config.Peer{{Name: "ms1", ID: b.id, Addrs: b.cfg.ListenAddresses}}
 	a.up(t, "usa", Options{SOCKS5: socksAddr, Forwards: []string{fwdTCP + "=ms1:7", "udp:" + fwdUDP + "=ms1.mynetwork:7"}})
 
+	a.reach(t, "ms1")
 	var ast control.Status
 	deadline := time.Now().Add(15 * time.Second)
 	for {
