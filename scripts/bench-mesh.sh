@@ -4,10 +4,10 @@
 # all the others as peers, no bootstrap peers and no mDNS. Each size is a
 # fresh mesh, torn down before the next. Per size:
 #   - the time from the first start until every node's status shows all
-#     its peers connected; with BENCH_MESH_IDLE_TIMEOUT (a duration such as
-#     10m) every node's config has it as its idleTimeout, the nodes connect
-#     on demand, and this is the time until every node shows all its peers
-#     idle;
+#     its peers connected (every node's config has "idleTimeout": "never");
+#     with BENCH_MESH_IDLE_TIMEOUT (a duration such as 10m) every node's
+#     config has it as its idleTimeout, the nodes connect on demand, and
+#     this is the time until every node shows all its peers idle;
 #   - idle cost over a window of BENCH_MESH_IDLE seconds (default 60: the
 #     nodes ping each peer every 10 s and TCP keepalives go every 30 s, so
 #     a multiple of 30), which opens BENCH_MESH_SETTLE seconds (default 30;
@@ -157,7 +157,7 @@ mesh() {
     ids[i]=$(grep -o '12D3Koo[1-9A-HJ-NP-Za-km-z]*' <<<"$out")
     ips[i]=$(grep -o 'mesh addresses: [0-9.]*' <<<"$out" | cut -d' ' -f3)
   done
-  local extra='' mode=kernel
+  local extra='"idleTimeout": "never", ' mode='kernel, idleTimeout never'
   [ -z "$ondemand" ] || { extra="\"idleTimeout\": \"$ondemand\", "; mode="kernel, idleTimeout $ondemand"; }
   for i in $(seq "$n"); do
     peers=''
