@@ -154,10 +154,12 @@ func (n *Node) checkBootstrap(ctx context.Context) bool {
 
 // tryBootstrap connects to a bootstrap peer and sees whether it serves the
 // DHT. The dial is direct, as a bootstrap peer's should be, which also
-// skips the swarm's dial backoff (joinDHT paces itself, and a backoff
-// would hide the dial's real error) and waits for identify on a
-// connection that exists already, so the peer's protocols are known.
+// waits for identify on a connection that exists already, so the peer's
+// protocols are known; the swarm's dial backoff is cleared first (joinDHT
+// paces itself, and the backoff another dial to the peer left, the DHT's
+// say, would hide the dial's real error behind "dial backoff").
 func (n *Node) tryBootstrap(ctx context.Context, ai peer.AddrInfo) BootstrapState {
+	n.clearBackoff(ai.ID)
 	dctx, cancel := context.WithTimeout(network.WithForceDirectDial(ctx, "mynetwork bootstrap"), dialTimeout)
 	defer cancel()
 	if err := n.host.Connect(dctx, ai); err != nil {
