@@ -69,7 +69,7 @@ type Config struct {
 	// IdleTimeout, a duration such as "10m", makes the node connect to a
 	// peer only when it has packets for it (or the peer connects), and
 	// close the connection after this long without packets either way;
-	// absent or "never" keeps every peer connected all the time.
+	// "never" keeps every peer connected all the time. Absent: see Idle.
 	IdleTimeout string `json:"idleTimeout,omitempty"`
 	// Mesh is the membership section (see Mesh); absent means this node
 	// takes only its listed peers.
@@ -182,17 +182,34 @@ func (c *Config) ID() (peer.ID, error) {
 	return peer.IDFromPrivateKey(key)
 }
 
+// HasDHT says whether the node joins a DHT: bootstrapPeers absent (the
+// public list) or not empty.
+func (c *Config) HasDHT() bool { return c.BootstrapPeers == nil || len(*c.BootstrapPeers) > 0 }
+
 // MinIdleTimeout is the shortest idleTimeout: a connection takes a few
 // round trips to make, a ping every 10 s keeps it.
 const MinIdleTimeout = 5 * time.Second
 
-// NeverIdle is the idleTimeout that keeps every peer connected, as
-// none does.
+// NeverIdle is the idleTimeout that keeps every peer connected.
 const NeverIdle = "never"
 
+// DefaultIdleTimeout is the idle timeout of a config without one, if it
+// has a DHT.
+const DefaultIdleTimeout = 10 * time.Minute
+
 // Idle is the idle timeout, 0 for none (every peer always connected).
+// Absent, it is DefaultIdleTimeout with a DHT and none without: a node
+// that connects on demand must find a peer whose address it lacks or
+// whose address changed, and without a DHT only a connection the peer
+// makes tells it.
 func (c *Config) Idle() time.Duration {
-	if c.IdleTimeout == "" || c.IdleTimeout == NeverIdle {
+	switch c.IdleTimeout {
+	case NeverIdle:
+		return 0
+	case "":
+		if c.HasDHT() {
+			return DefaultIdleTimeout
+		}
 		return 0
 	}
 	d, _ := time.ParseDuration(c.IdleTimeout) // validated by Load

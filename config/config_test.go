@@ -314,11 +314,24 @@ func meshKey(t *testing.T) string {
 	return s
 }
 
-// TestIdle: absent and "never" are no idle timeout, a duration itself.
+// TestIdle: absent is the default idle timeout with a DHT (the public
+// list, or bootstrap peers given) and none without; "never" none; a
+// duration itself.
 func TestIdle(t *testing.T) {
-	for in, want := range map[string]time.Duration{"": 0, "never": 0, "90s": 90 * time.Second} {
-		if got := (&Config{IdleTimeout: in}).Idle(); got != want {
-			t.Errorf("idleTimeout %q: Idle() = %s, want %s", in, got, want)
+	none, some := []string{}, []string{"/ip4/192.0.2.1/tcp/4001/p2p/12D3KooWBoot"}
+	for _, tc := range []struct {
+		idle string
+		boot *[]string
+		want time.Duration
+	}{
+		{"", nil, DefaultIdleTimeout},
+		{"", &some, DefaultIdleTimeout},
+		{"", &none, 0},
+		{"never", nil, 0},
+		{"90s", &none, 90 * time.Second},
+	} {
+		if got := (&Config{IdleTimeout: tc.idle, BootstrapPeers: tc.boot}).Idle(); got != tc.want {
+			t.Errorf("idleTimeout %q, bootstrapPeers %v: Idle() = %s, want %s", tc.idle, tc.boot, got, tc.want)
 		}
 	}
 }
