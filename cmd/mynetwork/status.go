@@ -57,6 +57,9 @@ func writeStatus(out io.Writer, st control.Status) {
 	}
 	fmt.Fprintf(out, "Mesh addresses: %s, %s\n", st.IPv4, st.IPv6)
 	fmt.Fprintf(out, "Swarm peers: %d\n", st.SwarmPeers)
+	if st.IdleTimeoutSeconds > 0 {
+		fmt.Fprintf(out, "Connections: on demand, each closed after %s without packets\n", shortDuration(time.Duration(st.IdleTimeoutSeconds)*time.Second))
+	}
 	if idle > 0 {
 		fmt.Fprintf(out, "Connected VPN nodes: %d/%d, %d idle\n", connected, len(st.Peers), idle)
 	} else {
@@ -109,6 +112,18 @@ func writePeers(out io.Writer, peers []control.PeerStatus) {
 		}
 	}
 	writeIdle(out, idle)
+}
+
+// shortDuration is d as "10m" or "1h30m", not "10m0s".
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // writeIdle lists the idle peers (on demand: nothing needed them lately)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mynetwork/mynetwork/internal/buildinfo"
 	"github.com/mynetwork/mynetwork/internal/control"
@@ -56,7 +57,7 @@ Addresses:
 // own.
 func TestStatusSaysWhy(t *testing.T) {
 	st := control.Status{
-		Interface: "mynetwork", Mode: "kernel",
+		Interface: "mynetwork", Mode: "kernel", IdleTimeoutSeconds: 600,
 		Version: buildinfo.Info{Version: "v0.4.0", Commit: "d9eff1c", Go: "go1.26.8"},
 		Peers: []control.PeerStatus{
 			{Name: "pi", IPv4: "100.64.0.2", Why: "/ip4/192.0.2.1/tcp/8001: connection refused; /ip4/192.0.2.1/udp/8001/quic-v1: timed out"},
@@ -73,11 +74,21 @@ func TestStatusSaysWhy(t *testing.T) {
 		"    @pi (100.64.0.2) not connected: /ip4/192.0.2.1/tcp/8001: connection refused; /ip4/192.0.2.1/udp/8001/quic-v1: timed out\n",
 		"    @nas (100.64.0.3) not connected: failed to find * routing: not found\n",
 		"    @new (100.64.0.4) not connected: connecting (no try has failed yet)\n",
-		"Connected VPN nodes: 0/5, 2 idle\n",
+		"Connections: on demand, each closed after 10m without packets\nConnected VPN nodes: 0/5, 2 idle\n",
 		"    idle, connected when there is traffic for them:\n        @laptop @phone\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status:\n%s\nlacks:\n%s", out.String(), want)
+		}
+	}
+}
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		10 * time.Minute: "10m", time.Hour: "1h", 90 * time.Minute: "1h30m", 90 * time.Second: "1m30s", 5 * time.Second: "5s",
+	} {
+		if got := shortDuration(d); got != want {
+			t.Errorf("shortDuration(%s) = %q, want %q", d, got, want)
 		}
 	}
 }

@@ -20,11 +20,14 @@ type Status struct {
 	MTU       int    `json:"mtu"`
 	// SegmentationOffload: TCP travels in super-packets of up to 64 KiB,
 	// carried whole to peers that take them (a Linux TUN below MTU 16000).
-	SegmentationOffload bool         `json:"segmentationOffload"`
-	IPv4                string       `json:"ipv4"`
-	IPv6                string       `json:"ipv6"`
-	SwarmPeers          int          `json:"swarmPeers"`
-	Peers               []PeerStatus `json:"peers"`
+	SegmentationOffload bool   `json:"segmentationOffload"`
+	IPv4                string `json:"ipv4"`
+	IPv6                string `json:"ipv6"`
+	SwarmPeers          int    `json:"swarmPeers"`
+	// IdleTimeoutSeconds is how long a connection to a peer stays without
+	// packets on a node that connects on demand; 0: every peer connected.
+	IdleTimeoutSeconds int          `json:"idleTimeoutSeconds,omitempty"`
+	Peers              []PeerStatus `json:"peers"`
 	// Addresses are the node's listen addresses others can dial: no
 	// loopback, link-local or mesh address.
 	Addresses []string   `json:"addresses"`
