@@ -284,9 +284,10 @@ type peerStatus struct {
 }
 
 type status struct {
-	PeerID   string       `json:"peerID"`
-	Peers    []peerStatus `json:"peers"`
-	Counters struct {
+	PeerID             string       `json:"peerID"`
+	IdleTimeoutSeconds int          `json:"idleTimeoutSeconds"`
+	Peers              []peerStatus `json:"peers"`
+	Counters           struct {
 		DropDestination uint64 `json:"dropDestination"`
 	} `json:"counters"`
 }

@@ -168,6 +168,9 @@ func TestDHTOnly(t *testing.T) {
 	nsB := w.attach("b", "203.0.113.3/24")
 	r, a, b, start := natScenario(t, w, nsA, nsB, "203.0.113.2", "203.0.113.3", "quic,tcp")
 	_ = r
+	if s := a.status(t); s.IdleTimeoutSeconds != 600 {
+		t.Errorf("a node with a DHT and no idleTimeout: idleTimeoutSeconds %d, want 600 (on demand by default)", s.IdleTimeoutSeconds)
+	}
 	ping(t, nsA, b.v4, 60*time.Second)
 	t.Logf("DHT only: first ping after %s", time.Since(start).Round(time.Millisecond))
 	ping(t, nsB, a.v4, 10*time.Second)
