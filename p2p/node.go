@@ -352,7 +352,10 @@ func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
 	if !m.n.configured(ai.ID) {
 		return
 	}
-	m.n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
+	// Kept an hour, not libp2p's 2 min for such addresses: mDNS reports a
+	// peer again only once its record's TTL (3200 s) has passed, and a
+	// node that connects on demand may want the peer long after.
+	m.n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.AddressTTL)
 	m.n.connChanged(ai.ID)
 }
 
