@@ -26,10 +26,11 @@ func (d *Daemon) Status(context.Context) (control.Status, error) {
 		PeerID: d.self.String(), Interface: d.dev.Name(), Mode: d.dev.Mode(),
 		MTU: mtu, SegmentationOffload: d.virtio(),
 		IPv4: d.addrs.IPv4.String(), IPv6: d.addrs.IPv6.String(),
-		SwarmPeers: len(d.node.ConnectedPeers()), IdleTimeoutSeconds: int(d.cfg.Idle().Seconds()),
-		Counters:   engineCounters(&d.eng.Counters, &d.node.Transport().Refused),
-		Userspace:  d.userspace.Load(),
-		Version:    buildinfo.Get(),
+		SwarmPeers:         len(d.node.ConnectedPeers()),
+		IdleTimeoutSeconds: int(d.cfg.Idle().Seconds()),
+		Counters:           engineCounters(&d.eng.Counters, &d.node.Transport().Refused),
+		Userspace:          d.userspace.Load(),
+		Version:            buildinfo.Get(),
 	}
 	for _, a := range d.node.Addrs() {
 		st.Addresses = append(st.Addresses, a.String())
