@@ -58,3 +58,38 @@ func TestEnableForwarding(t *testing.T) {
 		})
 	}
 }
+
+// TestForwardingKeepsRouterAdvertisements: turning IPv6 forwarding on sets
+// each accept_ra that is 1 to 2, so interfaces keep taking router
+// advertisements, and leaves 0 alone; restore puts 1 back.
+func TestForwardingKeepsRouterAdvertisements(t *testing.T) {
+	needNetns(t)
+	lo, def := "/proc/sys/net/ipv6/conf/lo/accept_ra", "/proc/sys/net/ipv6/conf/default/accept_ra"
+	setSysctl(t, forwardingFiles[1], "0")
+	setSysctl(t, lo, "1")
+	setSysctl(t, def, "0")
+	restore, err := EnableForwarding()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := readSysctl(t, lo), readSysctl(t, def); a != "2" || b != "0" {
+		t.Errorf("with forwarding on, accept_ra is %s (lo, was 1) and %s (default, was 0); want 2 and 0", a, b)
+	}
+	if err := restore(); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := readSysctl(t, lo), readSysctl(t, def); a != "1" || b != "0" {
+		t.Errorf("restored accept_ra to %s (lo) and %s (default); want 1 and 0", a, b)
+	}
+
+	setSysctl(t, forwardingFiles[1], "1") // on already: the admin's settings stand
+	setSysctl(t, lo, "1")
+	restore, err = EnableForwarding()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := readSysctl(t, lo); a != "1" {
+		t.Errorf("IPv6 forwarding was on already, yet accept_ra changed to %s", a)
+	}
+	restore()
+}

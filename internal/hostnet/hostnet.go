@@ -17,10 +17,11 @@ import (
 // (net.ipv4.ip_forward and net.ipv6.conf.all.forwarding) and returns
 // restore, which puts back the values it found. A value that was on
 // already is left alone, and restore leaves it alone too: writing either
-// setting also resets the forwarding setting of every interface. Beware
-// that with IPv6 forwarding on, an interface whose accept_ra is 1 (not 2)
-// no longer takes router advertisements: a host that learns its IPv6
-// default route from them loses it when the route expires.
+// setting also resets the forwarding setting of every interface. When it
+// turns IPv6 forwarding on, it sets each accept_ra that is 1 to 2 first
+// (with forwarding on, 1 no longer takes router advertisements, and a host
+// that learns its IPv6 default route from them would lose it when the
+// route expires), and restore sets them back.
 func EnableForwarding() (restore func() error, err error) {
 	restore, err = enableForwarding()
 	if err != nil {
