@@ -103,6 +103,9 @@ func TestExitNode(t *testing.T) {
 	if got := strings.TrimSpace(nsB.run(t, "sysctl", "-n", "net.ipv4.ip_forward")); got != "1" {
 		t.Errorf("B offers an exit node with net.ipv4.ip_forward=%s", got)
 	}
+	if got := strings.TrimSpace(nsB.run(t, "sysctl", "-n", "net.ipv6.conf.default.accept_ra")); got != "2" {
+		t.Errorf("B turned IPv6 forwarding on, and net.ipv6.conf.default.accept_ra is %s, not 2: router advertisements would be ignored", got)
+	}
 	if s := exitState(t, b); s == nil || !s.Offer || s.Use != "" {
 		t.Errorf("B offers an exit node, status says %+v", s)
 	}
@@ -482,12 +485,13 @@ func routingState(t *testing.T, ns *netns) string {
 }
 
 // filterState is what offering an exit node may change on a host: its
-// nftables ruleset and its forwarding switches.
+// nftables ruleset, its forwarding switches and whether its interfaces
+// take router advertisements.
 func filterState(t *testing.T, ns *netns) string {
 	t.Helper()
 	return commandsOutput(t, ns,
 		[]string{"nft", "list", "ruleset"},
-		[]string{"sysctl", "-a", "-r", `forwarding$|\.ip_forward$`})
+		[]string{"sysctl", "-a", "-r", `forwarding$|\.ip_forward$|\.accept_ra$`})
 }
 
 func commandsOutput(t *testing.T, ns *netns, cmds ...[]string) string {
