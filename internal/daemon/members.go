@@ -424,7 +424,7 @@ func (d *Daemon) meshStatus() *control.MeshStatus {
 var (
 	mMembers          = metricDesc("members", "Other members with a valid certificate this node holds.")
 	mRevocations      = metricDesc("revocations", "Revocation entries this node holds.")
-	mRecordsMalformed = metricDesc("member_record_streams_malformed_total", "Member record streams reset for bytes that broke the protocol.")
+	mRecordsMalformed = metricDesc("member_record_streams_malformed_total", "Member record and digest streams reset for bytes that broke the protocol.")
 	mRecordsRefused   = metricDesc("member_records_refused_total", "Member certificates and revocations received that did not verify or were not taken.")
 	mJoinsRefused     = metricDesc("joins_refused_total", "Joins this admin node refused (unknown, used or expired invitation, taken name or address).")
 )

@@ -271,6 +271,32 @@ func inWindow(c *Certificate, now time.Time) bool {
 	return !now.Add(ClockSkew).Before(c.NotBefore) && now.Add(-ClockSkew).Before(c.NotAfter)
 }
 
+// Digest sums up what the store holds that a peer would take: the
+// certificates valid at now and the revocations, each by its SHA-256, in
+// order. Stores that hold the same records have the same digest, whatever
+// order they heard them in and whatever address hints they keep.
+func (s *Store) Digest(now time.Time) [32]byte {
+	var certs [][32]byte
+	for _, m := range s.Members(now) {
+		certs = append(certs, sha256.Sum256(m.Raw))
+	}
+	s.mu.Lock()
+	revs := make([][32]byte, 0, len(s.seen))
+	for h := range s.seen {
+		revs = append(revs, h)
+	}
+	s.mu.Unlock()
+	h := sha256.New()
+	for i, part := range [][][32]byte{certs, revs} {
+		slices.SortFunc(part, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+		fmt.Fprintf(h, "%d:%d;", i, len(part))
+		for _, x := range part {
+			h.Write(x[:])
+		}
+	}
+	return [32]byte(h.Sum(nil))
+}
+
 // Member is p's certificate, if the store holds one.
 func (s *Store) Member(p peer.ID) (Member, bool) {
 	s.mu.Lock()

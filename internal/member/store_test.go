@@ -297,3 +297,56 @@ func sameAddrs(a, b []ma.Multiaddr) bool {
 	}
 	return true
 }
+
+// TestStoreDigest: two stores that heard the same records in another
+// order, with other hints, have one digest; a certificate or a
+// revocation more, or an expired certificate, changes it.
+func TestStoreDigest(t *testing.T) {
+	key := testKey(t, 1)
+	a, b := NewStore(testTrust(t, key), ""), NewStore(testTrust(t, key), "")
+	_, amy := peerCert(t, key, 101, "amy", now.Add(-23*time.Hour), 1) // expires in an hour
+	_, bob := peerCert(t, key, 102, "bob", now.Add(-time.Hour), 1)
+	hint := []ma.Multiaddr{ma.StringCast("/ip4/192.0.2.1/tcp/4001")}
+	for _, add := range []struct {
+		s     *Store
+		raw   []byte
+		hints []ma.Multiaddr
+	}{{a, amy, nil}, {a, bob, hint}, {b, bob, nil}, {b, amy, hint}} {
+		if _, err := add.s.AddCertificate(add.raw, add.hints, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.Digest(now) != b.Digest(now) {
+		t.Fatal("stores with the same certificates have different digests")
+	}
+	later := now.Add(time.Hour + ClockSkew)
+	if a.Digest(later) == a.Digest(now) {
+		t.Error("amy's expiry did not change the digest")
+	}
+	catCert, cat := peerCert(t, key, 103, "cat", now.Add(-time.Hour), 1)
+	if _, err := b.AddCertificate(cat, nil, now); err != nil {
+		t.Fatal(err)
+	}
+	if a.Digest(now) == b.Digest(now) {
+		t.Error("a certificate more did not change the digest")
+	}
+	if _, err := a.AddCertificate(cat, nil, now); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := testRevocation(t, key, catCert.PeerID, catCert.Serial, catCert.NotBefore.Add(time.Second)).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.AddRevocation(rev); err != nil {
+		t.Fatal(err)
+	}
+	if a.Digest(now) == b.Digest(now) {
+		t.Error("a revocation more did not change the digest")
+	}
+	if _, err := a.AddRevocation(rev); err != nil {
+		t.Fatal(err)
+	}
+	if a.Digest(now) != b.Digest(now) {
+		t.Error("the same revocation on both: digests differ")
+	}
+}

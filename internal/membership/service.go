@@ -28,10 +28,12 @@ import (
 )
 
 // The protocols (docs/DESIGN.md): records pass certificates and
-// revocations on, one way per stream; join admits a node that holds an
-// invitation.
+// revocations on, one way per stream; digest asks whether a peer holds
+// the same records before passing them all on; join admits a node that
+// holds an invitation.
 const (
 	RecordsProtocol protocol.ID = "/mynetwork/members/1.0.0"
+	DigestProtocol  protocol.ID = "/mynetwork/members-digest/1.0.0"
 	JoinProtocol    protocol.ID = "/mynetwork/join/1.0.0"
 )
 
@@ -102,8 +104,9 @@ type Service struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 
-	// Malformed counts record streams reset for bad bytes, Refused the
-	// records that did not verify, JoinsRefused the joins refused.
+	// Malformed counts record and digest streams reset for bad bytes,
+	// Refused the records that did not verify, JoinsRefused the joins
+	// refused.
 	Malformed, Refused, JoinsRefused atomic.Uint64
 	refusalLog                       ratelimit.Every
 }
@@ -116,6 +119,7 @@ type push struct {
 	certs      []member.Member
 	revs       [][]byte
 	reach      bool
+	ifDiffer   bool // to: only if its digest is not this node's (Connected)
 }
 
 // New makes a service; it does nothing until Start.
@@ -137,6 +141,7 @@ func (s *Service) Start(ctx context.Context, host Host) {
 	s.host = host
 	ctx, s.cancel = context.WithCancel(ctx)
 	host.Handle(RecordsProtocol, s.handleRecords)
+	host.Handle(DigestProtocol, s.handleDigest)
 	if s.cfg.Signer != nil {
 		host.Handle(JoinProtocol, s.handleJoin)
 	}
@@ -158,13 +163,14 @@ func (s *Service) Close() {
 }
 
 // Connected passes everything this node knows to p, a peer it has just
-// connected to, if p is known. It never blocks.
+// connected to, if p is known and does not hold the same records already
+// (the digest protocol; a peer that does not speak it gets them all). It
+// never blocks.
 func (s *Service) Connected(p peer.ID) {
 	if !s.started.Load() || !s.cfg.Known(p) {
 		return
 	}
-	certs, revs := s.cfg.Store.Records()
-	s.enqueue(push{to: p, certs: certs, revs: revs})
+	s.enqueue(push{to: p, ifDiffer: true})
 }
 
 func (s *Service) enqueue(p push) {
@@ -197,6 +203,13 @@ func (s *Service) send(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case p := <-s.queue:
+			if p.ifDiffer {
+				if s.differs(ctx, p.to) {
+					p.certs, p.revs = s.cfg.Store.Records()
+				} else {
+					continue
+				}
+			}
 			to := []peer.ID{p.to}
 			if p.to == "" {
 				to = s.host.ConnectedPeers()
@@ -306,6 +319,59 @@ func (s *Service) sendTo(ctx context.Context, p peer.ID, certs []member.Member, 
 		return
 	}
 	st.Close()
+}
+
+// differs asks p whether it holds the records this node does (their
+// digests match); true unless it says so.
+func (s *Service) differs(ctx context.Context, p peer.ID) bool {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := s.host.NewStream(ctx, p, DigestProtocol)
+	if err != nil {
+		return true // a node before the digest, or none at all: sendTo says
+	}
+	defer st.Close()
+	st.SetDeadline(time.Now().Add(streamTimeout))
+	d := s.cfg.Store.Digest(s.cfg.Now())
+	var answer [1]byte
+	if _, err := st.Write(d[:]); err != nil {
+		st.Reset()
+		return true
+	}
+	if _, err := io.ReadFull(st, answer[:]); err != nil {
+		st.Reset()
+		return true
+	}
+	return answer[0] != digestSame
+}
+
+// The digest protocol's answers.
+const (
+	digestSame   = 0
+	digestDiffer = 1
+)
+
+// handleDigest answers a known peer's digest: digestSame if it is this
+// node's, digestDiffer if not. Anyone else's stream is reset; so is one
+// that breaks off.
+func (s *Service) handleDigest(st network.Stream) {
+	defer st.Close()
+	if !s.cfg.Known(st.Conn().RemotePeer()) {
+		st.Reset()
+		return
+	}
+	st.SetDeadline(time.Now().Add(streamTimeout))
+	var theirs [32]byte
+	if _, err := io.ReadFull(st, theirs[:]); err != nil {
+		s.Malformed.Add(1)
+		st.Reset()
+		return
+	}
+	answer := byte(digestDiffer)
+	if theirs == s.cfg.Store.Digest(s.cfg.Now()) {
+		answer = digestSame
+	}
+	st.Write([]byte{answer})
 }
 
 // withHints gives each member the addresses this node knows for it now

@@ -287,3 +287,32 @@ func TestSyncAtStart(t *testing.T) {
 		t.Error("B still holds c")
 	}
 }
+
+// TestConnectedSkipsWhatThePeerHolds: on a new connection a node passes
+// its records only to a peer whose digest differs: a peer that holds the
+// same gets none, one that lacks a certificate gets them.
+func TestConnectedSkipsWhatThePeerHolds(t *testing.T) {
+	key, hA, hB, storeA, storeB, _ := threeMembers(t)
+	a, _ := startService(t, hA, Config{Store: storeA, Known: knows(hB.ID())}, nil)
+	var changedB atomic.Int32
+	b, _ := startService(t, hB, Config{Store: storeB, Known: knows(hA.ID())}, &changedB)
+	var digests, recordStreams atomic.Int32
+	hB.SetStreamHandler(DigestProtocol, func(st network.Stream) { digests.Add(1); b.handleDigest(st) })
+	hB.SetStreamHandler(RecordsProtocol, func(st network.Stream) { recordStreams.Add(1); b.handleRecords(st) })
+	connect(t, hA, hB)
+
+	a.Connected(hB.ID())
+	p2ptest.Eventually(t, "A's digest at B", func() bool { return digests.Load() == 1 })
+	time.Sleep(200 * time.Millisecond)
+	if n := recordStreams.Load(); n != 0 {
+		t.Fatalf("B holds A's records, yet A sent them on %d streams", n)
+	}
+
+	_, idD := p2ptest.NewKey(t)
+	issue(t, key, idD, "d", time.Now(), nil, storeA)
+	a.Connected(hB.ID())
+	p2ptest.Eventually(t, "B to take A's records", func() bool { return changedB.Load() == 1 })
+	if _, ok := storeB.Member(idD); !ok || recordStreams.Load() != 1 {
+		t.Errorf("B lacked d: it took it %v, on %d record streams (want 1)", ok, recordStreams.Load())
+	}
+}
