@@ -61,6 +61,9 @@ func (d *Daemon) newMembers() error {
 	if d.cfg.Idle() > 0 {
 		cfg.SyncEvery = memberSync // it may talk to no member for days
 	}
+	// With a DHT a member is found by its ID; without one, by the address
+	// hints each connection's records carry.
+	cfg.SkipInStep = d.cfg.HasDHT()
 	if m.SigningKey != "" {
 		if cfg.Signer, err = loadSigningKey(m.SigningKeyPath(d.opts.ConfigPath), trust); err != nil {
 			return err

@@ -88,8 +88,14 @@ type Config struct {
 	// came while it was away reaches it even if it talks to no one else.
 	// 0: never (a node connected to every peer has no need).
 	SyncEvery time.Duration
-	Log       *slog.Logger
-	Now       func() time.Time // nil: time.Now
+	// SkipInStep: on a new connection, pass the records to a peer only
+	// when its digest differs (see Connected). Set on a node with a DHT,
+	// which finds members by ID: without one, the address hints that
+	// every connection passes on are how members learn where the others
+	// are.
+	SkipInStep bool
+	Log        *slog.Logger
+	Now        func() time.Time // nil: time.Now
 }
 
 // Service is a node's membership protocols. Create it with New, then
@@ -163,14 +169,19 @@ func (s *Service) Close() {
 }
 
 // Connected passes everything this node knows to p, a peer it has just
-// connected to, if p is known and does not hold the same records already
-// (the digest protocol; a peer that does not speak it gets them all). It
-// never blocks.
+// connected to, if p is known; with SkipInStep, only if p does not hold
+// the same records already (the digest protocol; a peer that does not
+// speak it gets them all). It never blocks.
 func (s *Service) Connected(p peer.ID) {
 	if !s.started.Load() || !s.cfg.Known(p) {
 		return
 	}
-	s.enqueue(push{to: p, ifDiffer: true})
+	if s.cfg.SkipInStep {
+		s.enqueue(push{to: p, ifDiffer: true})
+		return
+	}
+	certs, revs := s.cfg.Store.Records()
+	s.enqueue(push{to: p, certs: certs, revs: revs})
 }
 
 func (s *Service) enqueue(p push) {

@@ -288,12 +288,13 @@ func TestSyncAtStart(t *testing.T) {
 	}
 }
 
-// TestConnectedSkipsWhatThePeerHolds: on a new connection a node passes
-// its records only to a peer whose digest differs: a peer that holds the
-// same gets none, one that lacks a certificate gets them.
+// TestConnectedSkipsWhatThePeerHolds: with SkipInStep, on a new
+// connection a node passes its records only to a peer whose digest
+// differs: a peer that holds the same gets none, one that lacks a
+// certificate gets them.
 func TestConnectedSkipsWhatThePeerHolds(t *testing.T) {
 	key, hA, hB, storeA, storeB, _ := threeMembers(t)
-	a, _ := startService(t, hA, Config{Store: storeA, Known: knows(hB.ID())}, nil)
+	a, _ := startService(t, hA, Config{Store: storeA, Known: knows(hB.ID()), SkipInStep: true}, nil)
 	var changedB atomic.Int32
 	b, _ := startService(t, hB, Config{Store: storeB, Known: knows(hA.ID())}, &changedB)
 	var digests, recordStreams atomic.Int32
