@@ -12,11 +12,10 @@ import (
 )
 
 // On demand (Options.IdleTimeout): a connector dials its peer only while
-// the peer is wanted, that is, packets for it waited for a connection
-// within the idle timeout; it keeps a connection, whoever made it, while
-// packets pass either way, and closes it after the idle timeout without
-// any. An idle peer costs no connection, no pings, no address exchange and
-// no lookups.
+// the peer is wanted (see wanted); it keeps a connection, whoever made it,
+// while packets pass either way, and closes it after the idle timeout
+// without any. An idle peer costs no connection, no pings, no address
+// exchange and no lookups.
 
 // idleWait is how long an idle connector sleeps: it is woken by demand or
 // by a connection the peer makes.
@@ -29,7 +28,7 @@ const whyIdle = "idle: connects when there is traffic for it"
 // demandFunc is the transport's Config.Demand: nil unless the node
 // connects on demand.
 func (n *Node) demandFunc() func(peer.ID) {
-	if n.idleTimeout == 0 {
+	if !n.onDemand() {
 		return nil
 	}
 	return n.demand

@@ -174,21 +174,7 @@ func TestUserspaceSubnetRouter(t *testing.T) {
 // so nothing leaves the machine; dialed lists what was asked.
 func greeter(t *testing.T, greeting string) (dial func(ctx context.Context, network, address string) (net.Conn, error), dialed func() []string) {
 	t.Helper()
-	srv, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	go func() {
-		for {
-			c, err := srv.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "%s\n", greeting)
-			c.Close()
-		}
-	}()
+	srv := serveTCP(t, func(c net.Conn) { fmt.Fprintf(c, "%s\n", greeting) })
 	var mu sync.Mutex
 	var asked []string
 	dial = func(ctx context.Context, network, address string) (net.Conn, error) {
@@ -196,7 +182,7 @@ func greeter(t *testing.T, greeting string) (dial func(ctx context.Context, netw
 		asked = append(asked, network+" "+address)
 		mu.Unlock()
 		var d net.Dialer
-		return d.DialContext(ctx, "tcp", srv.Addr().String())
+		return d.DialContext(ctx, "tcp", srv)
 	}
 	return dial, func() []string {
 		mu.Lock()

@@ -118,29 +118,33 @@ func (n *testNode) up(t *testing.T, name string, opts Options) {
 	}
 }
 
+// serveTCP runs handle for each connection to a loopback listener until
+// the test ends, and returns the listener's address.
+func serveTCP(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); handle(c) }()
+		}
+	}()
+	return ln.Addr().String()
+}
+
 // services on B's loopback: a TCP echo, a UDP echo and a TCP hasher that
 // answers with the SHA-256 of everything it read.
 func services(t *testing.T) (tcpEcho, udpEcho, hasher string) {
 	t.Helper()
-	serve := func(handle func(net.Conn)) string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() { defer c.Close(); handle(c) }()
-			}
-		}()
-		return ln.Addr().String()
-	}
-	tcpEcho = serve(func(c net.Conn) { io.Copy(c, c) })
-	hasher = serve(func(c net.Conn) {
+	tcpEcho = serveTCP(t, func(c net.Conn) { io.Copy(c, c) })
+	hasher = serveTCP(t, func(c net.Conn) {
 		h := sha256.New()
 		io.Copy(h, c)
 		io.WriteString(c, hex.EncodeToString(h.Sum(nil)))

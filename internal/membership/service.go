@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -245,30 +246,34 @@ func (s *Service) send(ctx context.Context) {
 // otherwise stay welcome at a member that talks to no one else).
 func (s *Service) reachMembers(ctx context.Context, done []peer.ID, except peer.ID, certs []member.Member, revs [][]byte) {
 	defer s.wg.Done()
-	skip := map[peer.ID]bool{s.host.ID(): true, except: true}
-	for _, id := range done {
-		skip[id] = true
-	}
 	sem := make(chan struct{}, maxReaching)
 	var wg sync.WaitGroup
-	for _, m := range s.cfg.Store.Members(s.cfg.Now()) {
-		if id := m.Cert.PeerID; !skip[id] && s.cfg.Known(id) {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				wg.Wait()
-				return
+	defer wg.Wait()
+	for _, id := range s.membersBut(append(slices.Clip(done), except)) {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if s.host.Reach(ctx, id) {
+				s.sendTo(ctx, id, certs, revs)
 			}
-			wg.Add(1)
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				if s.host.Reach(ctx, id) {
-					s.sendTo(ctx, id, certs, revs)
-				}
-			}()
+		}()
+	}
+}
+
+// membersBut are the known members valid now, this node and skip left out.
+func (s *Service) membersBut(skip []peer.ID) []peer.ID {
+	var ids []peer.ID
+	for _, m := range s.cfg.Store.Members(s.cfg.Now()) {
+		if id := m.Cert.PeerID; id != s.host.ID() && !slices.Contains(skip, id) && s.cfg.Known(id) {
+			ids = append(ids, id)
 		}
 	}
-	wg.Wait()
+	return ids
 }
 
 // maxReaching bounds the members reachMembers connects to at once.
@@ -294,16 +299,7 @@ func (s *Service) syncLoop(ctx context.Context) {
 // syncOnce tries up to syncTries members, in random order, that this node
 // has no connection to, until one is reached.
 func (s *Service) syncOnce(ctx context.Context) {
-	connected := map[peer.ID]bool{s.host.ID(): true}
-	for _, id := range s.host.ConnectedPeers() {
-		connected[id] = true
-	}
-	var ids []peer.ID
-	for _, m := range s.cfg.Store.Members(s.cfg.Now()) {
-		if id := m.Cert.PeerID; !connected[id] && s.cfg.Known(id) {
-			ids = append(ids, id)
-		}
-	}
+	ids := s.membersBut(s.host.ConnectedPeers())
 	rand.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
 	for _, id := range ids[:min(len(ids), syncTries)] {
 		if s.host.Reach(ctx, id) {

@@ -110,10 +110,12 @@ func (t *Transport) sendLoop(ps *peerSender) {
 // awaitLink asks for a connection to the peer when there is none and the
 // transport has Config.Demand, and waits up to DemandWait for one: the
 // first packets to an idle peer go once it is connected, instead of being
-// dropped. It reports whether a connection came.
+// dropped. It reports whether a connection came. A sender with an open
+// stream or datagram path has a connection: it looks no further, so a busy
+// peer's batches cost no look at the swarm (a lock and a slice each).
 func (sn *sender) awaitLink() bool {
 	t, p := sn.t, sn.ps.id
-	if t.demand == nil || t.conn(p) != nil {
+	if t.demand == nil || sn.s != nil || sn.dg != nil || t.conn(p) != nil {
 		return false
 	}
 	t.demand(p)
